@@ -1,0 +1,38 @@
+#include "core/error.h"
+
+namespace ferry {
+
+std::string_view ReasonName(Reason reason) {
+  switch (reason) {
+    case Reason::kArgumentInvalid: return "ArgumentInvalid";
+    case Reason::kArgumentNull: return "ArgumentNull";
+    case Reason::kIotHubUnauthorizedAccess: return "IotHubUnauthorizedAccess";
+    case Reason::kDeviceNotFound: return "DeviceNotFound";
+    case Reason::kDeviceAlreadyExists: return "DeviceAlreadyExists";
+    case Reason::kPreconditionFailed: return "PreconditionFailed";
+    case Reason::kThrottlingException: return "ThrottlingException";
+    case Reason::kServerError: return "ServerError";
+    case Reason::kServiceUnavailable: return "ServiceUnavailable";
+  }
+  return "ServerError";
+}
+
+int IotHubCode(Reason reason) {
+  switch (reason) {
+    case Reason::kArgumentInvalid: return 400004;
+    case Reason::kArgumentNull: return 400005;
+    case Reason::kIotHubUnauthorizedAccess: return 401002;
+    case Reason::kDeviceNotFound: return 404001;
+    case Reason::kDeviceAlreadyExists: return 409001;
+    case Reason::kPreconditionFailed: return 412001;
+    case Reason::kThrottlingException: return 429001;
+    case Reason::kServerError: return 500001;
+    case Reason::kServiceUnavailable: return 503001;
+  }
+  return 500001;
+}
+
+Error::Error(Reason reason, std::string message)
+    : std::runtime_error(std::move(message)), reason_(reason) {}
+
+}  // namespace ferry

@@ -1,0 +1,275 @@
+#include "core/pg/migrator.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+#include <openssl/sha.h>
+#include <pqxx/connection>
+#include <pqxx/except>
+#include <pqxx/pqxx>
+#include <pqxx/transaction>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace ferry::pg {
+namespace {
+
+// pg_advisory_lock key: "ferry.mg" as a big-endian 64-bit integer.
+constexpr long long kMigrationLockKey = 0x66657272792e6d67LL;
+constexpr std::string_view kNoTransactionMarker = "-- ferry:no-transaction";
+
+std::string Sha256Hex(std::string_view text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  std::string hex;
+  hex.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
+  return hex;
+}
+
+bool HasMarkerLine(std::string_view text) {
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line == kNoTransactionMarker) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+bool OnlyCommentsOrSpace(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (std::isspace(static_cast<unsigned char>(s[i]))) {
+      ++i;
+    } else if (s.substr(i, 2) == "--") {
+      i = s.find('\n', i);
+      if (i == std::string_view::npos) return true;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+void EnsureTable(pqxx::connection& conn) {
+  pqxx::nontransaction tx(conn);
+  tx.exec0(
+      "CREATE TABLE IF NOT EXISTS ferry_schema_migrations ("
+      " version integer PRIMARY KEY,"
+      " name text NOT NULL,"
+      " checksum text NOT NULL,"
+      " applied_at timestamptz NOT NULL DEFAULT now())");
+}
+
+std::map<int, std::pair<std::string, std::string>> ReadApplied(pqxx::connection& conn) {
+  std::map<int, std::pair<std::string, std::string>> applied;
+  pqxx::nontransaction tx(conn);
+  const pqxx::result exists = tx.exec("SELECT to_regclass('ferry_schema_migrations') IS NOT NULL");
+  if (!exists[0][0].as<bool>()) return applied;
+  for (const auto& row : tx.exec("SELECT version, name, checksum FROM ferry_schema_migrations")) {
+    applied[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
+  }
+  return applied;
+}
+
+}  // namespace
+
+Migration ParseMigration(std::string_view file_name, std::string_view text) {
+  const auto underscore = file_name.find('_');
+  const bool sql = file_name.size() > 4 && file_name.substr(file_name.size() - 4) == ".sql";
+  int version = 0;
+  const auto [ptr, ec] = std::from_chars(file_name.data(),
+                                         file_name.data() + std::min(underscore, file_name.size()),
+                                         version);
+  if (underscore == std::string_view::npos || !sql || ec != std::errc() ||
+      ptr != file_name.data() + underscore || version <= 0) {
+    throw std::invalid_argument("migration file '" + std::string(file_name) +
+                                "' is not named NNNN_name.sql");
+  }
+  Migration m;
+  m.version = version;
+  m.name = std::string(file_name);
+  m.sql = std::string(text);
+  m.transactional = !HasMarkerLine(text);
+  m.checksum = Sha256Hex(text);
+  return m;
+}
+
+std::vector<Migration> ParseMigrations(
+    const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<Migration> out;
+  for (const auto& [name, text] : files) out.push_back(ParseMigration(name, text));
+  std::sort(out.begin(), out.end(),
+            [](const Migration& a, const Migration& b) { return a.version < b.version; });
+  for (std::size_t i = 1; i < out.size(); ++i) {
+    if (out[i].version == out[i - 1].version) {
+      throw std::invalid_argument("migrations '" + out[i - 1].name + "' and '" + out[i].name +
+                                  "' share version " + std::to_string(out[i].version));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SplitStatements(std::string_view sql) {
+  std::vector<std::string> out;
+  std::string current;
+  std::string dollar_tag;  // non-empty while inside $tag$ ... $tag$
+  bool in_single = false;
+  bool in_line_comment = false;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    current += c;
+    if (in_line_comment) {
+      if (c == '\n') in_line_comment = false;
+      continue;
+    }
+    if (!dollar_tag.empty()) {
+      if (c == '$' && sql.substr(i, dollar_tag.size()) == dollar_tag) {
+        current += sql.substr(i + 1, dollar_tag.size() - 1);
+        i += dollar_tag.size() - 1;
+        dollar_tag.clear();
+      }
+      continue;
+    }
+    if (in_single) {
+      if (c == '\'') in_single = false;
+      continue;
+    }
+    if (c == '\'') {
+      in_single = true;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      in_line_comment = true;
+    } else if (c == '$') {
+      const auto close = sql.find('$', i + 1);
+      if (close != std::string_view::npos) {
+        const std::string_view tag = sql.substr(i, close - i + 1);
+        const bool valid = std::all_of(tag.begin() + 1, tag.end() - 1, [](char t) {
+          return std::isalnum(static_cast<unsigned char>(t)) || t == '_';
+        });
+        if (valid) {
+          dollar_tag = std::string(tag);
+          current += sql.substr(i + 1, tag.size() - 1);
+          i = close;
+        }
+      }
+    } else if (c == ';') {
+      std::size_t j = i + 1;
+      while (j < sql.size() && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\r')) ++j;
+      if (j == sql.size() || sql[j] == '\n') {
+        if (!OnlyCommentsOrSpace(current)) out.push_back(current);
+        current.clear();
+      }
+    }
+  }
+  if (!OnlyCommentsOrSpace(current)) out.push_back(current);
+  return out;
+}
+
+Migrator::Migrator(std::vector<Migration> migrations) : migrations_(std::move(migrations)) {}
+
+SchemaStatus Migrator::Status(pqxx::connection& conn) const {
+  const auto applied = ReadApplied(conn);
+  SchemaStatus status;
+  for (const Migration& m : migrations_) {
+    const auto it = applied.find(m.version);
+    if (it == applied.end()) {
+      status.pending.push_back(m.name);
+    } else if (it->second.second != m.checksum) {
+      status.changed.push_back(m.name);
+    }
+  }
+  for (const auto& [version, record] : applied) {
+    const bool known = std::any_of(migrations_.begin(), migrations_.end(),
+                                   [&](const Migration& m) { return m.version == version; });
+    if (!known) status.unknown_versions.push_back(version);
+  }
+  return status;
+}
+
+std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
+  static const auto logger = log::Get("migrate");
+  // Poll rather than block in pg_advisory_lock: a session blocked there
+  // holds a snapshot, which CREATE INDEX CONCURRENTLY in the lock holder's
+  // migration would wait for, and the two would deadlock.
+  for (int attempt = 0;; ++attempt) {
+    pqxx::nontransaction tx(conn);
+    if (tx.exec_params("SELECT pg_try_advisory_lock($1)", kMigrationLockKey)[0][0].as<bool>()) break;
+    if (attempt % 50 == 0) logger->info("waiting for another replica's migrations to finish");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  struct Unlock {
+    pqxx::connection& conn;
+    ~Unlock() {
+      try {
+        pqxx::nontransaction tx(conn);
+        tx.exec_params("SELECT pg_advisory_unlock($1)", kMigrationLockKey);
+      } catch (const std::exception&) {
+        // The lock goes with the session when the connection closes.
+      }
+    }
+  } unlock{conn};
+
+  EnsureTable(conn);
+  const auto applied = ReadApplied(conn);
+  for (const Migration& m : migrations_) {
+    const auto it = applied.find(m.version);
+    if (it != applied.end() && it->second.second != m.checksum) {
+      throw Error(Reason::kServerError,
+                  fmt::format("migration {} was changed after it was applied (applied checksum {}, "
+                              "file checksum {}); restore the file and put the change in a new "
+                              "migration",
+                              m.name, it->second.second, m.checksum));
+    }
+  }
+  for (const auto& [version, record] : applied) {
+    const bool known = std::any_of(migrations_.begin(), migrations_.end(),
+                                   [&](const Migration& m) { return m.version == version; });
+    if (!known) {
+      logger->warn("database has a migration this build does not know version={} name=\"{}\"",
+                   version, record.first);
+    }
+  }
+
+  std::vector<std::string> done;
+  for (const Migration& m : migrations_) {
+    if (applied.count(m.version) != 0) continue;
+    try {
+      if (m.transactional) {
+        pqxx::work tx(conn);
+        tx.exec(m.sql);
+        tx.exec_params("INSERT INTO ferry_schema_migrations (version, name, checksum) "
+                       "VALUES ($1, $2, $3)",
+                       m.version, m.name, m.checksum);
+        tx.commit();
+      } else {
+        for (const std::string& statement : SplitStatements(m.sql)) {
+          pqxx::nontransaction tx(conn);
+          tx.exec(statement);
+        }
+        pqxx::work tx(conn);
+        tx.exec_params("INSERT INTO ferry_schema_migrations (version, name, checksum) "
+                       "VALUES ($1, $2, $3)",
+                       m.version, m.name, m.checksum);
+        tx.commit();
+      }
+    } catch (const pqxx::sql_error& e) {
+      throw Error(Reason::kServerError,
+                  fmt::format("migration {} failed and was rolled back: {}", m.name, e.what()));
+    }
+    logger->info("migration applied version={} name=\"{}\" transactional={}", m.version, m.name,
+                 m.transactional);
+    done.push_back(m.name);
+  }
+  return done;
+}
+
+}  // namespace ferry::pg

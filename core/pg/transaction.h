@@ -1,0 +1,52 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+
+#include <pqxx/transaction>
+
+#include "core/pg/pool.h"
+
+namespace ferry::pg {
+
+enum class Isolation { kReadCommitted, kRepeatableRead, kSerializable };
+
+struct TxOptions {
+  Isolation isolation = Isolation::kReadCommitted;
+  // Attempts in all, for serialization failures, deadlocks and lost
+  // connections (before commit). Backoff doubles from base_backoff, with
+  // jitter, up to max_backoff.
+  int max_attempts = 5;
+  std::chrono::milliseconds base_backoff{20};
+  std::chrono::milliseconds max_backoff{1000};
+};
+
+// Runs `body` in a transaction on a pooled connection and commits it.
+// Retries the whole body on serialization failures, deadlocks and broken
+// connections; the body must therefore have no effects outside the
+// transaction. A connection that broke, whose COPY failed half-way, or that
+// saw any error other than a server-reported SQL error or a ferry::Error is
+// closed rather than returned to the pool.
+// Throws: ferry::Error from the body as is; pqxx::sql_error from the body as
+// is (the caller's store maps what it expects); ferry::Error
+// (kServiceUnavailable) when attempts run out or a commit's outcome is
+// unknown.
+void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
+                    const TxOptions& options = {});
+
+template <typename Fn>
+auto WithTransaction(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
+  using Result = std::invoke_result_t<Fn&, pqxx::dbtransaction&>;
+  if constexpr (std::is_void_v<Result>) {
+    RunTransaction(pool, fn, options);
+  } else {
+    std::optional<Result> result;
+    RunTransaction(pool, [&](pqxx::dbtransaction& tx) { result.emplace(fn(tx)); }, options);
+    return std::move(*result);
+  }
+}
+
+}  // namespace ferry::pg

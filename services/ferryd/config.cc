@@ -1,0 +1,110 @@
+#include "services/ferryd/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace ferry {
+namespace {
+
+std::string ReadSecretFile(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read " + what + " from file '" + path + "'");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string value = buf.str();
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  return value;
+}
+
+// --name / FERRY_NAME, and --name-file / FERRY_NAME_FILE.
+void AddSecret(CLI::App& app, const std::string& flag, const std::string& env,
+               std::string& target, const std::string& help) {
+  app.add_option("--" + flag, target, help)->envname(env);
+  app.add_option_function<std::string>(
+         "--" + flag + "-file",
+         [&target, flag](const std::string& path) {
+           if (target.empty()) target = ReadSecretFile(path, "--" + flag);
+         },
+         "File holding the value of --" + flag)
+      ->envname(env + "_FILE");
+}
+
+void Range(int value, int lo, int hi, const std::string& flag, const std::string& env) {
+  if (value < lo || value > hi) {
+    throw std::invalid_argument(flag + " (" + env + ") must be " + std::to_string(lo) + " to " +
+                                std::to_string(hi) + ", got " + std::to_string(value));
+  }
+}
+
+}  // namespace
+
+void AddCommonOptions(CLI::App& app, FerrydConfig& c) {
+  AddSecret(app, "postgres-url", "FERRY_POSTGRES_URL", c.postgres_url,
+            "PostgreSQL connection URL (libpq syntax; sslmode etc. pass through)");
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("FERRY_LOG_LEVEL")
+      ->capture_default_str();
+  app.add_option("--log-format", c.log_format, "json (one object per line) or text")
+      ->envname("FERRY_LOG_FORMAT")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->capture_default_str();
+}
+
+void AddServeOptions(CLI::App& s, FerrydConfig& c) {
+  s.add_option("--roles", c.roles, "Comma-separated roles to run (this build: api)")
+      ->envname("FERRY_ROLES")
+      ->capture_default_str();
+  s.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port")
+      ->envname("FERRY_GRPC_LISTEN")
+      ->capture_default_str();
+  s.add_option("--metrics-listen", c.metrics_listen, "Prometheus /metrics listen address")
+      ->envname("FERRY_METRICS_LISTEN")
+      ->capture_default_str();
+  s.add_option("--grpc-reflection", c.grpc_reflection, "Serve gRPC server reflection")
+      ->envname("FERRY_GRPC_REFLECTION")
+      ->capture_default_str();
+  s.add_flag("--migrate", c.migrate_on_start, "Apply migrations before serving")
+      ->envname("FERRY_MIGRATE");
+  s.add_option("--pg-pool-size", c.pg_pool_size, "PostgreSQL connections in the pool")
+      ->envname("FERRY_PG_POOL_SIZE")
+      ->capture_default_str();
+  s.add_option("--rpc-workers", c.rpc_workers, "Threads that run RPC handlers")
+      ->envname("FERRY_RPC_WORKERS")
+      ->capture_default_str();
+  s.add_option("--shutdown-grace-ms", c.shutdown_grace_ms,
+               "On SIGTERM, how long in-flight calls may take before they are cancelled")
+      ->envname("FERRY_SHUTDOWN_GRACE_MS")
+      ->capture_default_str();
+  s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
+               "How often readiness (database reachable and migrated) is checked")
+      ->envname("FERRY_READINESS_INTERVAL_MS")
+      ->capture_default_str();
+}
+
+void FinishConfig(FerrydConfig& c, bool serving) {
+  if (c.postgres_url.empty()) {
+    throw std::invalid_argument(
+        "--postgres-url (FERRY_POSTGRES_URL or FERRY_POSTGRES_URL_FILE) is required");
+  }
+  if (!serving) return;
+  Range(c.pg_pool_size, 1, 512, "--pg-pool-size", "FERRY_PG_POOL_SIZE");
+  Range(c.rpc_workers, 1, 512, "--rpc-workers", "FERRY_RPC_WORKERS");
+  Range(c.shutdown_grace_ms, 0, 600000, "--shutdown-grace-ms", "FERRY_SHUTDOWN_GRACE_MS");
+  Range(c.readiness_interval_ms, 50, 60000, "--readiness-interval-ms",
+        "FERRY_READINESS_INTERVAL_MS");
+  c.role_set.clear();
+  std::stringstream in(c.roles);
+  for (std::string role; std::getline(in, role, ',');) {
+    if (role.empty()) continue;
+    if (KnownRoles().count(role) == 0) {
+      throw std::invalid_argument("--roles (FERRY_ROLES): unknown role '" + role +
+                                  "'; this build has: api");
+    }
+    c.role_set.insert(role);
+  }
+  if (c.role_set.empty()) throw std::invalid_argument("--roles (FERRY_ROLES) names no role");
+}
+
+}  // namespace ferry

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <chrono>
+#include <set>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace ferry {
+
+// Every flag has an environment twin (FERRY_*); secrets also take a *_FILE
+// twin whose file holds the value (trailing newline ignored).
+struct FerrydConfig {
+  std::string postgres_url;
+  std::string log_level = "info";
+  std::string log_format = "json";
+
+  // serve
+  std::string roles = "api";
+  std::string grpc_listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";
+  bool grpc_reflection = true;
+  bool migrate_on_start = false;
+  int pg_pool_size = 8;
+  int rpc_workers = 8;
+  int shutdown_grace_ms = 10000;
+  int readiness_interval_ms = 1000;
+
+  std::set<std::string> role_set;  // parsed from roles
+};
+
+// The roles this build has. Later roles (d2c, sweeper) join as they land.
+inline const std::set<std::string>& KnownRoles() {
+  static const std::set<std::string> roles = {"api"};
+  return roles;
+}
+
+// Adds the shared options to `app` and serve's to `serve`.
+void AddCommonOptions(CLI::App& app, FerrydConfig& config);
+void AddServeOptions(CLI::App& serve, FerrydConfig& config);
+
+// After parsing: reads *_FILE secrets, checks ranges and roles. Throws
+// std::invalid_argument with a message naming the flag and its env twin.
+void FinishConfig(FerrydConfig& config, bool serving);
+
+}  // namespace ferry

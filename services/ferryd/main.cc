@@ -1,0 +1,3 @@
+#include "services/ferryd/app.h"
+
+int main(int argc, char** argv) { return ferry::FerrydMain(argc, argv); }

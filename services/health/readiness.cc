@@ -1,0 +1,86 @@
+#include "services/health/readiness.h"
+
+#include <optional>
+
+#include <fmt/format.h>
+#include <prometheus/gauge.h>
+
+#include "core/log.h"
+
+namespace ferry::health {
+
+ReadinessMonitor::ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
+                                   std::function<void(bool)> on_change,
+                                   std::chrono::milliseconds interval,
+                                   prometheus::Registry& registry)
+    : pool_(pool),
+      migrator_(migrator),
+      on_change_(std::move(on_change)),
+      interval_(interval),
+      gauge_(prometheus::BuildGauge()
+                 .Name("ferry_ready")
+                 .Help("1 while this replica is ready to serve (database reachable and migrated).")
+                 .Register(registry)
+                 .Add({})) {}
+
+ReadinessMonitor::~ReadinessMonitor() { Stop(); }
+
+void ReadinessMonitor::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void ReadinessMonitor::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string ReadinessMonitor::Check() {
+  // Two tries: the first may meet an idle connection that died with a
+  // database restart; it is discarded and the second opens a fresh one.
+  std::string why;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::optional<pg::Lease> lease;
+    try {
+      lease.emplace(pool_.Acquire());
+      const pg::SchemaStatus status = migrator_.Status(**lease);
+      if (status.ready()) return "";
+      if (!status.changed.empty()) {
+        return fmt::format("applied migrations changed: {}", fmt::join(status.changed, ", "));
+      }
+      return fmt::format("migrations pending: {}", fmt::join(status.pending, ", "));
+    } catch (const std::exception& e) {
+      if (lease) lease->Discard();
+      why = fmt::format("database unreachable: {}", e.what());
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+    }
+  }
+  return why;
+}
+
+void ReadinessMonitor::Loop() {
+  static const auto logger = log::Get("health");
+  std::optional<bool> last;
+  std::string last_why;
+  for (;;) {
+    const std::string why = Check();
+    const bool ready = why.empty();
+    ready_.store(ready);
+    gauge_.Set(ready ? 1 : 0);
+    if (!last || *last != ready || (!ready && why != last_why)) {
+      if (ready) {
+        logger->info("readiness SERVING");
+      } else {
+        logger->warn("readiness NOT_SERVING reason=\"{}\"", why);
+      }
+      if (!last || *last != ready) on_change_(ready);
+      last = ready;
+      last_why = why;
+    }
+    std::unique_lock lock(mutex_);
+    if (wake_.wait_for(lock, interval_, [this] { return stopping_; })) return;
+  }
+}
+
+}  // namespace ferry::health

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "services/registry/device.h"
+
+namespace ferry::pg {
+class Pool;
+}
+
+namespace ferry::registry {
+
+struct NewDevice {
+  std::string id;
+  DeviceStatus status = DeviceStatus::kEnabled;
+  std::string status_reason;
+  std::string primary_key;
+  std::string secondary_key;
+  std::string generation_id;
+  std::string etag;
+};
+
+struct DeviceUpdate {
+  std::string id;
+  std::string if_match;  // RFC 7232; empty or "*" is unconditional
+  DeviceStatus status = DeviceStatus::kEnabled;
+  std::string status_reason;
+  std::optional<std::string> primary_key;  // nullopt keeps the stored key
+  std::optional<std::string> secondary_key;
+  std::string new_etag;
+};
+
+// The registry's PostgreSQL adapter (table `devices`). Inputs are validated
+// by the caller; the store enforces existence and etags atomically. Throws
+// ferry::Error: kDeviceAlreadyExists, kDeviceNotFound, kPreconditionFailed,
+// kServiceUnavailable. Thread-safe.
+class DeviceStore final {
+ public:
+  explicit DeviceStore(pg::Pool& pool) : pool_(pool) {}
+
+  Device Create(const NewDevice& device, TimePoint now);
+  Device Get(std::string_view id);
+  Device Update(const DeviceUpdate& update, TimePoint now);
+  void Delete(std::string_view id, std::string_view if_match);
+  // Devices with id > after (byte order), at most `limit`.
+  std::vector<Device> List(std::string_view after, int limit);
+
+ private:
+  pg::Pool& pool_;
+};
+
+}  // namespace ferry::registry

@@ -1,0 +1,32 @@
+#include "services/rpc/method_rules.h"
+
+#include <array>
+
+namespace ferry::rpc {
+namespace {
+
+using auth::Permission;
+
+constexpr std::array kRules = {
+    MethodRule{"ferry.v1.Registry", "CreateDevice", Permission::kRegistryWrite},
+    MethodRule{"ferry.v1.Registry", "GetDevice", Permission::kRegistryRead},
+    MethodRule{"ferry.v1.Registry", "UpdateDevice", Permission::kRegistryWrite},
+    MethodRule{"ferry.v1.Registry", "DeleteDevice", Permission::kRegistryWrite},
+    MethodRule{"ferry.v1.Registry", "ListDevices", Permission::kRegistryRead},
+    // gRPC's built-in health service: no token, by design (probes).
+    MethodRule{"grpc.health.v1.Health", "Check", Permission::kNone},
+    MethodRule{"grpc.health.v1.Health", "Watch", Permission::kNone},
+};
+
+}  // namespace
+
+std::span<const MethodRule> MethodRules() { return kRules; }
+
+const MethodRule* FindMethodRule(std::string_view service, std::string_view method) {
+  for (const MethodRule& rule : kRules) {
+    if (rule.service == service && rule.method == method) return &rule;
+  }
+  return nullptr;
+}
+
+}  // namespace ferry::rpc

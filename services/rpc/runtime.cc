@@ -1,0 +1,123 @@
+#include "services/rpc/runtime.h"
+
+#include <chrono>
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "services/rpc/status.h"
+
+namespace ferry::rpc {
+
+struct RpcMetrics {
+  explicit RpcMetrics(prometheus::Registry& registry)
+      : requests(prometheus::BuildCounter()
+                     .Name("ferry_grpc_requests_total")
+                     .Help("gRPC calls handled, by service, method and status code.")
+                     .Register(registry)),
+        duration(prometheus::BuildHistogram()
+                     .Name("ferry_grpc_request_duration_seconds")
+                     .Help("Time from a call's arrival to its status, by service and method.")
+                     .Register(registry)) {}
+
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Histogram>& duration;
+};
+
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& Buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return buckets;
+}
+
+// grpc::StatusCode's canonical names, for the code label.
+std::string_view CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    case grpc::StatusCode::DO_NOT_USE: return "UNKNOWN";
+  }
+  return "UNKNOWN";
+}
+
+}  // namespace
+
+RpcRuntime::RpcRuntime(Executor& executor, Authorizer& authorizer, prometheus::Registry& registry)
+    : executor_(executor), authorizer_(authorizer), metrics_(std::make_unique<RpcMetrics>(registry)) {}
+
+RpcRuntime::~RpcRuntime() = default;
+
+void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                          std::string_view service, std::string_view method,
+                          std::function<void(const Caller&)> body) {
+  static const auto logger = log::Get("rpc");
+  const auto started = std::chrono::steady_clock::now();
+  const MethodRule* rule = FindMethodRule(service, method);
+  std::string authorization;
+  const auto& metadata = ctx->client_metadata();
+  if (const auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+
+  auto finish = [this, reactor, service, method, started](const grpc::Status& status) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const std::string s(service), m(method);
+    metrics_->requests.Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
+        .Increment();
+    metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
+    reactor->Finish(status);
+  };
+
+  if (rule == nullptr) {
+    logger->error("refused a method with no authorization rule service=\"{}\" method=\"{}\"",
+                  service, method);
+    finish(grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: method has no access rule"));
+    return;
+  }
+
+  executor_.Post([this, ctx, rule, authorization = std::move(authorization),
+                  body = std::move(body), finish = std::move(finish)] {
+    if (ctx->IsCancelled()) {
+      finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"));
+      return;
+    }
+    grpc::Status status;
+    try {
+      const Caller caller = authorizer_.Authorize(*rule, authorization);
+      body(caller);
+    } catch (const Error& e) {
+      status = ToStatus(e);
+      ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(e.reason())));
+      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(e.reason())));
+    } catch (const std::exception& e) {
+      logger->error("unexpected error service=\"{}\" method=\"{}\" error=\"{}\"", rule->service,
+                    rule->method, e.what());
+      status = grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: internal error");
+      ctx->AddTrailingMetadata(kReasonMetadataKey, "ServerError");
+      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(Reason::kServerError)));
+    }
+    finish(status);
+  });
+}
+
+}  // namespace ferry::rpc

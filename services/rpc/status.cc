@@ -1,0 +1,27 @@
+#include "services/rpc/status.h"
+
+#include <string>
+
+namespace ferry::rpc {
+
+grpc::StatusCode ToStatusCode(Reason reason) {
+  switch (reason) {
+    case Reason::kArgumentInvalid: return grpc::StatusCode::INVALID_ARGUMENT;
+    case Reason::kArgumentNull: return grpc::StatusCode::INVALID_ARGUMENT;
+    case Reason::kIotHubUnauthorizedAccess: return grpc::StatusCode::UNAUTHENTICATED;
+    case Reason::kDeviceNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Reason::kDeviceAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case Reason::kPreconditionFailed: return grpc::StatusCode::FAILED_PRECONDITION;
+    case Reason::kThrottlingException: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Reason::kServerError: return grpc::StatusCode::INTERNAL;
+    case Reason::kServiceUnavailable: return grpc::StatusCode::UNAVAILABLE;
+  }
+  return grpc::StatusCode::INTERNAL;
+}
+
+grpc::Status ToStatus(const Error& error) {
+  return {ToStatusCode(error.reason()),
+          std::string(ReasonName(error.reason())) + ": " + error.what()};
+}
+
+}  // namespace ferry::rpc

@@ -1,0 +1,140 @@
+#include <signal.h>
+
+#include <regex>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ferry/v1/registry.grpc.pb.h"
+#include "tests/support/ferryd.h"
+#include "tests/support/pg.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::BinPath;
+using testing::HealthStatus;
+
+testing::RunResult Shell(const std::string& command) {
+  return testing::Run("/bin/bash", {"-c", command}, 60s);
+}
+
+TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate"});
+  auto channel = ferryd.Channel();
+  EXPECT_TRUE(testing::WaitFor([&] { return HealthStatus(channel, "") == "SERVING"; }, 15s))
+      << ferryd.process().Output();
+  EXPECT_EQ(HealthStatus(channel, "liveness"), "SERVING");
+
+  // ferryctl, as an operator would use it.
+  const auto created = testing::Run(BinPath("ferryctl"),
+                                    {"--endpoint", ferryd.grpc_address(), "devices", "create",
+                                     "thermostat-7"});
+  EXPECT_EQ(created.exit_code, 0) << created.output;
+  EXPECT_NE(created.output.find("thermostat-7"), std::string::npos) << created.output;
+  const auto again = testing::Run(BinPath("ferryctl"), {"--endpoint", ferryd.grpc_address(),
+                                                         "devices", "create", "thermostat-7"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("DeviceAlreadyExists"), std::string::npos) << again.output;
+
+  const auto listed = testing::Run(BinPath("ferryctl"),
+                                   {"--endpoint", ferryd.grpc_address(), "--json", "devices", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  const auto device = nlohmann::json::parse(listed.output.substr(0, listed.output.find('\n')));
+  EXPECT_EQ(device["device_id"], "thermostat-7");
+  EXPECT_EQ(device["status"], "DEVICE_STATUS_ENABLED");
+
+  const auto table = testing::Run(BinPath("ferryctl"),
+                                  {"--endpoint", ferryd.grpc_address(), "devices", "list"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_TRUE(std::regex_search(table.output, std::regex("DEVICE ID +STATUS")) &&
+              std::regex_search(table.output, std::regex("thermostat-7 +Enabled")))
+      << table.output;
+
+  // Metrics: counted calls, build info, process and pool gauges; promtool clean.
+  const std::string url = "http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics";
+  const auto scrape = Shell("curl -sf " + url);
+  ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
+  for (const char* want :
+       {"ferry_grpc_requests_total{code=\"OK\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
+        "ferry_grpc_requests_total{code=\"ALREADY_EXISTS\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
+        "ferry_grpc_request_duration_seconds_bucket{", "ferry_build_info{", "process_resident_memory_bytes ",
+        "process_open_fds ", "process_start_time_seconds ", "process_cpu_seconds_total ",
+        "ferry_db_pool_connections{state=\"idle\"}", "ferry_ready 1"}) {
+    EXPECT_NE(scrape.output.find(want), std::string::npos) << want << "\n" << scrape.output;
+  }
+  const auto lint = Shell("curl -sf " + url + " | promtool check metrics");
+  EXPECT_EQ(lint.exit_code, 0) << lint.output;
+  EXPECT_EQ(lint.output, "") << "promtool check metrics printed findings";
+
+  ferryd.process().Signal(SIGTERM);
+  const auto status = ferryd.process().Wait(15s);
+  ASSERT_TRUE(status.has_value()) << "ferryd did not exit within 15 s of SIGTERM";
+  EXPECT_EQ(*status, 0) << ferryd.process().Output();
+  EXPECT_NE(ferryd.process().Output().find("\"msg\":\"stopped\""), std::string::npos);
+}
+
+TEST(Ferryd, ASecondFerrydOnATakenPortFailsWithAClearMessage) {
+  testing::TestDatabase db;
+  testing::FerrydProcess first(db.url(), {"--migrate"});
+  testing::ChildProcess second(BinPath("ferryd"),
+                               {"--postgres-url", db.url(), "serve", "--grpc-listen",
+                                first.grpc_address(), "--metrics-listen", "127.0.0.1:0"});
+  const auto status = second.Wait(20s);
+  ASSERT_TRUE(status.has_value()) << "the second ferryd kept running";
+  EXPECT_EQ(*status, 1);
+  EXPECT_NE(second.Output().find("cannot listen for gRPC on " + first.grpc_address()),
+            std::string::npos)
+      << second.Output();
+  // The first one is unharmed.
+  EXPECT_EQ(HealthStatus(first.Channel(), "liveness"), "SERVING");
+
+  testing::ChildProcess third(BinPath("ferryd"),
+                              {"--postgres-url", db.url(), "serve", "--grpc-listen", "127.0.0.1:0",
+                               "--metrics-listen",
+                               "127.0.0.1:" + std::to_string(first.metrics_port())});
+  ASSERT_EQ(third.Wait(20s).value_or(-1), 1);
+  EXPECT_NE(third.Output().find("cannot serve metrics on"), std::string::npos) << third.Output();
+}
+
+TEST(Ferryd, NotReadyUntilMigratedThenReady) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {});
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return ferryd.process().Output().find("migrations pending") != std::string::npos; },
+      10s))
+      << ferryd.process().Output();
+  EXPECT_EQ(HealthStatus(channel, ""), "NOT_SERVING");
+  EXPECT_EQ(HealthStatus(channel, "liveness"), "SERVING");
+
+  const auto migrate = testing::Run(BinPath("ferryd"), {"--postgres-url", db.url(), "migrate"});
+  ASSERT_EQ(migrate.exit_code, 0) << migrate.output;
+  EXPECT_TRUE(testing::WaitFor([&] { return HealthStatus(channel, "") == "SERVING"; }, 10s));
+  const auto again = testing::Run(BinPath("ferryd"), {"--postgres-url", db.url(), "migrate"});
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_NE(again.output.find("applied=0"), std::string::npos) << again.output;
+}
+
+TEST(Ferryd, VersionAndConfigurationErrors) {
+  const auto version = testing::Run(BinPath("ferryd"), {"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_TRUE(std::regex_search(version.output, std::regex("^ferryd \\d+\\.\\d+\\.\\d+")))
+      << version.output;
+
+  const auto no_url = testing::Run("/usr/bin/env", {"-u", "FERRY_POSTGRES_URL", BinPath("ferryd"), "serve"});
+  EXPECT_EQ(no_url.exit_code, 2);
+  EXPECT_NE(no_url.output.find("FERRY_POSTGRES_URL"), std::string::npos) << no_url.output;
+
+  const auto bad_role = testing::Run(BinPath("ferryd"),
+                                     {"--postgres-url", "postgresql:///x", "serve", "--roles", "bogus"});
+  EXPECT_EQ(bad_role.exit_code, 2);
+  EXPECT_NE(bad_role.output.find("unknown role 'bogus'"), std::string::npos) << bad_role.output;
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,70 @@
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+#include "ferry/v1/registry.grpc.pb.h"
+#include "tests/support/api_harness.h"
+#include "tests/support/ferryd.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A PostgreSQL of this test's own (scripts/pg-tmp), so it can be stopped
+// without disturbing other tests.
+class OwnPostgres final {
+ public:
+  OwnPostgres() {
+    char tmpl[] = "/tmp/ferry-readiness-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    url_ = Script("start");
+  }
+  ~OwnPostgres() { (void)testing::Run(testing::SourcePath("scripts/pg-tmp"), {"destroy", dir_}); }
+  std::string Script(const std::string& cmd) {
+    const auto r = testing::Run(testing::SourcePath("scripts/pg-tmp"), {cmd, dir_});
+    if (r.exit_code != 0) throw std::runtime_error("pg-tmp " + cmd + " failed: " + r.output);
+    return r.output.substr(0, r.output.find('\n'));
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string dir_;
+  std::string url_;
+};
+
+TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
+  OwnPostgres pg;
+  testing::FerrydProcess ferryd(pg.url(), {"--migrate"});
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
+      << ferryd.process().Output();
+
+  pg.Script("stop");
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "NOT_SERVING"; },
+                               15s))
+      << ferryd.process().Output();
+  EXPECT_EQ(testing::HealthStatus(channel, "liveness"), "SERVING");
+
+  // A call meanwhile fails as unavailable, not as an internal error.
+  auto stub = v1::Registry::NewStub(channel);
+  v1::CreateDeviceRequest req;
+  req.mutable_device()->set_device_id("during-outage");
+  v1::Device resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  EXPECT_EQ(stub->CreateDevice(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(testing::ErrorReason(ctx), "ServiceUnavailable");
+
+  pg.Script("start");
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 20s))
+      << ferryd.process().Output();
+  grpc::ClientContext ctx2;
+  const grpc::Status s = stub->CreateDevice(&ctx2, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+}  // namespace
+}  // namespace ferry

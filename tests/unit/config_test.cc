@@ -1,0 +1,68 @@
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "services/ferryd/config.h"
+
+namespace ferry {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const char* v : {"FERRY_POSTGRES_URL", "FERRY_POSTGRES_URL_FILE", "FERRY_GRPC_LISTEN",
+                          "FERRY_ROLES", "FERRY_PG_POOL_SIZE"}) {
+      unsetenv(v);
+    }
+  }
+
+  FerrydConfig Parse(std::vector<std::string> args) {
+    CLI::App app;
+    FerrydConfig config;
+    AddCommonOptions(app, config);
+    CLI::App* serve = app.add_subcommand("serve");
+    AddServeOptions(*serve, config);
+    std::vector<std::string> argv_storage = {"ferryd"};
+    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_storage) argv.push_back(a.data());
+    app.parse(static_cast<int>(argv.size()), argv.data());
+    FinishConfig(config, serve->parsed());
+    return config;
+  }
+};
+
+TEST_F(ConfigTest, DefaultsMatchTheDocs) {
+  const FerrydConfig c = Parse({"--postgres-url", "postgresql:///x", "serve"});
+  EXPECT_EQ(c.grpc_listen, "127.0.0.1:50051");
+  EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
+  EXPECT_TRUE(c.grpc_reflection);
+  EXPECT_EQ(c.role_set, std::set<std::string>{"api"});
+}
+
+TEST_F(ConfigTest, EnvironmentTwinsApply) {
+  setenv("FERRY_POSTGRES_URL", "postgresql:///from-env", 1);
+  setenv("FERRY_GRPC_LISTEN", "0.0.0.0:6000", 1);
+  const FerrydConfig c = Parse({"serve"});
+  EXPECT_EQ(c.postgres_url, "postgresql:///from-env");
+  EXPECT_EQ(c.grpc_listen, "0.0.0.0:6000");
+}
+
+TEST_F(ConfigTest, SecretFileTwinIsRead) {
+  const std::string path = ::testing::TempDir() + "/pg-url";
+  std::ofstream(path) << "postgresql:///from-file\n";
+  setenv("FERRY_POSTGRES_URL_FILE", path.c_str(), 1);
+  EXPECT_EQ(Parse({"serve"}).postgres_url, "postgresql:///from-file");
+}
+
+TEST_F(ConfigTest, MissingUrlUnknownRoleAndBadRangesAreRefused) {
+  EXPECT_THROW(Parse({"serve"}), std::invalid_argument);
+  EXPECT_THROW(Parse({"--postgres-url", "x", "serve", "--roles", "api,bogus"}),
+               std::invalid_argument);
+  setenv("FERRY_PG_POOL_SIZE", "0", 1);
+  EXPECT_THROW(Parse({"--postgres-url", "x", "serve"}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ferry

@@ -1,0 +1,332 @@
+#include "tools/ferryctl/ferryctl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include "ferry/v1/registry.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace ferry::ctl {
+namespace {
+
+struct Options {
+  std::string endpoint = "127.0.0.1:50051";
+  bool json = false;
+  double timeout_seconds = 10;
+};
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  opts.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+std::string StatusName(v1::DeviceStatus s) {
+  return s == v1::DEVICE_STATUS_DISABLED ? "Disabled" : "Enabled";
+}
+
+std::string Time(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  return google::protobuf::util::TimeUtil::ToString(t);
+}
+
+// Prints rows as aligned columns under a header.
+void Table(std::ostream& out, const std::vector<std::string>& header,
+           const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& r) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      out << r[i];
+      if (i + 1 < r.size()) out << std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+class Client {
+ public:
+  Client(const Options& options, std::ostream& out, std::ostream& err)
+      : options_(options),
+        out_(out),
+        err_(err),
+        channel_(grpc::CreateChannel(options.endpoint, grpc::InsecureChannelCredentials())),
+        registry_(v1::Registry::NewStub(channel_)),
+        health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(static_cast<long>(options_.timeout_seconds * 1000)));
+    return ctx;
+  }
+
+  // Prints a failed call's status; returns the exit code it means.
+  int Fail(const grpc::Status& status) const {
+    err_ << "ferryctl: " << status.error_message();
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      err_ << " (is ferryd running and ready at " << options_.endpoint << "?)\n";
+      return kExitUnavailable;
+    }
+    err_ << "\n";
+    return kExitRefused;
+  }
+
+  void PrintDevice(const v1::Device& d) const {
+    if (options_.json) {
+      out_ << Json(d) << "\n";
+      return;
+    }
+    Table(out_, {"FIELD", "VALUE"},
+          {{"device_id", d.device_id()},
+           {"status", StatusName(d.status())},
+           {"status_reason", d.status_reason().empty() ? "-" : d.status_reason()},
+           {"status_update_time", Time(d.status_update_time())},
+           {"generation_id", d.generation_id()},
+           {"etag", d.etag()},
+           {"primary_key", d.authentication().primary_key()},
+           {"secondary_key", d.authentication().secondary_key()},
+           {"connection_state",
+            d.connection_state() == v1::CONNECTION_STATE_CONNECTED ? "Connected" : "Disconnected"},
+           {"created_time", Time(d.created_time())}});
+  }
+
+  int Create(const std::string& id, const std::string& primary, const std::string& secondary,
+             bool disabled, const std::string& reason) {
+    v1::CreateDeviceRequest req;
+    v1::Device* d = req.mutable_device();
+    d->set_device_id(id);
+    d->set_status(disabled ? v1::DEVICE_STATUS_DISABLED : v1::DEVICE_STATUS_ENABLED);
+    d->set_status_reason(reason);
+    d->mutable_authentication()->set_primary_key(primary);
+    d->mutable_authentication()->set_secondary_key(secondary);
+    v1::Device resp;
+    const grpc::Status s = registry_->CreateDevice(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintDevice(resp);
+    return kExitOk;
+  }
+
+  int Get(const std::string& id) {
+    v1::GetDeviceRequest req;
+    req.set_device_id(id);
+    v1::Device resp;
+    const grpc::Status s = registry_->GetDevice(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintDevice(resp);
+    return kExitOk;
+  }
+
+  int List(int page_size, std::string page_token, bool one_page) {
+    std::vector<std::vector<std::string>> rows;
+    do {
+      v1::ListDevicesRequest req;
+      req.set_page_size(page_size);
+      req.set_page_token(page_token);
+      v1::ListDevicesResponse resp;
+      const grpc::Status s = registry_->ListDevices(Context().get(), req, &resp);
+      if (!s.ok()) return Fail(s);
+      for (const v1::Device& d : resp.devices()) {
+        if (options_.json) {
+          out_ << Json(d) << "\n";
+        } else {
+          rows.push_back({d.device_id(), StatusName(d.status()), d.generation_id(), d.etag(),
+                          d.status_reason().empty() ? "-" : d.status_reason()});
+        }
+      }
+      page_token = resp.next_page_token();
+    } while (!one_page && !page_token.empty());
+    if (!options_.json) {
+      Table(out_, {"DEVICE ID", "STATUS", "GENERATION", "ETAG", "REASON"}, rows);
+      if (one_page && !page_token.empty()) out_ << "next page: --page-token " << page_token << "\n";
+    }
+    return kExitOk;
+  }
+
+  // Read, change, write with the etag read: a concurrent change is refused
+  // (PreconditionFailed) rather than overwritten.
+  int Update(const std::string& id, std::optional<bool> enabled,
+             const std::optional<std::string>& reason, const std::string& primary,
+             const std::string& secondary, const std::string& if_match) {
+    v1::GetDeviceRequest get;
+    get.set_device_id(id);
+    v1::Device current;
+    grpc::Status s = registry_->GetDevice(Context().get(), get, &current);
+    if (!s.ok()) return Fail(s);
+    v1::UpdateDeviceRequest req;
+    v1::Device* d = req.mutable_device();
+    d->set_device_id(id);
+    d->set_status(enabled ? (*enabled ? v1::DEVICE_STATUS_ENABLED : v1::DEVICE_STATUS_DISABLED)
+                          : current.status());
+    d->set_status_reason(reason ? *reason : current.status_reason());
+    d->mutable_authentication()->set_primary_key(primary);
+    d->mutable_authentication()->set_secondary_key(secondary);
+    req.set_if_match(if_match.empty() ? current.etag() : if_match);
+    v1::Device resp;
+    s = registry_->UpdateDevice(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintDevice(resp);
+    return kExitOk;
+  }
+
+  int Delete(const std::string& id, const std::string& if_match) {
+    v1::DeleteDeviceRequest req;
+    req.set_device_id(id);
+    req.set_if_match(if_match);
+    v1::DeleteDeviceResponse resp;
+    const grpc::Status s = registry_->DeleteDevice(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (options_.json) {
+      v1::GetDeviceRequest deleted;
+      deleted.set_device_id(id);
+      out_ << Json(deleted) << "\n";
+    } else {
+      out_ << "deleted " << id << "\n";
+    }
+    return kExitOk;
+  }
+
+  int Health() {
+    std::vector<std::vector<std::string>> rows;
+    bool all = true;
+    for (const std::string service : {"liveness", ""}) {
+      grpc::health::v1::HealthCheckRequest req;
+      req.set_service(service);
+      grpc::health::v1::HealthCheckResponse resp;
+      const grpc::Status s = health_->Check(Context().get(), req, &resp);
+      if (!s.ok()) return Fail(s);
+      const std::string status =
+          grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+      all = all && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+      rows.push_back({service.empty() ? "readiness" : service, status});
+    }
+    if (options_.json) {
+      out_ << "{\"liveness\":\"" << rows[0][1] << "\",\"readiness\":\"" << rows[1][1] << "\"}\n";
+    } else {
+      Table(out_, {"CHECK", "STATUS"}, rows);
+    }
+    return all ? kExitOk : kExitUnavailable;
+  }
+
+ private:
+  const Options& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Registry::Stub> registry_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace
+
+int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  Options options;
+  CLI::App app{"ferryctl: operate a Ferry hub over gRPC"};
+  app.footer(
+      "Exit codes: 0 done, 1 refused by Ferry (reason printed), 2 usage error, 3 Ferry "
+      "unreachable or not ready.\nExample: ferryctl devices create thermostat-7");
+  app.require_subcommand(1);
+  app.add_option("-e,--endpoint", options.endpoint, "Ferry gRPC address")
+      ->envname("FERRY_ENDPOINT")
+      ->capture_default_str();
+  app.add_flag("--json", options.json, "Print JSON (one object per line) instead of tables");
+  app.add_option("--timeout", options.timeout_seconds, "Seconds per call")->capture_default_str();
+
+  int code = kExitOk;
+  std::optional<Client> client;
+  auto connect = [&]() -> Client& {
+    if (!client) client.emplace(options, out, err);
+    return *client;
+  };
+
+  CLI::App* devices = app.add_subcommand("devices", "Device identity registry")
+                          ->footer("Example: ferryctl devices list");
+  devices->require_subcommand(1);
+
+  std::string id, primary, secondary, reason, if_match, page_token;
+  bool disabled = false;
+  int page_size = 0;
+  bool one_page = false;
+
+  CLI::App* create = devices->add_subcommand("create", "Register a device")
+                         ->footer("Example: ferryctl devices create thermostat-7 --disabled "
+                                  "--status-reason 'not installed yet'");
+  create->add_option("device-id", id, "Device id (case-sensitive)")->required();
+  create->add_option("--primary-key", primary, "Base64 key (generated when omitted)");
+  create->add_option("--secondary-key", secondary, "Base64 key (generated when omitted)");
+  create->add_flag("--disabled", disabled, "Create the device disabled");
+  create->add_option("--status-reason", reason, "Why (at most 128 characters)");
+  create->callback([&] { code = connect().Create(id, primary, secondary, disabled, reason); });
+
+  CLI::App* get = devices->add_subcommand("get", "Show one device, keys included")
+                      ->footer("Example: ferryctl devices get thermostat-7 --json");
+  get->add_option("device-id", id, "Device id")->required();
+  get->callback([&] { code = connect().Get(id); });
+
+  CLI::App* list = devices->add_subcommand("list", "List devices in id order (all pages)")
+                       ->footer("Example: ferryctl devices list --page-size 500");
+  list->add_option("--page-size", page_size, "Devices per call, 1 to 1000 (default 100)");
+  list->add_option("--page-token", page_token, "Start after a previous page (implies --one-page)");
+  list->add_flag("--one-page", one_page, "Print one page only, with the next page token");
+  list->callback([&] {
+    code = connect().List(page_size, page_token, one_page || !page_token.empty());
+  });
+
+  std::optional<std::string> update_reason;
+  bool enable = false, disable = false;
+  CLI::App* update = devices->add_subcommand("update", "Change status, reason or keys")
+                         ->footer("Example: ferryctl devices update thermostat-7 --disable "
+                                  "--status-reason 'stolen'");
+  update->add_option("device-id", id, "Device id")->required();
+  auto* en = update->add_flag("--enable", enable, "Enable the device");
+  update->add_flag("--disable", disable, "Disable the device")->excludes(en);
+  update->add_option("--status-reason", update_reason, "Why");
+  update->add_option("--primary-key", primary, "New base64 primary key");
+  update->add_option("--secondary-key", secondary, "New base64 secondary key");
+  update->add_option("--if-match", if_match, "Refuse unless the device's etag is this");
+  update->callback([&] {
+    std::optional<bool> enabled;
+    if (enable) enabled = true;
+    if (disable) enabled = false;
+    code = connect().Update(id, enabled, update_reason, primary, secondary, if_match);
+  });
+
+  CLI::App* del = devices->add_subcommand("delete", "Delete a device")
+                      ->footer("Example: ferryctl devices delete thermostat-7");
+  del->add_option("device-id", id, "Device id")->required();
+  del->add_option("--if-match", if_match, "Refuse unless the device's etag is this");
+  del->callback([&] { code = connect().Delete(id, if_match); });
+
+  app.add_subcommand("health", "Liveness and readiness of a ferryd")
+      ->footer("Example: ferryctl --endpoint 127.0.0.1:50051 health")
+      ->callback([&] { code = connect().Health(); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e, out, err);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  return code;
+}
+
+}  // namespace ferry::ctl
