@@ -1,6 +1,9 @@
 #include <signal.h>
 
 #include <regex>
+#include <thread>
+
+#include <pqxx/pqxx>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -76,6 +79,63 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   ASSERT_TRUE(status.has_value()) << "ferryd did not exit within 15 s of SIGTERM";
   EXPECT_EQ(*status, 0) << ferryd.process().Output();
   EXPECT_NE(ferryd.process().Output().find("\"msg\":\"stopped\""), std::string::npos);
+}
+
+TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate"});
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor([&] { return HealthStatus(channel, "") == "SERVING"; }, 15s));
+  auto stub = v1::Registry::NewStub(channel);
+  v1::CreateDeviceRequest create;
+  create.mutable_device()->set_device_id("slow");
+  v1::Device device;
+  grpc::ClientContext create_ctx;
+  ASSERT_TRUE(stub->CreateDevice(&create_ctx, create, &device).ok());
+
+  // Hold the device's row lock so that an update waits inside ferryd.
+  pqxx::connection conn(db.url());
+  pqxx::work blocker(conn);
+  blocker.exec("SELECT 1 FROM devices WHERE device_id = 'slow' FOR UPDATE");
+
+  v1::UpdateDeviceRequest update;
+  *update.mutable_device() = device;
+  update.mutable_device()->set_status_reason("updated during shutdown");
+  grpc::ClientContext update_ctx;
+  update_ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  v1::Device updated;
+  grpc::Status update_status;
+  std::thread caller([&] { update_status = stub->UpdateDevice(&update_ctx, update, &updated); });
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        pqxx::connection probe(db.url());
+        pqxx::nontransaction tx(probe);
+        return tx.exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0]
+                   .as<int>() > 0;
+      },
+      10s));
+
+  ferryd.process().Signal(SIGTERM);
+  ASSERT_TRUE(ferryd.process().WaitForLine(std::regex("shutting down"), 5s).has_value());
+  // New calls are refused while the old one is still in flight.
+  v1::GetDeviceRequest get;
+  get.set_device_id("slow");
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        grpc::ClientContext late_ctx;
+        late_ctx.set_deadline(std::chrono::system_clock::now() + 1s);
+        v1::Device ignored;
+        return !stub->GetDevice(&late_ctx, get, &ignored).ok();
+      },
+      5s));
+  EXPECT_FALSE(ferryd.process().Wait(0ms).has_value()) << "ferryd exited before its call finished";
+  blocker.commit();
+  caller.join();
+  EXPECT_TRUE(update_status.ok()) << update_status.error_message();
+  EXPECT_EQ(updated.status_reason(), "updated during shutdown");
+  const auto status = ferryd.process().Wait(15s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(*status, 0) << ferryd.process().Output();
 }
 
 TEST(Ferryd, ASecondFerrydOnATakenPortFailsWithAClearMessage) {
