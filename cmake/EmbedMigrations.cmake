@@ -1,4 +1,5 @@
-# cmake -DOUT=file.cc -DFILES="a.sql;b.sql" -P EmbedMigrations.cmake
+# cmake -DOUT=file.cc -DFILES="a.sql|b.sql" -P EmbedMigrations.cmake
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "")
 foreach(f IN LISTS FILES)
   get_filename_component(name ${f} NAME)

@@ -7,9 +7,13 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kArgumentInvalid: return "ArgumentInvalid";
     case Reason::kArgumentNull: return "ArgumentNull";
     case Reason::kIotHubUnauthorizedAccess: return "IotHubUnauthorizedAccess";
+    case Reason::kPermissionDenied: return "PermissionDenied";
     case Reason::kDeviceNotFound: return "DeviceNotFound";
     case Reason::kDeviceAlreadyExists: return "DeviceAlreadyExists";
     case Reason::kPreconditionFailed: return "PreconditionFailed";
+    case Reason::kPolicyNotFound: return "PolicyNotFound";
+    case Reason::kPolicyAlreadyExists: return "PolicyAlreadyExists";
+    case Reason::kPolicyLimitExceeded: return "PolicyLimitExceeded";
     case Reason::kThrottlingException: return "ThrottlingException";
     case Reason::kServerError: return "ServerError";
     case Reason::kServiceUnavailable: return "ServiceUnavailable";
@@ -22,9 +26,13 @@ int IotHubCode(Reason reason) {
     case Reason::kArgumentInvalid: return 400004;
     case Reason::kArgumentNull: return 400005;
     case Reason::kIotHubUnauthorizedAccess: return 401002;
+    case Reason::kPermissionDenied: return 401000;
     case Reason::kDeviceNotFound: return 404001;
     case Reason::kDeviceAlreadyExists: return 409001;
     case Reason::kPreconditionFailed: return 412001;
+    case Reason::kPolicyNotFound: return 404000;
+    case Reason::kPolicyAlreadyExists: return 409000;
+    case Reason::kPolicyLimitExceeded: return 403000;
     case Reason::kThrottlingException: return 429001;
     case Reason::kServerError: return 500001;
     case Reason::kServiceUnavailable: return 503001;

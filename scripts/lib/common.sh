@@ -4,7 +4,7 @@ FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Everything Ferry needs from Debian 12 to build, run and test.
 FERRY_PACKAGES=(
-  g++ cmake make pkg-config git curl ca-certificates
+  g++ cmake make pkg-config git curl ca-certificates openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev

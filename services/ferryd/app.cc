@@ -4,21 +4,33 @@
 
 #include <cstdio>
 #include <iostream>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include <pqxx/connection>
 #include <prometheus/registry.h>
 
+#include "core/auth/authorizer.h"
+#include "core/auth/connection_string.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/executor.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/pg/listener.h"
 #include "core/pg/migrator.h"
 #include "core/pg/pool.h"
 #include "migrations/embedded.h"
+#include "services/auth/credential_cache.h"
+#include "services/auth/policy_service.h"
+#include "services/auth/policy_store.h"
 #include "services/ferryd/config.h"
 #include "services/health/readiness.h"
+#include "services/registry/device_rules.h"
 #include "services/registry/device_store.h"
 #include "services/registry/registry_service.h"
 #include "services/rpc/runtime.h"
@@ -48,9 +60,82 @@ int Migrate(const FerrydConfig& config) {
   return 0;
 }
 
+// Creates the owner policy on first start; "" once done, else why not yet.
+class OwnerBootstrap final {
+ public:
+  OwnerBootstrap(access::PolicyStore& store, const FerrydConfig& config, const Clock& clock)
+      : store_(store), config_(config), clock_(clock) {}
+
+  std::string operator()() {
+    if (done_) return "";
+    try {
+      const bool generated = config_.owner_key.empty();
+      const std::string key = generated ? registry::NewSymmetricKey() : config_.owner_key;
+      const auto created = store_.EnsureOwner(access::kOwnerPolicyName, key,
+                                              registry::NewSymmetricKey(), clock_.Now());
+      const auto logger = log::Get("access");
+      if (created && generated) {
+        const auth::ConnectionString cs{config_.hub_host, std::string(access::kOwnerPolicyName),
+                                        std::nullopt, key};
+        std::fprintf(stderr,
+                     "\nFerry created the owner policy '%s' with a generated key. Its connection "
+                     "string is shown this once:\n\n  %s\n\n",
+                     access::kOwnerPolicyName, cs.ToString().c_str());
+        std::fflush(stderr);
+        logger->warn("owner policy created with a generated key; its connection string was "
+                     "printed to stderr once policy=\"{}\"",
+                     access::kOwnerPolicyName);
+      } else if (created) {
+        logger->info("owner policy created from FERRY_OWNER_KEY policy=\"{}\"",
+                     access::kOwnerPolicyName);
+      }
+      done_ = true;
+      return "";
+    } catch (const std::exception& e) {
+      return std::string("owner policy not created yet: ") + e.what();
+    }
+  }
+
+ private:
+  access::PolicyStore& store_;
+  const FerrydConfig& config_;
+  const Clock& clock_;
+  bool done_ = false;
+};
+
+// Logs a warning now and every minute while authentication is off.
+class InsecureWarning final {
+ public:
+  InsecureWarning() {
+    thread_ = std::thread([this] {
+      const auto logger = log::Get("access");
+      std::unique_lock lock(mutex_);
+      do {
+        logger->warn("authentication is OFF (--insecure-no-auth): every caller may do anything; "
+                     "for local experiments only");
+      } while (!wake_.wait_for(lock, std::chrono::minutes(1), [this] { return stop_; }));
+    });
+  }
+  ~InsecureWarning() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 int Serve(const FerrydConfig& config) {
   const auto logger = log::Get("ferryd");
-  logger->info("starting version={} commit={} roles=\"{}\"", kVersion, kGitCommit, config.roles);
+  logger->info("starting version={} commit={} roles=\"{}\" hub=\"{}\"", kVersion, kGitCommit,
+               config.roles, config.hub_host);
 
   auto registry = std::make_shared<prometheus::Registry>();
   metrics::AddBuildInfo(*registry, kVersion, kGitCommit);
@@ -68,24 +153,51 @@ int Serve(const FerrydConfig& config) {
   }
 
   SystemClock clock;
+  pg::Listener listener(pool, *registry);
+  access::CredentialStore credential_store(pool);
+  access::CredentialCache credentials(credential_store, *registry);
+  credentials.Attach(listener);
+  listener.Start();
+
+  auth::SasAuthorizer sas(config.hub_host, credentials, clock,
+                          std::chrono::seconds(config.auth_clock_skew_seconds));
+  rpc::SasRpcAuthorizer sas_authorizer(sas);
+  rpc::AllowAllAuthorizer allow_all;
+  std::optional<InsecureWarning> insecure;
+  if (config.insecure_no_auth) insecure.emplace();
+  rpc::Authorizer& authorizer =
+      config.insecure_no_auth ? static_cast<rpc::Authorizer&>(allow_all) : sas_authorizer;
+
   Executor executor(static_cast<std::size_t>(config.rpc_workers));
-  rpc::AllowAllAuthorizer authorizer;
   rpc::RpcRuntime runtime(executor, authorizer, *registry);
   registry::DeviceStore devices(pool);
   registry::RegistryService registry_service(runtime, devices, clock);
+  access::PolicyStore policies(pool);
+  access::PolicyService policy_service(runtime, policies, clock);
 
   std::vector<grpc::Service*> services;
-  if (config.role_set.count("api") != 0) services.push_back(&registry_service);
-  GrpcServer server({.listen = config.grpc_listen, .reflection = config.grpc_reflection},
+  if (config.role_set.count("api") != 0) {
+    services.push_back(&registry_service);
+    services.push_back(&policy_service);
+  }
+  GrpcServer server({.listen = config.grpc_listen,
+                     .reflection = config.grpc_reflection,
+                     .tls_cert_file = config.tls_cert_file,
+                     .tls_key_file = config.tls_key_file,
+                     .tls_client_ca_file = config.tls_client_ca_file,
+                     .tls_reload_seconds = static_cast<unsigned>(config.tls_reload_seconds),
+                     .allow_plaintext = config.allow_plaintext},
                     services);
 
+  OwnerBootstrap bootstrap(policies, config, clock);
   health::ReadinessMonitor readiness(
       pool, migrator, [&server](bool ready) { server.SetReady(ready); },
-      std::chrono::milliseconds(config.readiness_interval_ms), *registry);
+      std::chrono::milliseconds(config.readiness_interval_ms), *registry, std::ref(bootstrap));
   readiness.Start();
 
-  logger->info("serving grpc={} grpc_port={} metrics=http://{}/metrics metrics_port={}",
-               config.grpc_listen, server.port(), config.metrics_listen, metrics_server.port());
+  logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={}",
+               config.grpc_listen, server.port(), config.tls_cert_file.empty() ? "off" : "on",
+               config.insecure_no_auth ? "OFF" : "sas", config.metrics_listen, metrics_server.port());
 
   const sigset_t signals = ShutdownSignals();
   int signal_number = 0;
@@ -95,6 +207,7 @@ int Serve(const FerrydConfig& config) {
   readiness.Stop();
   server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   executor.Stop();
+  listener.Stop();
   logger->info("stopped");
   return 0;
 }

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/auth/base64.h"
+
 namespace ferry {
 namespace {
 
@@ -43,6 +45,10 @@ void Range(int value, int lo, int hi, const std::string& flag, const std::string
 void AddCommonOptions(CLI::App& app, FerrydConfig& c) {
   AddSecret(app, "postgres-url", "FERRY_POSTGRES_URL", c.postgres_url,
             "PostgreSQL connection URL (libpq syntax; sslmode etc. pass through)");
+  app.add_option("--hub-host", c.hub_host,
+                 "Hub host name: the resource root of SAS tokens and connection strings")
+      ->envname("FERRY_HUB_HOST")
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->envname("FERRY_LOG_LEVEL")
       ->capture_default_str();
@@ -77,6 +83,30 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "On SIGTERM, how long in-flight calls may take before they are cancelled")
       ->envname("FERRY_SHUTDOWN_GRACE_MS")
       ->capture_default_str();
+  AddSecret(s, "owner-key", "FERRY_OWNER_KEY", c.owner_key,
+            "Base64 key of the 'iothubowner' policy created on first start (generated and "
+            "printed once when not given)");
+  s.add_flag("--insecure-no-auth", c.insecure_no_auth,
+             "Turn authentication off (local experiments only; warned about every minute)")
+      ->envname("FERRY_INSECURE_NO_AUTH");
+  s.add_option("--auth-clock-skew-seconds", c.auth_clock_skew_seconds,
+               "How long past its expiry a SAS token is still accepted")
+      ->envname("FERRY_AUTH_CLOCK_SKEW_SECONDS")
+      ->capture_default_str();
+  s.add_option("--tls-cert-file", c.tls_cert_file, "PEM certificate chain for gRPC TLS")
+      ->envname("FERRY_TLS_CERT_FILE");
+  s.add_option("--tls-key-file", c.tls_key_file, "PEM private key for gRPC TLS")
+      ->envname("FERRY_TLS_KEY_FILE");
+  s.add_option("--tls-client-ca-file", c.tls_client_ca_file,
+               "PEM CA bundle: require client certificates signed by it (mutual TLS)")
+      ->envname("FERRY_TLS_CLIENT_CA_FILE");
+  s.add_option("--tls-reload-seconds", c.tls_reload_seconds,
+               "How often changed TLS files are re-read")
+      ->envname("FERRY_TLS_RELOAD_SECONDS")
+      ->capture_default_str();
+  s.add_flag("--allow-plaintext", c.allow_plaintext,
+             "Serve gRPC without TLS on a non-loopback address")
+      ->envname("FERRY_ALLOW_PLAINTEXT");
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -88,7 +118,22 @@ void FinishConfig(FerrydConfig& c, bool serving) {
     throw std::invalid_argument(
         "--postgres-url (FERRY_POSTGRES_URL or FERRY_POSTGRES_URL_FILE) is required");
   }
+  for (char& ch : c.hub_host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (c.hub_host.empty() || c.hub_host.find_first_of("/ ;=") != std::string::npos) {
+    throw std::invalid_argument("--hub-host (FERRY_HUB_HOST) must be a host name");
+  }
   if (!serving) return;
+  if (!c.owner_key.empty()) {
+    const auto key = auth::Base64Decode(c.owner_key);
+    if (!key || key->size() < 16 || key->size() > 64) {
+      throw std::invalid_argument(
+          "--owner-key (FERRY_OWNER_KEY or FERRY_OWNER_KEY_FILE) must be base64 of 16 to 64 "
+          "bytes, e.g. from `openssl rand -base64 32`");
+    }
+  }
+  Range(c.auth_clock_skew_seconds, 0, 3600, "--auth-clock-skew-seconds",
+        "FERRY_AUTH_CLOCK_SKEW_SECONDS");
+  Range(c.tls_reload_seconds, 1, 86400, "--tls-reload-seconds", "FERRY_TLS_RELOAD_SECONDS");
   Range(c.pg_pool_size, 1, 512, "--pg-pool-size", "FERRY_PG_POOL_SIZE");
   Range(c.rpc_workers, 1, 512, "--rpc-workers", "FERRY_RPC_WORKERS");
   Range(c.shutdown_grace_ms, 0, 600000, "--shutdown-grace-ms", "FERRY_SHUTDOWN_GRACE_MS");

@@ -26,6 +26,19 @@ struct FerrydConfig {
   int shutdown_grace_ms = 10000;
   int readiness_interval_ms = 1000;
 
+  // access control
+  std::string hub_host = "localhost";
+  std::string owner_key;
+  bool insecure_no_auth = false;
+  int auth_clock_skew_seconds = 60;
+
+  // TLS
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  int tls_reload_seconds = 10;
+  bool allow_plaintext = false;
+
   std::set<std::string> role_set;  // parsed from roles
 };
 

@@ -12,10 +12,12 @@ namespace ferry::health {
 ReadinessMonitor::ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
                                    std::function<void(bool)> on_change,
                                    std::chrono::milliseconds interval,
-                                   prometheus::Registry& registry)
+                                   prometheus::Registry& registry,
+                                   std::function<std::string()> extra_check)
     : pool_(pool),
       migrator_(migrator),
       on_change_(std::move(on_change)),
+      extra_check_(std::move(extra_check)),
       interval_(interval),
       gauge_(prometheus::BuildGauge()
                  .Name("ferry_ready")
@@ -45,7 +47,10 @@ std::string ReadinessMonitor::Check() {
     try {
       lease.emplace(pool_.Acquire());
       const pg::SchemaStatus status = migrator_.Status(**lease);
-      if (status.ready()) return "";
+      if (status.ready()) {
+        lease.reset();
+        return extra_check_ ? extra_check_() : "";
+      }
       if (!status.changed.empty()) {
         return fmt::format("applied migrations changed: {}", fmt::join(status.changed, ", "));
       }

@@ -21,9 +21,12 @@ namespace ferry::health {
 // with the first result). Exposes ferry_ready (0 or 1).
 class ReadinessMonitor final {
  public:
+  // `extra_check` (optional) runs after the database checks pass and returns
+  // "" when ready, else why not.
   ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
                    std::function<void(bool)> on_change, std::chrono::milliseconds interval,
-                   prometheus::Registry& registry);
+                   prometheus::Registry& registry,
+                   std::function<std::string()> extra_check = nullptr);
   ~ReadinessMonitor();
   ReadinessMonitor(const ReadinessMonitor&) = delete;
   ReadinessMonitor& operator=(const ReadinessMonitor&) = delete;
@@ -41,6 +44,7 @@ class ReadinessMonitor final {
   pg::Pool& pool_;
   const pg::Migrator& migrator_;
   std::function<void(bool)> on_change_;
+  std::function<std::string()> extra_check_;
   std::chrono::milliseconds interval_;
   prometheus::Gauge& gauge_;
   std::atomic<bool> ready_{false};

@@ -124,6 +124,18 @@ void DeviceStore::Delete(std::string_view id, std::string_view if_match) {
   });
 }
 
+Device DeviceStore::SetKey(std::string_view id, bool primary, const std::string& key,
+                           const std::string& new_etag, TimePoint now) {
+  const std::string sql = fmt::format(
+      "UPDATE devices SET {} = $2, etag = $3, updated_at = {} WHERE device_id = $1 RETURNING {}",
+      primary ? "primary_key" : "secondary_key", fmt::format(kTs, "$4"), kColumns);
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    const pqxx::result r = tx.exec_params(sql, std::string(id), key, new_etag, ToUnixMicros(now));
+    if (r.empty()) NotFound(id);
+    return FromRow(r[0]);
+  });
+}
+
 std::vector<Device> DeviceStore::List(std::string_view after, int limit) {
   const std::string sql = fmt::format(
       "SELECT {} FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2", kColumns);

@@ -46,6 +46,9 @@ class DeviceStore final {
   Device Get(std::string_view id);
   Device Update(const DeviceUpdate& update, TimePoint now);
   void Delete(std::string_view id, std::string_view if_match);
+  // Replaces the primary (`primary` true) or secondary key.
+  Device SetKey(std::string_view id, bool primary, const std::string& key,
+                const std::string& new_etag, TimePoint now);
   // Devices with id > after (byte order), at most `limit`.
   std::vector<Device> List(std::string_view after, int limit);
 

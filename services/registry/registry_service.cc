@@ -161,4 +161,23 @@ grpc::ServerUnaryReactor* RegistryService::ListDevices(grpc::CallbackServerConte
   });
 }
 
+grpc::ServerUnaryReactor* RegistryService::RegenerateDeviceKey(
+    grpc::CallbackServerContext* ctx, const v1::RegenerateDeviceKeyRequest* request,
+    v1::Device* response) {
+  return runtime_.Unary(ctx, kService, "RegenerateDeviceKey", request, response,
+                        [this](const rpc::Caller& caller, const v1::RegenerateDeviceKeyRequest& req,
+                               v1::Device& resp) {
+    ValidateDeviceId(req.device_id());
+    if (req.slot() != v1::KEY_SLOT_PRIMARY && req.slot() != v1::KEY_SLOT_SECONDARY) {
+      throw Error(Reason::kArgumentInvalid, "slot must be PRIMARY or SECONDARY");
+    }
+    const bool primary = req.slot() == v1::KEY_SLOT_PRIMARY;
+    const Device d = store_.SetKey(req.device_id(), primary, NewSymmetricKey(), NewEtag(),
+                                   clock_.Now());
+    Logger()->info("device key regenerated device=\"{}\" slot={} by=\"{}\"", d.id,
+                   primary ? "primary" : "secondary", caller.principal);
+    ToProto(d, &resp);
+  });
+}
+
 }  // namespace ferry::registry

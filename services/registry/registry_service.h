@@ -29,6 +29,9 @@ class RegistryService final : public ferry::v1::Registry::CallbackService {
   grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* ctx,
                                         const v1::ListDevicesRequest* request,
                                         v1::ListDevicesResponse* response) override;
+  grpc::ServerUnaryReactor* RegenerateDeviceKey(grpc::CallbackServerContext* ctx,
+                                                const v1::RegenerateDeviceKeyRequest* request,
+                                                v1::Device* response) override;
 
  private:
   rpc::RpcRuntime& runtime_;

@@ -13,6 +13,13 @@ constexpr std::array kRules = {
     MethodRule{"ferry.v1.Registry", "UpdateDevice", Permission::kRegistryWrite},
     MethodRule{"ferry.v1.Registry", "DeleteDevice", Permission::kRegistryWrite},
     MethodRule{"ferry.v1.Registry", "ListDevices", Permission::kRegistryRead},
+    MethodRule{"ferry.v1.Registry", "RegenerateDeviceKey", Permission::kRegistryWrite},
+    MethodRule{"ferry.v1.AccessPolicies", "CreatePolicy", Permission::kHubOwner},
+    MethodRule{"ferry.v1.AccessPolicies", "GetPolicy", Permission::kHubOwner},
+    MethodRule{"ferry.v1.AccessPolicies", "ListPolicies", Permission::kHubOwner},
+    MethodRule{"ferry.v1.AccessPolicies", "UpdatePolicy", Permission::kHubOwner},
+    MethodRule{"ferry.v1.AccessPolicies", "DeletePolicy", Permission::kHubOwner},
+    MethodRule{"ferry.v1.AccessPolicies", "RegeneratePolicyKey", Permission::kHubOwner},
     // gRPC's built-in health service: no token, by design (probes).
     MethodRule{"grpc.health.v1.Health", "Check", Permission::kNone},
     MethodRule{"grpc.health.v1.Health", "Watch", Permission::kNone},

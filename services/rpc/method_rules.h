@@ -12,6 +12,9 @@ struct MethodRule {
   std::string_view service;  // full proto name, e.g. "ferry.v1.Registry"
   std::string_view method;   // e.g. "CreateDevice"
   auth::Permission permission;
+  // The call acts for one device, named by the request's device_id field:
+  // a device token must be that device's, and the device must be enabled.
+  bool device_scoped = false;
 };
 
 // Every method of every Ferry service. A unit test walks the proto

@@ -68,6 +68,7 @@ RpcRuntime::~RpcRuntime() = default;
 
 void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                           std::string_view service, std::string_view method,
+                          std::optional<std::string> device_id,
                           std::function<void(const Caller&)> body) {
   static const auto logger = log::Get("rpc");
   const auto started = std::chrono::steady_clock::now();
@@ -95,7 +96,9 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
     return;
   }
 
+  if (!rule->device_scoped) device_id.reset();
   executor_.Post([this, ctx, rule, authorization = std::move(authorization),
+                  device_id = std::move(device_id),
                   body = std::move(body), finish = std::move(finish)] {
     if (ctx->IsCancelled()) {
       finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"));
@@ -103,7 +106,7 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
     }
     grpc::Status status;
     try {
-      const Caller caller = authorizer_.Authorize(*rule, authorization);
+      const Caller caller = authorizer_.Authorize(*rule, authorization, device_id);
       body(caller);
     } catch (const Error& e) {
       status = ToStatus(e);

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,30 +10,48 @@
 #include <grpcpp/support/server_callback.h>
 #include <prometheus/registry.h>
 
+#include "core/auth/authorizer.h"
+#include "core/auth/credentials.h"
 #include "core/executor.h"
 #include "services/rpc/method_rules.h"
 
 namespace ferry::rpc {
 
-// Who is calling, as the authorizer decided.
-struct Caller {
-  std::string principal;  // policy name, device id, or "anonymous"
-};
+using auth::Caller;
 
 // Decides whether a call may run, before its handler does. Runs on the
-// executor (it may read the database). Throws
-// ferry::Error(kIotHubUnauthorizedAccess) to refuse.
+// executor. Throws ferry::Error (kIotHubUnauthorizedAccess,
+// kPermissionDenied, ...) to refuse.
 class Authorizer {
  public:
   virtual ~Authorizer() = default;
-  [[nodiscard]] virtual Caller Authorize(const MethodRule& rule, std::string_view authorization) = 0;
+  // `device_id`: for device-scoped methods, the device the request names.
+  [[nodiscard]] virtual Caller Authorize(const MethodRule& rule, std::string_view authorization,
+                                         const std::optional<std::string>& device_id) = 0;
 };
 
-// Lets every call through. Until access control lands (issue 3) this is the
-// only authorizer; it still runs for every call, so the path is exercised.
+// IoT Hub's SAS rules (auth::SasAuthorizer) for every method.
+class SasRpcAuthorizer final : public Authorizer {
+ public:
+  explicit SasRpcAuthorizer(const auth::SasAuthorizer& sas) : sas_(sas) {}
+  Caller Authorize(const MethodRule& rule, std::string_view authorization,
+                   const std::optional<std::string>& device_id) override {
+    return sas_.Authorize({rule.permission, device_id}, authorization);
+  }
+
+ private:
+  const auth::SasAuthorizer& sas_;
+};
+
+// Lets every call through, as an all-permissions caller: only for local
+// experiments with authentication turned off on purpose
+// (--insecure-no-auth), which ferryd warns about every minute.
 class AllowAllAuthorizer final : public Authorizer {
  public:
-  Caller Authorize(const MethodRule&, std::string_view) override { return {"anonymous"}; }
+  Caller Authorize(const MethodRule&, std::string_view,
+                   const std::optional<std::string>& device_id) override {
+    return {Caller::Kind::kAnonymous, "anonymous", auth::PermissionSet::All(), device_id};
+  }
 };
 
 struct RpcMetrics;
@@ -55,7 +74,9 @@ class RpcRuntime final {
                                   std::string_view method, const Request* request,
                                   Response* response, Handler handler) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    Dispatch(ctx, reactor, service, method,
+    std::optional<std::string> device_id;
+    if constexpr (requires { request->device_id(); }) device_id = request->device_id();
+    Dispatch(ctx, reactor, service, method, std::move(device_id),
              [request, response, h = std::move(handler)](const Caller& caller) {
                h(caller, *request, *response);
              });
@@ -63,9 +84,11 @@ class RpcRuntime final {
   }
 
  private:
+  // `device_id` is what the request names, if it has such a field; it is
+  // passed to the authorizer only for device-scoped methods.
   void Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                 std::string_view service, std::string_view method,
-                std::function<void(const Caller&)> body);
+                std::optional<std::string> device_id, std::function<void(const Caller&)> body);
 
   Executor& executor_;
   Authorizer& authorizer_;

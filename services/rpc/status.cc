@@ -9,9 +9,13 @@ grpc::StatusCode ToStatusCode(Reason reason) {
     case Reason::kArgumentInvalid: return grpc::StatusCode::INVALID_ARGUMENT;
     case Reason::kArgumentNull: return grpc::StatusCode::INVALID_ARGUMENT;
     case Reason::kIotHubUnauthorizedAccess: return grpc::StatusCode::UNAUTHENTICATED;
+    case Reason::kPermissionDenied: return grpc::StatusCode::PERMISSION_DENIED;
     case Reason::kDeviceNotFound: return grpc::StatusCode::NOT_FOUND;
     case Reason::kDeviceAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case Reason::kPreconditionFailed: return grpc::StatusCode::FAILED_PRECONDITION;
+    case Reason::kPolicyNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Reason::kPolicyAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case Reason::kPolicyLimitExceeded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case Reason::kThrottlingException: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case Reason::kServerError: return grpc::StatusCode::INTERNAL;
     case Reason::kServiceUnavailable: return grpc::StatusCode::UNAVAILABLE;

@@ -34,25 +34,27 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   EXPECT_EQ(HealthStatus(channel, "liveness"), "SERVING");
 
   // ferryctl, as an operator would use it.
-  const auto created = testing::Run(BinPath("ferryctl"),
-                                    {"--endpoint", ferryd.grpc_address(), "devices", "create",
-                                     "thermostat-7"});
+  const auto anonymous = testing::Run(BinPath("ferryctl"),
+                                      {"--endpoint", ferryd.grpc_address(), "devices", "list"});
+  EXPECT_EQ(anonymous.exit_code, 1);
+  EXPECT_NE(anonymous.output.find("IotHubUnauthorizedAccess"), std::string::npos) << anonymous.output;
+  const auto created = testing::Run(BinPath("ferryctl"), {"devices", "create", "thermostat-7"},
+                                    60s, ferryd.CtlEnv());
   EXPECT_EQ(created.exit_code, 0) << created.output;
   EXPECT_NE(created.output.find("thermostat-7"), std::string::npos) << created.output;
-  const auto again = testing::Run(BinPath("ferryctl"), {"--endpoint", ferryd.grpc_address(),
-                                                         "devices", "create", "thermostat-7"});
+  const auto again = testing::Run(BinPath("ferryctl"), {"devices", "create", "thermostat-7"}, 60s,
+                                  ferryd.CtlEnv());
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.output.find("DeviceAlreadyExists"), std::string::npos) << again.output;
 
-  const auto listed = testing::Run(BinPath("ferryctl"),
-                                   {"--endpoint", ferryd.grpc_address(), "--json", "devices", "list"});
+  const auto listed = testing::Run(BinPath("ferryctl"), {"--json", "devices", "list"}, 60s,
+                                   ferryd.CtlEnv());
   ASSERT_EQ(listed.exit_code, 0) << listed.output;
   const auto device = nlohmann::json::parse(listed.output.substr(0, listed.output.find('\n')));
   EXPECT_EQ(device["device_id"], "thermostat-7");
   EXPECT_EQ(device["status"], "DEVICE_STATUS_ENABLED");
 
-  const auto table = testing::Run(BinPath("ferryctl"),
-                                  {"--endpoint", ferryd.grpc_address(), "devices", "list"});
+  const auto table = testing::Run(BinPath("ferryctl"), {"devices", "list"}, 60s, ferryd.CtlEnv());
   EXPECT_EQ(table.exit_code, 0);
   EXPECT_TRUE(std::regex_search(table.output, std::regex("DEVICE ID +STATUS")) &&
               std::regex_search(table.output, std::regex("thermostat-7 +Enabled")))
@@ -64,6 +66,7 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
   for (const char* want :
        {"ferry_grpc_requests_total{code=\"OK\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
+        "ferry_grpc_requests_total{code=\"UNAUTHENTICATED\",method=\"ListDevices\",service=\"ferry.v1.Registry\"} 1",
         "ferry_grpc_requests_total{code=\"ALREADY_EXISTS\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
         "ferry_grpc_request_duration_seconds_bucket{", "ferry_build_info{", "process_resident_memory_bytes ",
         "process_open_fds ", "process_start_time_seconds ", "process_cpu_seconds_total ",
@@ -91,6 +94,7 @@ TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
   create.mutable_device()->set_device_id("slow");
   v1::Device device;
   grpc::ClientContext create_ctx;
+  create_ctx.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
   ASSERT_TRUE(stub->CreateDevice(&create_ctx, create, &device).ok());
 
   // Hold the device's row lock so that an update waits inside ferryd.
@@ -102,6 +106,7 @@ TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
   *update.mutable_device() = device;
   update.mutable_device()->set_status_reason("updated during shutdown");
   grpc::ClientContext update_ctx;
+  update_ctx.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
   update_ctx.set_deadline(std::chrono::system_clock::now() + 30s);
   v1::Device updated;
   grpc::Status update_status;
@@ -123,6 +128,7 @@ TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
   EXPECT_TRUE(testing::WaitFor(
       [&] {
         grpc::ClientContext late_ctx;
+        late_ctx.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
         late_ctx.set_deadline(std::chrono::system_clock::now() + 1s);
         v1::Device ignored;
         return !stub->GetDevice(&late_ctx, get, &ignored).ok();

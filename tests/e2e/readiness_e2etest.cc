@@ -54,6 +54,7 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
   req.mutable_device()->set_device_id("during-outage");
   v1::Device resp;
   grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
   ctx.set_deadline(std::chrono::system_clock::now() + 30s);
   EXPECT_EQ(stub->CreateDevice(&ctx, req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(testing::ErrorReason(ctx), "ServiceUnavailable");
@@ -62,6 +63,7 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
   EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 20s))
       << ferryd.process().Output();
   grpc::ClientContext ctx2;
+  ctx2.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
   const grpc::Status s = stub->CreateDevice(&ctx2, req, &resp);
   EXPECT_TRUE(s.ok()) << s.error_message();
 }

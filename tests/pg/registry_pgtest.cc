@@ -28,6 +28,7 @@ class RegistryTest : public ::testing::Test {
     req.mutable_device()->mutable_authentication()->set_primary_key(primary);
     v1::Device resp;
     grpc::ClientContext ctx;
+    api_->AsOwner(ctx);
     const grpc::Status s = stub_->CreateDevice(&ctx, req, &resp);
     if (out != nullptr) *out = resp;
     if (reason != nullptr) *reason = testing::ErrorReason(ctx);
@@ -38,6 +39,7 @@ class RegistryTest : public ::testing::Test {
     v1::GetDeviceRequest req;
     req.set_device_id(id);
     grpc::ClientContext ctx;
+    api_->AsOwner(ctx);
     const grpc::Status s = stub_->GetDevice(&ctx, req, out);
     if (reason != nullptr) *reason = testing::ErrorReason(ctx);
     return s;
@@ -49,6 +51,7 @@ class RegistryTest : public ::testing::Test {
     *req.mutable_device() = device;
     req.set_if_match(if_match);
     grpc::ClientContext ctx;
+    api_->AsOwner(ctx);
     const grpc::Status s = stub_->UpdateDevice(&ctx, req, out);
     if (reason != nullptr) *reason = testing::ErrorReason(ctx);
     return s;
@@ -61,6 +64,7 @@ class RegistryTest : public ::testing::Test {
     req.set_if_match(if_match);
     v1::DeleteDeviceResponse resp;
     grpc::ClientContext ctx;
+    api_->AsOwner(ctx);
     const grpc::Status s = stub_->DeleteDevice(&ctx, req, &resp);
     if (reason != nullptr) *reason = testing::ErrorReason(ctx);
     return s;
@@ -76,6 +80,7 @@ class RegistryTest : public ::testing::Test {
       req.set_page_token(token);
       v1::ListDevicesResponse resp;
       grpc::ClientContext ctx;
+      api_->AsOwner(ctx);
       const grpc::Status s = stub_->ListDevices(&ctx, req, &resp);
       EXPECT_TRUE(s.ok()) << s.error_message();
       if (!s.ok()) break;
@@ -234,10 +239,12 @@ TEST_F(RegistryTest, ListPagesThroughEveryDeviceExactlyOnce) {
   v1::ListDevicesResponse resp;
   req.set_page_size(1001);
   grpc::ClientContext ctx1;
+  api_->AsOwner(ctx1);
   EXPECT_EQ(stub_->ListDevices(&ctx1, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   req.set_page_size(10);
   req.set_page_token("not a token!");
   grpc::ClientContext ctx2;
+  api_->AsOwner(ctx2);
   EXPECT_EQ(stub_->ListDevices(&ctx2, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 

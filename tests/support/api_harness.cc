@@ -1,27 +1,63 @@
 #include "tests/support/api_harness.h"
 
+#include "core/auth/sas.h"
+#include "services/registry/device_rules.h"
 #include "services/rpc/status.h"
+#include "tests/support/wait.h"
 
 namespace ferry::testing {
 
 ApiHarness::ApiHarness(const std::string& postgres_url)
     : pool_(pg::PoolOptions{.url = postgres_url, .max_size = 4}, registry_.get()),
+      listener_(pool_, *registry_),
+      credential_store_(pool_),
+      cache_(credential_store_, *registry_),
+      sas_(kHubHost, cache_, clock_),
+      authorizer_(sas_),
       runtime_(executor_, authorizer_, *registry_),
       devices_(pool_),
-      registry_service_(runtime_, devices_, clock_) {
-  server_ = std::make_unique<GrpcServer>(GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
-                                         std::vector<grpc::Service*>{&registry_service_});
+      registry_service_(runtime_, devices_, clock_),
+      policies_(pool_),
+      policy_service_(runtime_, policies_, clock_) {
+  (void)policies_.EnsureOwner(access::kOwnerPolicyName, kOwnerKey, registry::NewSymmetricKey(),
+                              clock_.Now());
+  cache_.Attach(listener_);
+  listener_.Start();
+  if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
+    throw std::runtime_error("the LISTEN connection did not come up");
+  }
+  server_ = std::make_unique<GrpcServer>(
+      GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
+      std::vector<grpc::Service*>{&registry_service_, &policy_service_});
   server_->SetReady(true);
 }
 
 ApiHarness::~ApiHarness() {
   server_->Shutdown(std::chrono::seconds(5));
   executor_.Stop();
+  listener_.Stop();
 }
 
 std::shared_ptr<grpc::Channel> ApiHarness::Channel() const {
   return grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
                              grpc::InsecureChannelCredentials());
+}
+
+std::string ApiHarness::Token(const std::string& resource, const std::string& key,
+                              std::optional<std::string> policy, std::chrono::seconds ttl) const {
+  const auto expiry =
+      std::chrono::duration_cast<std::chrono::seconds>((clock_.Now() + ttl).time_since_epoch())
+          .count();
+  if (policy) return auth::MakeSasToken(resource, key, expiry, *policy);
+  return auth::MakeSasToken(resource, key, expiry);
+}
+
+std::string ApiHarness::OwnerToken() const {
+  return Token(kHubHost, kOwnerKey, std::string(access::kOwnerPolicyName));
+}
+
+void ApiHarness::AsOwner(grpc::ClientContext& ctx) const {
+  ctx.AddMetadata("authorization", OwnerToken());
 }
 
 std::string ErrorReason(const grpc::ClientContext& ctx) {

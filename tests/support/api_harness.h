@@ -5,8 +5,13 @@
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
+#include "core/auth/authorizer.h"
 #include "core/executor.h"
+#include "core/pg/listener.h"
 #include "core/pg/pool.h"
+#include "services/auth/credential_cache.h"
+#include "services/auth/policy_service.h"
+#include "services/auth/policy_store.h"
 #include "services/registry/device_store.h"
 #include "services/registry/registry_service.h"
 #include "services/rpc/runtime.h"
@@ -15,9 +20,14 @@
 
 namespace ferry::testing {
 
+inline constexpr char kHubHost[] = "test-hub.local";
+// The owner policy's primary key in every harness.
+inline constexpr char kOwnerKey[] = "b3duZXIta2V5LWZvci1mZXJyeS10ZXN0cy0zMmJ5dGU=";
+
 // Ferry's API services in this process on a free port, against the given
-// (migrated) database, with a fake clock: for tests of RPC behaviour that do
-// not need ferryd as a process.
+// (migrated) database, with SAS authentication as in ferryd, an owner policy
+// (kOwnerKey), NOTIFY-driven credential cache, and a fake clock for domain
+// times (tokens are checked against the fake clock too).
 class ApiHarness final {
  public:
   explicit ApiHarness(const std::string& postgres_url);
@@ -27,16 +37,35 @@ class ApiHarness final {
   FakeClock& clock() { return clock_; }
   prometheus::Registry& metrics() { return *registry_; }
   pg::Pool& pool() { return pool_; }
+  const auth::SasAuthorizer& authorizer() const { return sas_; }
+  access::CredentialCache& credentials() { return cache_; }
+  pg::Listener& listener() { return listener_; }
+
+  // A token of the owner policy (all four permissions), valid for an hour
+  // of the fake clock.
+  [[nodiscard]] std::string OwnerToken() const;
+  // A token signed with `key` for `resource`, expiring `ttl` after now.
+  [[nodiscard]] std::string Token(const std::string& resource, const std::string& key,
+                                  std::optional<std::string> policy,
+                                  std::chrono::seconds ttl = std::chrono::hours(1)) const;
+  // Adds the owner's token to `ctx`.
+  void AsOwner(grpc::ClientContext& ctx) const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
-  FakeClock clock_;
+  FakeClock clock_{FromUnixMicros(ToUnixMicros(std::chrono::system_clock::now()))};
   pg::Pool pool_;
+  pg::Listener listener_;
+  access::CredentialStore credential_store_;
+  access::CredentialCache cache_;
+  auth::SasAuthorizer sas_;
+  rpc::SasRpcAuthorizer authorizer_;
   Executor executor_{4};
-  rpc::AllowAllAuthorizer authorizer_;
   rpc::RpcRuntime runtime_;
   registry::DeviceStore devices_;
   registry::RegistryService registry_service_;
+  access::PolicyStore policies_;
+  access::PolicyService policy_service_;
   std::unique_ptr<GrpcServer> server_;
 };
 

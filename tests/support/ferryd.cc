@@ -3,6 +3,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "core/auth/connection_string.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace ferry::testing {
@@ -15,7 +16,9 @@ FerrydProcess::FerrydProcess(const std::string& postgres_url,
                                    "--metrics-listen", "127.0.0.1:0",
                                    "--readiness-interval-ms", "100"};
   args.insert(args.end(), extra_serve_args.begin(), extra_serve_args.end());
-  process_ = std::make_unique<ChildProcess>(BinPath("ferryd"), args, env);
+  std::map<std::string, std::string> full_env = {{"FERRY_OWNER_KEY", kE2eOwnerKey}};
+  for (const auto& [k, v] : env) full_env[k] = v;
+  process_ = std::make_unique<ChildProcess>(BinPath("ferryd"), args, full_env);
   const auto grpc = process_->WaitForLine(std::regex("grpc_port=(\\d+)"), std::chrono::seconds(20));
   const auto metrics =
       process_->WaitForLine(std::regex("metrics_port=(\\d+)"), std::chrono::seconds(1));
@@ -32,6 +35,22 @@ std::string FerrydProcess::grpc_address() const {
 
 std::shared_ptr<grpc::Channel> FerrydProcess::Channel() const {
   return grpc::CreateChannel(grpc_address(), grpc::InsecureChannelCredentials());
+}
+
+std::string FerrydProcess::OwnerConnectionString() {
+  return std::string("HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=") +
+         kE2eOwnerKey;
+}
+
+std::string FerrydProcess::OwnerToken() {
+  const auto expiry = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() + 3600;
+  return auth::ParseConnectionString(OwnerConnectionString()).Token(expiry);
+}
+
+std::map<std::string, std::string> FerrydProcess::CtlEnv() const {
+  return {{"FERRY_CONNECTION_STRING", OwnerConnectionString()}, {"FERRY_ENDPOINT", grpc_address()}};
 }
 
 std::string HealthStatus(const std::shared_ptr<grpc::Channel>& channel,

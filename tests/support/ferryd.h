@@ -11,8 +11,12 @@
 
 namespace ferry::testing {
 
+// The owner key every FerrydProcess starts with (FERRY_OWNER_KEY).
+inline constexpr char kE2eOwnerKey[] = "ZTJlLW93bmVyLWtleS1mb3ItZmVycnktdGVzdHMtMzI=";
+
 // ferryd started as a process on free ports (port 0), as a user would start
-// it; waits for its "serving" log line.
+// it, with FERRY_OWNER_KEY set (unless `env` sets it); waits for its
+// "serving" log line.
 class FerrydProcess final {
  public:
   // `extra_serve_args` go after `serve`. Throws if ferryd does not report
@@ -24,6 +28,12 @@ class FerrydProcess final {
   [[nodiscard]] int metrics_port() const { return metrics_port_; }
   [[nodiscard]] std::string grpc_address() const;
   [[nodiscard]] std::shared_ptr<grpc::Channel> Channel() const;
+  // The owner policy's connection string (hub host "localhost").
+  [[nodiscard]] static std::string OwnerConnectionString();
+  // An owner token valid for an hour, for direct gRPC calls.
+  [[nodiscard]] static std::string OwnerToken();
+  // Environment for ferryctl against this ferryd as the owner.
+  [[nodiscard]] std::map<std::string, std::string> CtlEnv() const;
   ChildProcess& process() { return *process_; }
 
  private:

@@ -138,8 +138,8 @@ std::string ChildProcess::Output() const {
 }
 
 RunResult Run(const std::string& path, const std::vector<std::string>& args,
-              std::chrono::milliseconds timeout) {
-  ChildProcess child(path, args);
+              std::chrono::milliseconds timeout, const std::map<std::string, std::string>& env) {
+  ChildProcess child(path, args, env);
   RunResult result;
   const auto status = child.Wait(timeout);
   if (!status) {

@@ -54,7 +54,8 @@ struct RunResult {
 
 // Runs a command to completion (at most `timeout`, then killed).
 RunResult Run(const std::string& path, const std::vector<std::string>& args,
-              std::chrono::milliseconds timeout = std::chrono::seconds(60));
+              std::chrono::milliseconds timeout = std::chrono::seconds(60),
+              const std::map<std::string, std::string>& env = {});
 
 // Paths of the built binaries and source scripts.
 [[nodiscard]] std::string BinPath(const std::string& name);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -13,6 +15,10 @@
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include "core/auth/authorizer.h"
+#include "core/auth/connection_string.h"
+#include "core/auth/sas.h"
+#include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -23,7 +29,65 @@ struct Options {
   std::string endpoint = "127.0.0.1:50051";
   bool json = false;
   double timeout_seconds = 10;
+  std::string connection_string;
+  long token_ttl_seconds = 3600;
+  std::string tls_ca_file;
+  bool tls = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const Options& o) {
+  if (!o.tls && o.tls_ca_file.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca_file.empty()) ssl.pem_root_certs = ReadFile(o.tls_ca_file);
+  if (!o.tls_cert_file.empty()) ssl.pem_cert_chain = ReadFile(o.tls_cert_file);
+  if (!o.tls_key_file.empty()) ssl.pem_private_key = ReadFile(o.tls_key_file);
+  return grpc::SslCredentials(ssl);
+}
+
+std::int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+v1::AccessPermission PermissionFromName(const std::string& name) {
+  if (name == "RegistryRead") return v1::ACCESS_PERMISSION_REGISTRY_READ;
+  if (name == "RegistryWrite") return v1::ACCESS_PERMISSION_REGISTRY_WRITE;
+  if (name == "ServiceConnect") return v1::ACCESS_PERMISSION_SERVICE_CONNECT;
+  if (name == "DeviceConnect") return v1::ACCESS_PERMISSION_DEVICE_CONNECT;
+  throw CLI::ValidationError("--permissions",
+                             "unknown permission '" + name +
+                                 "' (RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect)");
+}
+
+std::string PermissionNames(const v1::Policy& p) {
+  std::string out;
+  for (const int perm : p.permissions()) {
+    if (!out.empty()) out += ",";
+    switch (perm) {
+      case v1::ACCESS_PERMISSION_REGISTRY_READ: out += "RegistryRead"; break;
+      case v1::ACCESS_PERMISSION_REGISTRY_WRITE: out += "RegistryWrite"; break;
+      case v1::ACCESS_PERMISSION_SERVICE_CONNECT: out += "ServiceConnect"; break;
+      case v1::ACCESS_PERMISSION_DEVICE_CONNECT: out += "DeviceConnect"; break;
+      default: out += "?";
+    }
+  }
+  return out;
+}
+
+v1::KeySlot SlotFromName(const std::string& slot) {
+  return slot == "secondary" ? v1::KEY_SLOT_SECONDARY : v1::KEY_SLOT_PRIMARY;
+}
 
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
@@ -68,20 +132,34 @@ class Client {
       : options_(options),
         out_(out),
         err_(err),
-        channel_(grpc::CreateChannel(options.endpoint, grpc::InsecureChannelCredentials())),
+        channel_(grpc::CreateChannel(options.endpoint, ChannelCredentials(options))),
         registry_(v1::Registry::NewStub(channel_)),
-        health_(grpc::health::v1::Health::NewStub(channel_)) {}
+        policies_(v1::AccessPolicies::NewStub(channel_)),
+        health_(grpc::health::v1::Health::NewStub(channel_)) {
+    if (!options.connection_string.empty()) {
+      credentials_ = auth::ParseConnectionString(options.connection_string);
+    }
+  }
 
+  // A call context with a deadline and, given a connection string, a SAS
+  // token signed here for --token-ttl seconds.
   std::unique_ptr<grpc::ClientContext> Context() const {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(static_cast<long>(options_.timeout_seconds * 1000)));
+    if (credentials_) {
+      ctx->AddMetadata("authorization", credentials_->Token(NowSeconds() + options_.token_ttl_seconds));
+    }
     return ctx;
   }
 
   // Prints a failed call's status; returns the exit code it means.
   int Fail(const grpc::Status& status) const {
     err_ << "ferryctl: " << status.error_message();
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && !credentials_) {
+      err_ << " (set FERRY_CONNECTION_STRING or --connection-string)\n";
+      return kExitRefused;
+    }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       err_ << " (is ferryd running and ready at " << options_.endpoint << "?)\n";
@@ -205,6 +283,138 @@ class Client {
     return kExitOk;
   }
 
+  int RegenerateDeviceKey(const std::string& id, const std::string& slot) {
+    v1::RegenerateDeviceKeyRequest req;
+    req.set_device_id(id);
+    req.set_slot(SlotFromName(slot));
+    v1::Device resp;
+    const grpc::Status s = registry_->RegenerateDeviceKey(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintDevice(resp);
+    return kExitOk;
+  }
+
+  // HostName=…;DeviceId=…;SharedAccessKey=… of a device, for the device or
+  // its gateway.
+  int DeviceConnectionString(const std::string& id, const std::string& slot) {
+    v1::GetDeviceRequest req;
+    req.set_device_id(id);
+    v1::Device d;
+    const grpc::Status s = registry_->GetDevice(Context().get(), req, &d);
+    if (!s.ok()) return Fail(s);
+    const std::string host = credentials_ ? credentials_->host_name : "localhost";
+    const auth::ConnectionString cs{host, std::nullopt, id,
+                                    slot == "secondary" ? d.authentication().secondary_key()
+                                                        : d.authentication().primary_key()};
+    out_ << cs.ToString() << "\n";
+    return kExitOk;
+  }
+
+  void PrintPolicy(const v1::Policy& p) const {
+    if (options_.json) {
+      out_ << Json(p) << "\n";
+      return;
+    }
+    Table(out_, {"FIELD", "VALUE"},
+          {{"name", p.name()},
+           {"permissions", PermissionNames(p)},
+           {"primary_key", p.primary_key()},
+           {"secondary_key", p.secondary_key()},
+           {"created_time", Time(p.created_time())},
+           {"updated_time", Time(p.updated_time())}});
+  }
+
+  int CreatePolicy(const std::string& name, const std::vector<std::string>& permissions,
+                   const std::string& primary, const std::string& secondary) {
+    v1::CreatePolicyRequest req;
+    req.mutable_policy()->set_name(name);
+    for (const auto& p : permissions) req.mutable_policy()->add_permissions(PermissionFromName(p));
+    req.mutable_policy()->set_primary_key(primary);
+    req.mutable_policy()->set_secondary_key(secondary);
+    v1::Policy resp;
+    const grpc::Status s = policies_->CreatePolicy(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintPolicy(resp);
+    return kExitOk;
+  }
+
+  int GetPolicy(const std::string& name) {
+    v1::GetPolicyRequest req;
+    req.set_name(name);
+    v1::Policy resp;
+    const grpc::Status s = policies_->GetPolicy(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintPolicy(resp);
+    return kExitOk;
+  }
+
+  int ListPolicies() {
+    v1::ListPoliciesRequest req;
+    v1::ListPoliciesResponse resp;
+    const grpc::Status s = policies_->ListPolicies(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : resp.policies()) {
+      if (options_.json) {
+        out_ << Json(p) << "\n";
+      } else {
+        rows.push_back({p.name(), PermissionNames(p)});
+      }
+    }
+    if (!options_.json) Table(out_, {"NAME", "PERMISSIONS"}, rows);
+    return kExitOk;
+  }
+
+  int UpdatePolicy(const std::string& name, const std::vector<std::string>& permissions) {
+    v1::UpdatePolicyRequest req;
+    req.mutable_policy()->set_name(name);
+    for (const auto& p : permissions) req.mutable_policy()->add_permissions(PermissionFromName(p));
+    v1::Policy resp;
+    const grpc::Status s = policies_->UpdatePolicy(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintPolicy(resp);
+    return kExitOk;
+  }
+
+  int DeletePolicy(const std::string& name) {
+    v1::DeletePolicyRequest req;
+    req.set_name(name);
+    v1::DeletePolicyResponse resp;
+    const grpc::Status s = policies_->DeletePolicy(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (!options_.json) out_ << "deleted policy " << name << "\n";
+    return kExitOk;
+  }
+
+  int RegeneratePolicyKey(const std::string& name, const std::string& slot) {
+    v1::RegeneratePolicyKeyRequest req;
+    req.set_name(name);
+    req.set_slot(SlotFromName(slot));
+    v1::Policy resp;
+    const grpc::Status s = policies_->RegeneratePolicyKey(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    PrintPolicy(resp);
+    return kExitOk;
+  }
+
+  // Prints a SAS token; with `device` and a policy connection string, one
+  // scoped to that device (a policy with DeviceConnect acting for it).
+  int Token(const std::string& device) const {
+    if (!credentials_) {
+      err_ << "ferryctl: token needs FERRY_CONNECTION_STRING or --connection-string\n";
+      return kExitUsage;
+    }
+    const std::int64_t expiry = NowSeconds() + options_.token_ttl_seconds;
+    if (!device.empty() && credentials_->key_name) {
+      out_ << auth::MakeSasToken(auth::DeviceResource(credentials_->host_name, device),
+                                 credentials_->key, expiry, *credentials_->key_name)
+           << "\n";
+    } else {
+      out_ << credentials_->Token(expiry) << "\n";
+    }
+    return kExitOk;
+  }
+
   int Health() {
     std::vector<std::vector<std::string>> rows;
     bool all = true;
@@ -233,7 +443,9 @@ class Client {
   std::ostream& err_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> registry_;
+  std::unique_ptr<v1::AccessPolicies::Stub> policies_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::optional<auth::ConnectionString> credentials_;
 };
 
 }  // namespace
@@ -250,6 +462,20 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       ->capture_default_str();
   app.add_flag("--json", options.json, "Print JSON (one object per line) instead of tables");
   app.add_option("--timeout", options.timeout_seconds, "Seconds per call")->capture_default_str();
+  app.add_option("--connection-string", options.connection_string,
+                 "IoT Hub connection string of a policy or a device; tokens are signed with it")
+      ->envname("FERRY_CONNECTION_STRING");
+  app.add_option("--token-ttl", options.token_ttl_seconds, "Lifetime of the tokens signed, seconds")
+      ->envname("FERRY_TOKEN_TTL")
+      ->capture_default_str();
+  app.add_flag("--tls", options.tls, "Use TLS with the system's CA certificates")
+      ->envname("FERRY_TLS");
+  app.add_option("--tls-ca-file", options.tls_ca_file, "Use TLS, trusting this PEM CA bundle")
+      ->envname("FERRY_TLS_CA_FILE");
+  app.add_option("--tls-cert-file", options.tls_cert_file, "Client certificate (mutual TLS)")
+      ->envname("FERRY_TLS_CLIENT_CERT_FILE");
+  app.add_option("--tls-key-file", options.tls_key_file, "Client private key (mutual TLS)")
+      ->envname("FERRY_TLS_CLIENT_KEY_FILE");
 
   int code = kExitOk;
   std::optional<Client> client;
@@ -316,6 +542,73 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   del->add_option("--if-match", if_match, "Refuse unless the device's etag is this");
   del->callback([&] { code = connect().Delete(id, if_match); });
 
+  std::string slot = "primary";
+  CLI::App* regen = devices->add_subcommand("regenerate-key", "Give a device a new random key")
+                        ->footer("Example: ferryctl devices regenerate-key thermostat-7 --slot secondary");
+  regen->add_option("device-id", id, "Device id")->required();
+  regen->add_option("--slot", slot, "primary or secondary")
+      ->check(CLI::IsMember({"primary", "secondary"}))
+      ->capture_default_str();
+  regen->callback([&] { code = connect().RegenerateDeviceKey(id, slot); });
+
+  CLI::App* devcs = devices->add_subcommand("connection-string", "Print a device's connection string")
+                        ->footer("Example: ferryctl devices connection-string thermostat-7");
+  devcs->add_option("device-id", id, "Device id")->required();
+  devcs->add_option("--slot", slot, "primary or secondary")
+      ->check(CLI::IsMember({"primary", "secondary"}))
+      ->capture_default_str();
+  devcs->callback([&] { code = connect().DeviceConnectionString(id, slot); });
+
+  CLI::App* policies = app.add_subcommand("policies", "Shared access policies (needs an owner policy)")
+                           ->footer("Example: ferryctl policies list");
+  policies->require_subcommand(1);
+  std::string policy_name;
+  std::vector<std::string> permissions;
+  auto add_permissions = [&](CLI::App* cmd) {
+    cmd->add_option("--permissions", permissions,
+                    "Comma-separated: RegistryRead, RegistryWrite, ServiceConnect, DeviceConnect")
+        ->delimiter(',')
+        ->required();
+  };
+  CLI::App* pcreate = policies->add_subcommand("create", "Create a policy")
+                          ->footer("Example: ferryctl policies create backend --permissions "
+                                   "ServiceConnect,RegistryRead");
+  pcreate->add_option("name", policy_name, "Policy name")->required();
+  add_permissions(pcreate);
+  pcreate->add_option("--primary-key", primary, "Base64 key (generated when omitted)");
+  pcreate->add_option("--secondary-key", secondary, "Base64 key (generated when omitted)");
+  pcreate->callback([&] { code = connect().CreatePolicy(policy_name, permissions, primary, secondary); });
+  CLI::App* pget = policies->add_subcommand("get", "Show a policy with its keys")
+                       ->footer("Example: ferryctl policies get iothubowner");
+  pget->add_option("name", policy_name, "Policy name")->required();
+  pget->callback([&] { code = connect().GetPolicy(policy_name); });
+  policies->add_subcommand("list", "List policies")
+      ->footer("Example: ferryctl policies list --json")
+      ->callback([&] { code = connect().ListPolicies(); });
+  CLI::App* pupdate = policies->add_subcommand("update", "Replace a policy's permissions")
+                          ->footer("Example: ferryctl policies update backend --permissions ServiceConnect");
+  pupdate->add_option("name", policy_name, "Policy name")->required();
+  add_permissions(pupdate);
+  pupdate->callback([&] { code = connect().UpdatePolicy(policy_name, permissions); });
+  CLI::App* pdelete = policies->add_subcommand("delete", "Delete a policy")
+                          ->footer("Example: ferryctl policies delete backend");
+  pdelete->add_option("name", policy_name, "Policy name")->required();
+  pdelete->callback([&] { code = connect().DeletePolicy(policy_name); });
+  CLI::App* pregen = policies->add_subcommand("regenerate-key", "Give a policy a new random key")
+                         ->footer("Example: ferryctl policies regenerate-key backend --slot primary");
+  pregen->add_option("name", policy_name, "Policy name")->required();
+  pregen->add_option("--slot", slot, "primary or secondary")
+      ->check(CLI::IsMember({"primary", "secondary"}))
+      ->capture_default_str();
+  pregen->callback([&] { code = connect().RegeneratePolicyKey(policy_name, slot); });
+
+  std::string token_device;
+  CLI::App* token = app.add_subcommand("token", "Print a SAS token signed with the connection string")
+                        ->footer("Example: ferryctl --token-ttl 600 token --device thermostat-7");
+  token->add_option("--device", token_device,
+                    "With a policy connection string: scope the token to this device");
+  token->callback([&] { code = connect().Token(token_device); });
+
   app.add_subcommand("health", "Liveness and readiness of a ferryd")
       ->footer("Example: ferryctl --endpoint 127.0.0.1:50051 health")
       ->callback([&] { code = connect().Health(); });
@@ -325,6 +618,9 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e, out, err);
     return rc == 0 ? kExitOk : kExitUsage;
+  } catch (const std::exception& e) {
+    err << "ferryctl: " << e.what() << "\n";
+    return kExitUsage;
   }
   return code;
 }
