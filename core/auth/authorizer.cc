@@ -71,18 +71,26 @@ Caller SasAuthorizer::AuthorizePolicy(const AccessRequest& request, const SasTok
 
 Caller SasAuthorizer::AuthorizeDevice(const AccessRequest& request, const SasToken& token) const {
   // Which device signed it: the one the call acts for, or (for calls that
-  // act for none) the one the token names.
+  // act for none) the one the token names, case as sent if the signer kept
+  // it, else lower-cased.
   std::string device_id;
+  std::optional<DeviceCredentials> device;
   if (request.device_id) {
     device_id = *request.device_id;
+    device = credentials_.Device(device_id);
   } else {
     const std::string prefix = hub_host_ + "/devices/";
+    const std::string as_sent = UrlDecode(token.raw_resource);
     if (token.resource.rfind(prefix, 0) != 0) {
       Unauthenticated("SAS token without skn must be scoped to a device");
     }
-    device_id = token.resource.substr(prefix.size());
+    for (const std::string& candidate :
+         {as_sent.substr(std::min(prefix.size(), as_sent.size())), token.resource.substr(prefix.size())}) {
+      device = credentials_.Device(candidate);
+      device_id = candidate;
+      if (device) break;
+    }
   }
-  const auto device = credentials_.Device(device_id);
   if (!device || !SignedByEither(token, device->primary_key, device->secondary_key)) {
     Unauthenticated("SAS token is not signed by the device's key");
   }

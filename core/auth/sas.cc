@@ -136,7 +136,9 @@ std::string Sign(std::string_view resource, std::int64_t expiry, std::string_vie
 
 std::string MakeSasToken(std::string_view resource, std::string_view base64_key,
                          std::int64_t expiry, std::optional<std::string_view> key_name) {
-  std::string token = "SharedAccessSignature sr=" + UrlEncode(ToLower(resource)) +
+  // sr keeps its case (a device id in it is case-sensitive for lookup); the
+  // signature is over the lower-cased form, as IoT Hub specifies.
+  std::string token = "SharedAccessSignature sr=" + UrlEncode(resource) +
                       "&sig=" + UrlEncode(Sign(resource, expiry, base64_key)) +
                       "&se=" + std::to_string(expiry);
   if (key_name) token += "&skn=" + UrlEncode(*key_name);
