@@ -46,7 +46,14 @@ ChildProcess::ChildProcess(const std::string& path, const std::vector<std::strin
     const auto eq = kv.find('=');
     if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  for (const auto& [k, v] : env) merged[k] = v;
+  // An empty value unsets the variable.
+  for (const auto& [k, v] : env) {
+    if (v.empty()) {
+      merged.erase(k);
+    } else {
+      merged[k] = v;
+    }
+  }
   std::vector<std::string> env_storage;
   for (const auto& [k, v] : merged) env_storage.push_back(k + "=" + v);
   std::vector<char*> envp;

@@ -19,6 +19,7 @@ namespace ferry::testing {
 // destruction if still running.
 class ChildProcess final {
  public:
+  // `env` adds to (an empty value removes from) this process's environment.
   ChildProcess(const std::string& path, const std::vector<std::string>& args,
                const std::map<std::string, std::string>& env = {});
   ~ChildProcess();

@@ -1,0 +1,150 @@
+#include <signal.h>
+
+#include <filesystem>
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/ferryd.h"
+#include "tests/support/pg.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::BinPath;
+
+testing::RunResult Ctl(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  return testing::Run(BinPath("ferryctl"), args, 60s, env);
+}
+
+TEST(Access, AGeneratedOwnerKeyIsPrintedOnceAndWorks) {
+  testing::TestDatabase db;
+  std::string connection_string;
+  {
+    testing::FerrydProcess ferryd(db.url(), {"--migrate"}, {{"FERRY_OWNER_KEY", ""}});
+    const auto cs = ferryd.process().WaitForLine(
+        std::regex("(HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=\\S+)"), 15s);
+    ASSERT_TRUE(cs.has_value()) << ferryd.process().Output();
+    connection_string = *cs;
+    const auto listed = Ctl({"--endpoint", ferryd.grpc_address(), "devices", "list"},
+                            {{"FERRY_CONNECTION_STRING", connection_string}});
+    EXPECT_EQ(listed.exit_code, 0) << listed.output;
+    const auto token = Ctl({"--token-ttl", "60", "token"}, {{"FERRY_CONNECTION_STRING", connection_string}});
+    EXPECT_EQ(token.exit_code, 0);
+    EXPECT_TRUE(std::regex_search(token.output, std::regex("^SharedAccessSignature sr=localhost&sig=.+&se=\\d+&skn=iothubowner")))
+        << token.output;
+    ferryd.process().Signal(SIGTERM);
+    EXPECT_EQ(ferryd.process().Wait(15s).value_or(-1), 0);
+  }
+  // A second start finds the policy and prints nothing; the old string works.
+  testing::FerrydProcess again(db.url(), {}, {{"FERRY_OWNER_KEY", ""}});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(again.Channel(), "") == "SERVING"; }, 15s));
+  EXPECT_EQ(again.process().Output().find("SharedAccessKey="), std::string::npos);
+  const auto listed = Ctl({"--endpoint", again.grpc_address(), "devices", "list"},
+                          {{"FERRY_CONNECTION_STRING", connection_string}});
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+}
+
+TEST(Access, InsecureModeWarnsAndLetsAnonymousCallsThrough) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--insecure-no-auth"});
+  EXPECT_TRUE(ferryd.process().WaitForLine(std::regex("authentication is OFF"), 10s).has_value());
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 15s));
+  const auto created = Ctl({"--endpoint", ferryd.grpc_address(), "devices", "create", "open-door"});
+  EXPECT_EQ(created.exit_code, 0) << created.output;
+}
+
+TEST(Access, PlaintextOnANonLoopbackAddressIsRefusedUnlessAllowed) {
+  testing::TestDatabase db;
+  const auto refused = testing::Run(BinPath("ferryd"),
+                                    {"--postgres-url", db.url(), "serve", "--grpc-listen",
+                                     "0.0.0.0:0", "--metrics-listen", "127.0.0.1:0"},
+                                    30s, {{"FERRY_OWNER_KEY", testing::kE2eOwnerKey}});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("refusing plaintext gRPC on 0.0.0.0:0"), std::string::npos)
+      << refused.output;
+  testing::FerrydProcess allowed(db.url(), {"--migrate", "--allow-plaintext"});
+  EXPECT_EQ(testing::HealthStatus(allowed.Channel(), "liveness"), "SERVING");
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-tls-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    MakeCerts("one");
+    MakeCerts("two");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void MakeCerts(const std::string& name) {
+    const auto r = testing::Run(testing::SourcePath("tests/support/make-test-certs.sh"), {dir_, name});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  std::string File(const std::string& name) const { return dir_ + "/" + name; }
+  // Puts NAME's server certificate where ferryd reads it, atomically.
+  void Install(const std::string& name) {
+    for (const std::string ext : {"pem", "key"}) {
+      std::filesystem::copy_file(File(name + "-server." + ext), File("live.tmp"),
+                                 std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::rename(File("live.tmp"), File("live." + ext));
+    }
+  }
+  testing::RunResult Health(const testing::FerrydProcess& f, const std::vector<std::string>& tls) {
+    std::vector<std::string> args = {"--endpoint", f.grpc_address(), "--timeout", "3"};
+    args.insert(args.end(), tls.begin(), tls.end());
+    args.push_back("health");
+    return Ctl(args, {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
+  }
+
+  std::string dir_;
+};
+
+TEST_F(TlsTest, ServesTlsAndReloadsChangedCertificates) {
+  Install("one");
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--tls-cert-file", File("live.pem"),
+                                           "--tls-key-file", File("live.key"),
+                                           "--tls-reload-seconds", "1"});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Health(ferryd, {"--tls-ca-file", File("one-ca.pem")}).exit_code == 0; }, 15s))
+      << Health(ferryd, {"--tls-ca-file", File("one-ca.pem")}).output << ferryd.process().Output();
+  EXPECT_EQ(Health(ferryd, {}).exit_code, 3) << "plaintext must not be served alongside TLS";
+  EXPECT_EQ(Health(ferryd, {"--tls-ca-file", File("two-ca.pem")}).exit_code, 3);
+  const auto listed = Ctl({"--endpoint", ferryd.grpc_address(), "--tls-ca-file", File("one-ca.pem"),
+                           "devices", "list"},
+                          {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+
+  Install("two");
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return Health(ferryd, {"--tls-ca-file", File("two-ca.pem")}).exit_code == 0; }, 20s,
+      200ms))
+      << "the new certificate was not picked up";
+}
+
+TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--tls-cert-file", File("one-server.pem"),
+                                           "--tls-key-file", File("one-server.key"),
+                                           "--tls-client-ca-file", File("one-ca.pem")});
+  const std::vector<std::string> trust = {"--tls-ca-file", File("one-ca.pem")};
+  std::vector<std::string> with_cert = trust;
+  with_cert.insert(with_cert.end(), {"--tls-cert-file", File("one-client.pem"), "--tls-key-file",
+                                     File("one-client.key")});
+  std::vector<std::string> wrong_cert = trust;
+  wrong_cert.insert(wrong_cert.end(), {"--tls-cert-file", File("two-client.pem"), "--tls-key-file",
+                                       File("two-client.key")});
+  ASSERT_TRUE(testing::WaitFor([&] { return Health(ferryd, with_cert).exit_code == 0; }, 15s))
+      << Health(ferryd, with_cert).output << ferryd.process().Output();
+  EXPECT_EQ(Health(ferryd, trust).exit_code, 3);
+  EXPECT_EQ(Health(ferryd, wrong_cert).exit_code, 3);
+}
+
+}  // namespace
+}  // namespace ferry
