@@ -49,6 +49,54 @@ TEST(Access, AGeneratedOwnerKeyIsPrintedOnceAndWorks) {
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
 }
 
+TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate"});
+  const auto owner = ferryd.CtlEnv();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 15s));
+  const auto created = Ctl({"--json", "policies", "create", "reader", "--permissions",
+                            "RegistryRead"}, owner);
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  const std::smatch key = [&] {
+    std::smatch m;
+    std::regex_search(created.output, m, std::regex("\"primary_key\":\"([^\"]+)\""));
+    return m;
+  }();
+  ASSERT_EQ(key.size(), 2u) << created.output;
+  std::map<std::string, std::string> reader = owner;
+  reader["FERRY_CONNECTION_STRING"] =
+      "HostName=localhost;SharedAccessKeyName=reader;SharedAccessKey=" + key[1].str();
+  EXPECT_EQ(Ctl({"devices", "list"}, reader).exit_code, 0);
+  const auto refused = Ctl({"devices", "create", "x"}, reader);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("PermissionDenied"), std::string::npos) << refused.output;
+  const auto not_owner = Ctl({"policies", "list"}, reader);
+  EXPECT_EQ(not_owner.exit_code, 1);
+
+  const auto listed = Ctl({"policies", "list"}, owner);
+  EXPECT_TRUE(std::regex_search(listed.output, std::regex("reader +RegistryRead"))) << listed.output;
+  EXPECT_EQ(Ctl({"policies", "regenerate-key", "reader", "--slot", "primary"}, owner).exit_code, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return Ctl({"devices", "list"}, reader).exit_code == 1; }, 2s));
+
+  ASSERT_EQ(Ctl({"devices", "create", "thermostat-7"}, owner).exit_code, 0);
+  const auto cs = Ctl({"devices", "connection-string", "thermostat-7"}, owner);
+  ASSERT_EQ(cs.exit_code, 0);
+  EXPECT_EQ(cs.output.rfind("HostName=localhost;DeviceId=thermostat-7;SharedAccessKey=", 0), 0u)
+      << cs.output;
+  std::map<std::string, std::string> device = owner;
+  device["FERRY_CONNECTION_STRING"] = cs.output.substr(0, cs.output.find('\n'));
+  const auto device_token = Ctl({"token"}, device);
+  EXPECT_EQ(device_token.output.rfind("SharedAccessSignature sr=localhost%2Fdevices%2Fthermostat-7&", 0),
+            0u)
+      << device_token.output;
+  EXPECT_EQ(Ctl({"devices", "list"}, device).exit_code, 1);  // a device key grants no registry access
+  EXPECT_EQ(Ctl({"devices", "regenerate-key", "thermostat-7", "--slot", "secondary"}, owner).exit_code,
+            0);
+  EXPECT_EQ(Ctl({"policies", "delete", "reader"}, owner).exit_code, 0);
+  EXPECT_EQ(Ctl({"policies", "delete", "iothubowner"}, owner).exit_code, 1);
+}
+
 TEST(Access, InsecureModeWarnsAndLetsAnonymousCallsThrough) {
   testing::TestDatabase db;
   testing::FerrydProcess ferryd(db.url(), {"--migrate", "--insecure-no-auth"});
