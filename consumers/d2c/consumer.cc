@@ -1,0 +1,619 @@
+#include "consumers/d2c/consumer.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+
+#include "core/error.h"
+#include "core/executor.h"
+#include "core/log.h"
+
+namespace ferry::d2c {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+const std::shared_ptr<spdlog::logger>& Logger() {
+  static const auto logger = log::Get("d2c");
+  return logger;
+}
+
+// Logical offsets are Kafka's; the store's start position resolves to them.
+class LogicalStartOffsets final : public StartOffsets {
+ public:
+  explicit LogicalStartOffsets(RdKafka::KafkaConsumer*& consumer) : consumer_(consumer) {}
+  std::int64_t Resolve(const std::string& topic, std::int32_t partition, StartFrom from,
+                       TimePoint at) override {
+    switch (from) {
+      case StartFrom::kEarliest: return RdKafka::Topic::OFFSET_BEGINNING;
+      case StartFrom::kLatest: return RdKafka::Topic::OFFSET_END;
+      case StartFrom::kTimestamp: {
+        std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(
+            topic, partition,
+            std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count())};
+        const RdKafka::ErrorCode e = consumer_->offsetsForTimes(tps, 10000);
+        std::int64_t offset = tps[0]->offset();
+        const RdKafka::ErrorCode pe = tps[0]->err();
+        RdKafka::TopicPartition::destroy(tps);
+        if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) {
+          throw std::runtime_error("offsetsForTimes failed: " + RdKafka::err2str(e != 0 ? e : pe));
+        }
+        return offset < 0 ? RdKafka::Topic::OFFSET_END : offset;
+      }
+    }
+    return RdKafka::Topic::OFFSET_BEGINNING;
+  }
+
+ private:
+  RdKafka::KafkaConsumer*& consumer_;
+};
+
+struct Metrics {
+  explicit Metrics(prometheus::Registry& r)
+      : events(prometheus::BuildCounter()
+                   .Name("ferry_d2c_events_landed_total")
+                   .Help("D2C events landed in the event store, by Kafka partition.")
+                   .Register(r)),
+        bytes(prometheus::BuildCounter()
+                  .Name("ferry_d2c_bytes_landed_total")
+                  .Help("Body bytes of the D2C events landed, by Kafka partition.")
+                  .Register(r)),
+        dead_letters(prometheus::BuildCounter()
+                         .Name("ferry_d2c_dead_letters_total")
+                         .Help("D2C records dead-lettered, by reason.")
+                         .Register(r)),
+        batch_records(prometheus::BuildHistogram()
+                          .Name("ferry_d2c_batch_records")
+                          .Help("Records per landing batch.")
+                          .Register(r)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       1, 10, 50, 100, 500, 1000, 2000, 5000, 10000})),
+        batch_seconds(prometheus::BuildHistogram()
+                          .Name("ferry_d2c_batch_duration_seconds")
+                          .Help("Time to land one batch (all its transactions).")
+                          .Register(r)
+                          .Add({}, prometheus::Histogram::BucketBoundaries{
+                                       0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
+        next_offset(prometheus::BuildGauge()
+                        .Name("ferry_d2c_next_offset")
+                        .Help("Checkpointed next offset, by Kafka partition owned here.")
+                        .Register(r)),
+        lag(prometheus::BuildGauge()
+                .Name("ferry_d2c_lag_records")
+                .Help("High watermark minus checkpoint, by Kafka partition owned here.")
+                .Register(r)),
+        owned(prometheus::BuildGauge()
+                  .Name("ferry_d2c_partition_owned")
+                  .Help("1 while this process owns and consumes the Kafka partition.")
+                  .Register(r)),
+        rebalances(prometheus::BuildCounter()
+                       .Name("ferry_d2c_rebalances_total")
+                       .Help("Partition assignments and revocations seen, by kind.")
+                       .Register(r)),
+        fenced(prometheus::BuildCounter()
+                   .Name("ferry_d2c_fenced_batches_total")
+                   .Help("Batches not landed because another owner had claimed the partition.")
+                   .Register(r)
+                   .Add({})),
+        claim_retries(prometheus::BuildCounter()
+                          .Name("ferry_d2c_claim_retries_total")
+                          .Help("Failed partition claims retried with backoff.")
+                          .Register(r)
+                          .Add({})),
+        landing_retries(prometheus::BuildCounter()
+                            .Name("ferry_d2c_landing_retries_total")
+                            .Help("Batches whose landing failed and was retried.")
+                            .Register(r)
+                            .Add({})) {}
+
+  std::string P(std::int32_t p) { return std::to_string(p); }
+
+  prometheus::Family<prometheus::Counter>& events;
+  prometheus::Family<prometheus::Counter>& bytes;
+  prometheus::Family<prometheus::Counter>& dead_letters;
+  prometheus::Histogram& batch_records;
+  prometheus::Histogram& batch_seconds;
+  prometheus::Family<prometheus::Gauge>& next_offset;
+  prometheus::Family<prometheus::Gauge>& lag;
+  prometheus::Family<prometheus::Gauge>& owned;
+  prometheus::Family<prometheus::Counter>& rebalances;
+  prometheus::Counter& fenced;
+  prometheus::Counter& claim_retries;
+  prometheus::Counter& landing_retries;
+};
+
+struct PartitionState {
+  enum class Phase { kClaiming, kActive };
+  Phase phase = Phase::kClaiming;
+  std::uint64_t generation = 0;
+  std::int64_t epoch = 0;
+  std::optional<std::int64_t> expected_offset;  // records below it are stale
+  std::optional<std::int64_t> checkpoint;
+  std::deque<KafkaRecord> buffer;
+  std::size_t buffer_bytes = 0;
+  SteadyClock::time_point first_buffered;
+  std::optional<LandingBatch> retry;  // a batch to land again first
+  SteadyClock::time_point retry_at;
+  int failures = 0;
+  SteadyClock::time_point claim_at;   // when to (re)try claiming
+  bool claim_posted = false;
+  bool backpressure = false;
+};
+
+struct ClaimDone {
+  std::int32_t partition;
+  std::uint64_t generation;
+  std::optional<Claim> claim;
+  std::int64_t start_offset = 0;
+  std::string error;
+};
+
+struct LandDone {
+  std::int32_t partition;
+  std::uint64_t generation;
+  LandingBatch batch;
+  std::optional<LandingOutcome> outcome;
+  std::string error;
+  double seconds = 0;
+};
+
+}  // namespace
+
+struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+  Impl(ConsumerOptions o, EventStore& s, const Clock& c, prometheus::Registry& r, StartOffsets* so)
+      : options(std::move(o)),
+        store(s),
+        clock(c),
+        metrics(r),
+        executor(options.landing_threads + 1),
+        logical(consumer),
+        start_offsets(so != nullptr ? so : &logical) {}
+
+  ConsumerOptions options;
+  EventStore& store;
+  const Clock& clock;
+  Metrics metrics;
+  Executor executor;
+  RdKafka::KafkaConsumer* consumer = nullptr;
+  LogicalStartOffsets logical;
+  StartOffsets* start_offsets;
+
+  std::thread poller;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> active{0};
+
+  // Poll thread only.
+  std::map<std::int32_t, PartitionState> parts;
+  std::uint64_t next_generation = 1;
+  SteadyClock::time_point next_lag_report;
+
+  // Shared with executor jobs.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  std::set<std::int32_t> in_flight;
+  std::deque<std::variant<ClaimDone, LandDone>> done;
+
+  // ---- Kafka callbacks (on the poll thread) ----
+
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        if (event.fatal()) {
+          Logger()->critical("kafka fatal error error=\"{}\"", event.str());
+        } else {
+          Logger()->warn("kafka error code={} error=\"{}\"", RdKafka::err2str(event.err()), event.str());
+        }
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+          Logger()->warn("kafka log facility={} message=\"{}\"", event.fac(), event.str());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      metrics.rebalances.Add({{"kind", "assign"}}).Increment();
+      if (RdKafka::Error* e = c->incremental_assign(partitions)) {
+        Logger()->error("incremental_assign failed error=\"{}\"", e->str());
+        delete e;
+        return;
+      }
+      c->pause(partitions);
+      for (auto* tp : partitions) {
+        PartitionState& st = parts[tp->partition()];
+        st = PartitionState{};
+        st.generation = next_generation++;
+        st.claim_at = SteadyClock::now();
+        Logger()->info("partition assigned, claiming partition={}", tp->partition());
+      }
+    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      const bool lost = c->assignment_lost();
+      metrics.rebalances.Add({{"kind", lost ? "lost" : "revoke"}}).Increment();
+      for (auto* tp : partitions) Release(tp->partition(), lost ? "lost" : "revoked");
+      if (RdKafka::Error* e = c->incremental_unassign(partitions)) {
+        Logger()->error("incremental_unassign failed error=\"{}\"", e->str());
+        delete e;
+      }
+    } else {
+      Logger()->error("rebalance error error=\"{}\"", RdKafka::err2str(err));
+    }
+  }
+
+  // Waits for the partition's in-flight batch, then forgets the partition.
+  void Release(std::int32_t p, const char* why) {
+    {
+      std::unique_lock lock(mutex);
+      done_cv.wait(lock, [&] { return in_flight.count(p) == 0; });
+    }
+    const auto it = parts.find(p);
+    if (it == parts.end()) return;
+    if (it->second.phase == PartitionState::Phase::kActive) --active;
+    parts.erase(it);
+    metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
+    Logger()->info("partition released partition={} why={}", p, why);
+  }
+
+  // ---- Jobs (on the executor) ----
+
+  void PostClaim(std::int32_t p, PartitionState& st) {
+    st.claim_posted = true;
+    const std::uint64_t gen = st.generation;
+    const PartitionId id{options.group, options.topic, p};
+    executor.Post([this, id, gen] {
+      ClaimDone d{id.partition, gen, std::nullopt, 0, ""};
+      try {
+        d.claim = store.ClaimPartition(id, options.owner);
+        d.start_offset = d.claim->next_offset
+                             ? *d.claim->next_offset
+                             : start_offsets->Resolve(id.topic, id.partition, options.start_from,
+                                                      options.start_time);
+      } catch (const std::exception& e) {
+        d.claim.reset();
+        d.error = e.what();
+      }
+      std::lock_guard lock(mutex);
+      done.emplace_back(std::move(d));
+    });
+  }
+
+  void PostLanding(std::int32_t p, PartitionState& st, LandingBatch batch) {
+    {
+      std::lock_guard lock(mutex);
+      in_flight.insert(p);
+    }
+    const std::uint64_t gen = st.generation;
+    executor.Post([this, p, gen, batch = std::move(batch)]() mutable {
+      LandDone d{p, gen, std::move(batch), std::nullopt, "", 0};
+      const auto started = SteadyClock::now();
+      try {
+        d.outcome = store.Land(d.batch, clock.Now());
+      } catch (const std::exception& e) {
+        d.error = e.what();
+      }
+      d.seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+      std::lock_guard lock(mutex);
+      done.emplace_back(std::move(d));
+      in_flight.erase(p);
+      done_cv.notify_all();
+    });
+  }
+
+  // ---- Poll-thread steps ----
+
+  void Append(RdKafka::Message& m) {
+    const auto it = parts.find(m.partition());
+    if (it == parts.end()) return;
+    PartitionState& st = it->second;
+    if (st.phase != PartitionState::Phase::kActive) return;
+    if (st.expected_offset && m.offset() < *st.expected_offset) return;  // stale pre-seek fetch
+    KafkaRecord r;
+    r.topic = m.topic_name();
+    r.partition = m.partition();
+    r.offset = m.offset();
+    if (m.key() != nullptr) r.key = *m.key();
+    if (m.payload() != nullptr) r.value.emplace(static_cast<const char*>(m.payload()), m.len());
+    const RdKafka::MessageTimestamp ts = m.timestamp();
+    if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) r.timestamp_ms = ts.timestamp;
+    if (RdKafka::Headers* hs = m.headers()) {
+      for (const RdKafka::Headers::Header& h : hs->get_all()) {
+        KafkaHeader kh{h.key(), std::nullopt};
+        if (h.value() != nullptr) kh.value.emplace(static_cast<const char*>(h.value()), h.value_size());
+        r.headers.push_back(std::move(kh));
+      }
+    }
+    if (st.buffer.empty()) st.first_buffered = SteadyClock::now();
+    st.buffer_bytes += r.size_bytes();
+    st.expected_offset = r.offset + 1;
+    st.buffer.push_back(std::move(r));
+    if (!st.backpressure && st.buffer.size() >= options.max_buffered_records) {
+      SetPaused(m.partition(), true);
+      st.backpressure = true;
+    }
+  }
+
+  void SetPaused(std::int32_t p, bool paused) {
+    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(options.topic, p)};
+    if (paused) {
+      consumer->pause(tps);
+    } else {
+      consumer->resume(tps);
+    }
+    RdKafka::TopicPartition::destroy(tps);
+  }
+
+  // Starts fetching `p` at `offset` (absolute or logical).
+  void StartAt(std::int32_t p, std::int64_t offset) {
+    RdKafka::TopicPartition* tp = RdKafka::TopicPartition::create(options.topic, p, offset);
+    const RdKafka::ErrorCode e = consumer->seek(*tp, 5000);
+    if (e != RdKafka::ERR_NO_ERROR) {
+      // Not fetching yet: re-assign with the offset instead.
+      Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p, RdKafka::err2str(e));
+      std::vector<RdKafka::TopicPartition*> tps = {tp};
+      if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
+      if (RdKafka::Error* ae = consumer->incremental_assign(tps)) {
+        Logger()->error("re-assign failed partition={} error=\"{}\"", p, ae->str());
+        delete ae;
+      }
+    }
+    std::vector<RdKafka::TopicPartition*> one = {tp};
+    consumer->resume(one);
+    delete tp;
+  }
+
+  void Refence(std::int32_t p, PartitionState& st, const char* why) {
+    if (st.phase == PartitionState::Phase::kActive) --active;
+    SetPaused(p, true);
+    st.phase = PartitionState::Phase::kClaiming;
+    st.generation = next_generation++;
+    st.buffer.clear();
+    st.buffer_bytes = 0;
+    st.retry.reset();
+    st.backpressure = false;
+    st.claim_posted = false;
+    st.claim_at = SteadyClock::now();
+    metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
+    Logger()->warn("partition fenced, re-claiming partition={} why=\"{}\"", p, why);
+  }
+
+  void ProcessDone() {
+    std::deque<std::variant<ClaimDone, LandDone>> ready;
+    {
+      std::lock_guard lock(mutex);
+      ready.swap(done);
+    }
+    for (auto& item : ready) {
+      if (auto* c = std::get_if<ClaimDone>(&item)) {
+        OnClaimed(*c);
+      } else {
+        OnLanded(std::get<LandDone>(item));
+      }
+    }
+  }
+
+  void OnClaimed(ClaimDone& d) {
+    const auto it = parts.find(d.partition);
+    if (it == parts.end() || it->second.generation != d.generation) return;
+    PartitionState& st = it->second;
+    st.claim_posted = false;
+    if (!d.claim) {
+      metrics.claim_retries.Increment();
+      st.failures = std::min(st.failures + 1, 8);
+      st.claim_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
+      Logger()->warn("partition claim failed, retrying partition={} error=\"{}\"", d.partition, d.error);
+      return;
+    }
+    st.failures = 0;
+    st.epoch = d.claim->epoch;
+    st.checkpoint = d.claim->next_offset;
+    st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
+    st.phase = PartitionState::Phase::kActive;
+    ++active;
+    StartAt(d.partition, d.start_offset);
+    metrics.owned.Add({{"partition", metrics.P(d.partition)}}).Set(1);
+    if (d.claim->next_offset) {
+      metrics.next_offset.Add({{"partition", metrics.P(d.partition)}}).Set(static_cast<double>(*d.claim->next_offset));
+    }
+    Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition, st.epoch,
+                   d.start_offset);
+  }
+
+  void OnLanded(LandDone& d) {
+    const auto it = parts.find(d.partition);
+    if (it == parts.end() || it->second.generation != d.generation) return;
+    PartitionState& st = it->second;
+    if (!d.outcome) {
+      metrics.landing_retries.Increment();
+      st.failures = std::min(st.failures + 1, 8);
+      st.retry = std::move(d.batch);
+      st.retry_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
+      Logger()->warn("landing failed, will retry partition={} records={} error=\"{}\"", d.partition,
+                     st.retry->records.size(), d.error);
+      return;
+    }
+    if (d.outcome->fenced) {
+      metrics.fenced.Increment();
+      Refence(d.partition, st, "checkpoint epoch moved on");
+      return;
+    }
+    st.failures = 0;
+    const LandingOutcome& o = *d.outcome;
+    const std::string p = metrics.P(d.partition);
+    metrics.events.Add({{"partition", p}}).Increment(static_cast<double>(o.events));
+    metrics.bytes.Add({{"partition", p}}).Increment(static_cast<double>(o.bytes));
+    for (const auto& [reason, n] : o.dead_letters) {
+      metrics.dead_letters.Add({{"reason", std::string(ReasonName(reason))}}).Increment(static_cast<double>(n));
+    }
+    metrics.batch_records.Observe(static_cast<double>(d.batch.records.size()));
+    metrics.batch_seconds.Observe(d.seconds);
+    metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
+    st.checkpoint = o.next_offset;
+    // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
+    std::vector<RdKafka::TopicPartition*> tps = {
+        RdKafka::TopicPartition::create(options.topic, d.partition, o.next_offset)};
+    consumer->commitAsync(tps);
+    RdKafka::TopicPartition::destroy(tps);
+  }
+
+  void Dispatch(bool flush) {
+    const auto now = SteadyClock::now();
+    for (auto& [p, st] : parts) {
+      if (st.phase == PartitionState::Phase::kClaiming) {
+        if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
+        continue;
+      }
+      {
+        std::lock_guard lock(mutex);
+        if (in_flight.count(p) != 0) continue;
+      }
+      if (st.retry) {
+        if (now < st.retry_at && !flush) continue;
+        LandingBatch b = std::move(*st.retry);
+        st.retry.reset();
+        b.epoch = st.epoch;
+        PostLanding(p, st, std::move(b));
+        continue;
+      }
+      if (st.buffer.empty()) continue;
+      const bool full = st.buffer.size() >= options.batch_max_records ||
+                        st.buffer_bytes >= options.batch_max_bytes;
+      if (!full && !flush && now - st.first_buffered < options.linger) continue;
+      LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
+      std::size_t bytes = 0;
+      while (!st.buffer.empty() && b.records.size() < options.batch_max_records &&
+             (b.records.empty() || bytes + st.buffer.front().size_bytes() <= options.batch_max_bytes)) {
+        bytes += st.buffer.front().size_bytes();
+        b.records.push_back(std::move(st.buffer.front()));
+        st.buffer.pop_front();
+      }
+      st.buffer_bytes -= bytes;
+      if (!st.buffer.empty()) st.first_buffered = now;
+      if (st.backpressure && st.buffer.size() < options.max_buffered_records / 2) {
+        SetPaused(p, false);
+        st.backpressure = false;
+      }
+      PostLanding(p, st, std::move(b));
+    }
+  }
+
+  void ReportLag() {
+    const auto now = SteadyClock::now();
+    if (now < next_lag_report) return;
+    next_lag_report = now + std::chrono::seconds(2);
+    for (const auto& [p, st] : parts) {
+      if (st.phase != PartitionState::Phase::kActive || !st.checkpoint) continue;
+      int64_t low = 0, high = 0;
+      if (consumer->get_watermark_offsets(options.topic, p, &low, &high) == RdKafka::ERR_NO_ERROR &&
+          high >= 0) {
+        metrics.lag.Add({{"partition", metrics.P(p)}})
+            .Set(static_cast<double>(std::max<std::int64_t>(0, high - *st.checkpoint)));
+      }
+    }
+  }
+
+  bool Idle() {
+    std::lock_guard lock(mutex);
+    if (!in_flight.empty() || !done.empty()) return false;
+    for (const auto& [p, st] : parts) {
+      if (!st.buffer.empty() || st.retry) return false;
+    }
+    return true;
+  }
+
+  void Loop() {
+    while (!stopping) {
+      std::unique_ptr<RdKafka::Message> m(consumer->consume(20));
+      if (m->err() == RdKafka::ERR_NO_ERROR) {
+        Append(*m);
+        // Drain what is already fetched before doing the bookkeeping.
+        for (int i = 0; i < 1000; ++i) {
+          std::unique_ptr<RdKafka::Message> more(consumer->consume(0));
+          if (more->err() != RdKafka::ERR_NO_ERROR) break;
+          Append(*more);
+        }
+      } else if (m->err() != RdKafka::ERR__TIMED_OUT && m->err() != RdKafka::ERR__PARTITION_EOF) {
+        Logger()->warn("kafka consume error error=\"{}\"", m->errstr());
+      }
+      ProcessDone();
+      Dispatch(false);
+      ReportLag();
+    }
+    // Shutdown: land what was fetched (a bounded wait), then leave the group.
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(20);
+    while (!Idle() && SteadyClock::now() < deadline) {
+      ProcessDone();
+      Dispatch(true);
+      std::unique_lock lock(mutex);
+      done_cv.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    consumer->close();
+    Logger()->info("d2c consumer left the group");
+  }
+};
+
+D2cConsumer::D2cConsumer(ConsumerOptions options, EventStore& store, const Clock& clock,
+                         prometheus::Registry& registry, StartOffsets* start_offsets)
+    : impl_(std::make_unique<Impl>(std::move(options), store, clock, registry, start_offsets)) {}
+
+D2cConsumer::~D2cConsumer() {
+  Stop();
+  delete impl_->consumer;
+}
+
+void D2cConsumer::Start() {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  auto set = [&](const std::string& k, const std::string& v) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+      throw std::runtime_error("kafka property " + k + ": " + err);
+    }
+  };
+  const ConsumerOptions& o = impl_->options;
+  set("bootstrap.servers", o.brokers);
+  set("group.id", o.group);
+  set("client.id", "ferryd-" + o.owner);
+  set("partition.assignment.strategy", "cooperative-sticky");
+  set("enable.auto.commit", "false");
+  set("enable.auto.offset.store", "false");
+  set("auto.offset.reset", "earliest");
+  set("enable.partition.eof", "false");
+  set("queued.max.messages.kbytes", "16384");
+  set("fetch.max.bytes", "16777216");
+  set("max.partition.fetch.bytes", "1048576");
+  for (const auto& [k, v] : o.kafka) set(k, v);
+  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK ||
+      conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
+    throw std::runtime_error("kafka callbacks: " + err);
+  }
+  impl_->consumer = RdKafka::KafkaConsumer::create(conf.get(), err);
+  if (impl_->consumer == nullptr) throw std::runtime_error("kafka consumer: " + err);
+  const RdKafka::ErrorCode e = impl_->consumer->subscribe({o.topic});
+  if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("subscribe: " + RdKafka::err2str(e));
+  Logger()->info("d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" brokers=\"{}\"",
+                 o.group, o.topic, o.owner, o.brokers);
+  impl_->poller = std::thread([this] { impl_->Loop(); });
+}
+
+void D2cConsumer::Stop() {
+  impl_->stopping = true;
+  if (impl_->poller.joinable()) impl_->poller.join();
+  impl_->executor.Stop();
+}
+
+std::size_t D2cConsumer::active_partitions() const { return impl_->active.load(); }
+
+}  // namespace ferry::d2c

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <prometheus/registry.h>
+
+#include "consumers/d2c/event_store.h"
+#include "core/clock.h"
+
+namespace ferry::d2c {
+
+enum class StartFrom { kEarliest, kLatest, kTimestamp };
+
+// Where a partition with no checkpoint starts. Resolving a timestamp needs
+// the broker's time index (the mock broker has none), so it is an interface;
+// tests pass a fake.
+class StartOffsets {
+ public:
+  virtual ~StartOffsets() = default;
+  // An absolute offset, or Kafka's logical -2 (earliest) / -1 (latest).
+  [[nodiscard]] virtual std::int64_t Resolve(const std::string& topic, std::int32_t partition,
+                                             StartFrom from, TimePoint at) = 0;
+};
+
+struct ConsumerOptions {
+  std::string brokers;
+  std::string topic = "ferry.d2c";
+  std::string group = "ferry-d2c";
+  std::string owner;  // this process, in d2c_checkpoints.owner
+  StartFrom start_from = StartFrom::kEarliest;
+  TimePoint start_time;
+  std::size_t batch_max_records = 2000;
+  std::size_t batch_max_bytes = 4 << 20;
+  std::chrono::milliseconds linger{50};
+  // Beyond this many fetched-but-unlanded records a partition is paused.
+  std::size_t max_buffered_records = 20000;
+  std::size_t landing_threads = 2;
+  // librdkafka properties, passed through (security.protocol, sasl.*,
+  // session.timeout.ms, ...).
+  std::map<std::string, std::string> kafka;
+};
+
+// The d2c role: a consumer-group member that lands its partitions in the
+// event store exactly once (../shared/DESIGN.md, "D2C path"). A newly
+// assigned partition stays paused until it is claimed in PostgreSQL (epoch
+// bumped, off the poll thread, retried with backoff); it then resumes from
+// the checkpoint. One landing transaction per partition batch moves the
+// checkpoint only while the epoch is still ours; a fenced batch is dropped
+// with everything fetched for its partition, which is claimed afresh.
+// Revocation waits for the partition's in-flight batch. Kafka's committed
+// offsets are written after landing, as information for lag tools.
+class D2cConsumer final {
+ public:
+  D2cConsumer(ConsumerOptions options, EventStore& store, const Clock& clock,
+              prometheus::Registry& registry, StartOffsets* start_offsets = nullptr);
+  ~D2cConsumer();
+  D2cConsumer(const D2cConsumer&) = delete;
+  D2cConsumer& operator=(const D2cConsumer&) = delete;
+
+  // Joins the group and starts polling. Throws std::runtime_error on a bad
+  // Kafka configuration.
+  void Start();
+  // Lands what was fetched, leaves the group, stops. Idempotent.
+  void Stop();
+
+  // Partitions currently claimed and consuming.
+  [[nodiscard]] std::size_t active_partitions() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry::d2c

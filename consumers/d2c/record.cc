@@ -1,0 +1,271 @@
+#include "consumers/d2c/record.h"
+
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace ferry::d2c {
+namespace {
+
+constexpr std::string_view kDeviceHeader = "iothub-connection-device-id";
+constexpr std::string_view kEnqueuedHeader = "iothub-enqueuedtime";
+
+// Headers that are system properties (IoT Hub wire names); everything else
+// is an application property.
+bool IsSystemProperty(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "message-id",      "correlation-id", "content-type",  "content-encoding", "user-id",
+      "to",              "absolute-expiry-time", "dt-subject", "dt-dataschema"};
+  for (const auto n : kNames) {
+    if (n == name) return true;
+  }
+  return name.rfind("iothub-", 0) == 0 || name.rfind("x-opt-", 0) == 0;
+}
+
+std::optional<std::int64_t> ParseInt(std::string_view text) {
+  std::int64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+Decoded Dead(DeadLetterReason reason, std::string detail) {
+  return {std::nullopt, DeadLetter{reason, std::move(detail)}};
+}
+
+}  // namespace
+
+std::string_view ReasonName(DeadLetterReason reason) {
+  switch (reason) {
+    case DeadLetterReason::kMissingDevice: return "missing_device";
+    case DeadLetterReason::kInvalidDeviceId: return "invalid_device_id";
+    case DeadLetterReason::kDeviceMismatch: return "device_mismatch";
+    case DeadLetterReason::kInvalidHeader: return "invalid_header";
+    case DeadLetterReason::kInvalidTimestamp: return "invalid_timestamp";
+    case DeadLetterReason::kExpired: return "expired";
+    case DeadLetterReason::kTooLarge: return "too_large";
+    case DeadLetterReason::kOutOfRetention: return "out_of_retention";
+    case DeadLetterReason::kFutureTimestamp: return "future_timestamp";
+    case DeadLetterReason::kDataError: return "data_error";
+  }
+  return "data_error";
+}
+
+std::size_t KafkaRecord::size_bytes() const {
+  std::size_t n = (key ? key->size() : 0) + (value ? value->size() : 0) + 64;
+  for (const auto& h : headers) n += h.name.size() + (h.value ? h.value->size() : 0);
+  return n;
+}
+
+bool IsStorableText(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = 0;
+    std::uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + static_cast<std::size_t>(len) > s.size()) return false;
+    for (int k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + static_cast<std::size_t>(k)]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return false;
+    }
+    i += static_cast<std::size_t>(len);
+  }
+  return true;
+}
+
+std::string FormatTime(TimePoint t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ((ms % 1000) + 1000) % 1000);
+}
+
+std::optional<TimePoint> ParseTime(std::string_view text) {
+  if (const auto ms = ParseInt(text)) {
+    return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(*ms)));
+  }
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)
+  auto num = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
+    if (pos + len > text.size()) return std::nullopt;
+    int v = 0;
+    const auto [p, ec] = std::from_chars(text.data() + pos, text.data() + pos + len, v);
+    if (ec != std::errc() || p != text.data() + pos + len) return std::nullopt;
+    return v;
+  };
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != ' ') ||
+      text[13] != ':' || text[16] != ':') {
+    return std::nullopt;
+  }
+  const auto year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2),
+             minute = num(14, 2), second = num(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || *month < 1 || *month > 12 ||
+      *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+    return std::nullopt;
+  }
+  std::size_t pos = 19;
+  std::int64_t nanos = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    std::int64_t scale = 100000000;
+    const std::size_t start = pos;
+    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      nanos += (text[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  int offset_minutes = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
+    const auto oh = num(pos + 1, 2), om = num(pos + 4, 2);
+    if (!oh || !om) return std::nullopt;
+    offset_minutes = (*oh * 60 + *om) * (text[pos] == '-' ? -1 : 1);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size()) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(*year), std::chrono::month(*month),
+                                        std::chrono::day(*day)};
+  if (!ymd.ok()) return std::nullopt;
+  const auto days = std::chrono::sys_days(ymd);
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+      days.time_since_epoch() + std::chrono::hours(*hour) + std::chrono::minutes(*minute - offset_minutes) +
+      std::chrono::seconds(*second) + std::chrono::nanoseconds(nanos)));
+}
+
+std::size_t MessageSize(const Event& e) {
+  std::size_t n = e.body.size();
+  for (const auto& [k, v] : e.system_properties) n += k.size() + v.size();
+  for (const auto& [k, v] : e.application_properties) n += k.size() + v.size();
+  return n;
+}
+
+Decoded Decode(const KafkaRecord& r, TimePoint now) {
+  Event e;
+  e.body = r.value.value_or("");
+  bool hono = false;
+  std::optional<std::string> header_device;
+  std::optional<std::string> enqueued_text;
+  std::optional<std::int64_t> hono_creation_ms, hono_ttl_ms;
+
+  for (const KafkaHeader& h : r.headers) {
+    if (!IsStorableText(h.name) || h.name.empty()) {
+      return Dead(DeadLetterReason::kInvalidHeader, "a header name is not UTF-8 text");
+    }
+    const std::string value = h.value.value_or("");
+    if (!IsStorableText(value)) {
+      return Dead(DeadLetterReason::kInvalidHeader,
+                  fmt::format("header '{}' is not UTF-8 text or holds a NUL byte", h.name));
+    }
+    if (h.name == kDeviceHeader) {
+      header_device = value;
+    } else if (h.name == "device_id") {
+      hono = true;
+      header_device = value;
+      continue;
+    } else if (h.name == "creation-time") {
+      hono = true;
+      hono_creation_ms = ParseInt(value);
+      if (!hono_creation_ms) {
+        return Dead(DeadLetterReason::kInvalidTimestamp, "creation-time is not epoch milliseconds");
+      }
+      e.creation_time = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+          std::chrono::milliseconds(*hono_creation_ms)));
+      continue;
+    } else if (h.name == "ttl") {
+      hono = true;
+      hono_ttl_ms = ParseInt(value);
+      if (!hono_ttl_ms) return Dead(DeadLetterReason::kInvalidHeader, "ttl is not milliseconds");
+      continue;
+    } else if (h.name == "qos") {
+      hono = true;
+      continue;
+    }
+    if (h.name == kEnqueuedHeader) enqueued_text = value;
+    if (h.name == "message-id") e.message_id = value;
+    if (h.name == "correlation-id") e.correlation_id = value;
+    if (h.name == "content-type") e.content_type = value;
+    if (h.name == "content-encoding") e.content_encoding = value;
+    if (h.name == "iothub-creation-time-utc") {
+      e.creation_time = ParseTime(value);
+      if (!e.creation_time) {
+        return Dead(DeadLetterReason::kInvalidTimestamp, "iothub-creation-time-utc is not a time");
+      }
+    }
+    (IsSystemProperty(h.name) ? e.system_properties : e.application_properties)[h.name] = value;
+  }
+
+  // The device: the key, checked against the header when both are present.
+  if (r.key && header_device && *r.key != *header_device) {
+    return Dead(DeadLetterReason::kDeviceMismatch,
+                fmt::format("key and {} disagree", hono ? "device_id" : kDeviceHeader));
+  }
+  if (r.key) {
+    e.device_id = *r.key;
+  } else if (header_device) {
+    e.device_id = *header_device;
+  } else {
+    return Dead(DeadLetterReason::kMissingDevice, "no key and no device header");
+  }
+  if (e.device_id.empty() || e.device_id.size() > 128 || !IsStorableText(e.device_id)) {
+    return Dead(DeadLetterReason::kInvalidDeviceId, "device id is empty, too long or not text");
+  }
+  e.system_properties[std::string(kDeviceHeader)] = e.device_id;
+
+  if (hono && hono_ttl_ms && hono_creation_ms) {
+    const auto expires = std::chrono::milliseconds(*hono_creation_ms + *hono_ttl_ms);
+    if (now.time_since_epoch() > expires) {
+      return Dead(DeadLetterReason::kExpired, "Hono ttl has passed");
+    }
+  }
+
+  if (enqueued_text) {
+    const auto t = ParseTime(*enqueued_text);
+    if (!t) return Dead(DeadLetterReason::kInvalidTimestamp, "iothub-enqueuedtime is not a time");
+    e.enqueued_time = *t;
+  } else if (r.timestamp_ms) {
+    e.enqueued_time = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+        std::chrono::milliseconds(*r.timestamp_ms)));
+    e.system_properties[std::string(kEnqueuedHeader)] = FormatTime(e.enqueued_time);
+  } else {
+    return Dead(DeadLetterReason::kInvalidTimestamp, "no iothub-enqueuedtime and no record timestamp");
+  }
+  if (hono && e.content_type) e.system_properties["content-type"] = *e.content_type;
+
+  if (MessageSize(e) > kMaxD2cMessageBytes) {
+    return Dead(DeadLetterReason::kTooLarge,
+                fmt::format("{} bytes; IoT Hub's limit is 256 KB", MessageSize(e)));
+  }
+  return {std::move(e), std::nullopt};
+}
+
+}  // namespace ferry::d2c

@@ -1,0 +1,94 @@
+#include "tests/support/kafka.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+namespace ferry::testing {
+
+std::map<std::string, std::string> FastGroupTimers() {
+  return {{"session.timeout.ms", "6000"},
+          {"heartbeat.interval.ms", "500"},
+          {"max.poll.interval.ms", "7000"},
+          {"topic.metadata.refresh.interval.ms", "1000"}};
+}
+
+namespace {
+
+class Counter final : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& m) override {
+    if (m.err() == RdKafka::ERR_NO_ERROR) {
+      ++ok;
+    } else {
+      ++failed;
+    }
+  }
+  std::atomic<int> ok{0}, failed{0};
+};
+
+Counter& Reports() {
+  static Counter c;
+  return c;
+}
+
+}  // namespace
+
+TestProducer::TestProducer(const std::string& brokers) {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  for (const auto& [k, v] : std::map<std::string, std::string>{
+           {"bootstrap.servers", brokers},
+           {"enable.idempotence", "true"},
+           {"acks", "all"},
+           {"partitioner", "murmur2_random"},
+           {"linger.ms", "5"}}) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
+  }
+  conf->set("dr_cb", &Reports(), err);
+  producer_.reset(RdKafka::Producer::create(conf.get(), err));
+  if (!producer_) throw std::runtime_error(err);
+}
+
+TestProducer::~TestProducer() { producer_->flush(10000); }
+
+void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>& records) {
+  const int ok_before = Reports().ok.load();
+  const int failed_before = Reports().failed.load();
+  for (const TestRecord& r : records) {
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    for (const auto& [name, value] : r.headers) {
+      if (value) {
+        headers->add(name, value->data(), value->size());
+      } else {
+        headers->add(name, nullptr, 0);
+      }
+    }
+    for (;;) {
+      const RdKafka::ErrorCode e = producer_->produce(
+          topic, r.partition < 0 ? RdKafka::Topic::PARTITION_UA : r.partition,
+          RdKafka::Producer::RK_MSG_COPY,
+          r.value ? const_cast<char*>(r.value->data()) : nullptr, r.value ? r.value->size() : 0,
+          r.key ? r.key->data() : nullptr, r.key ? r.key->size() : 0, r.timestamp_ms.value_or(0),
+          headers, nullptr);
+      if (e == RdKafka::ERR_NO_ERROR) break;
+      if (e != RdKafka::ERR__QUEUE_FULL) {
+        delete headers;
+        throw std::runtime_error("produce: " + RdKafka::err2str(e));
+      }
+      producer_->poll(10);
+    }
+  }
+  if (producer_->flush(30000) != RdKafka::ERR_NO_ERROR) throw std::runtime_error("flush timed out");
+  const int failed = Reports().failed.load() - failed_before;
+  const int ok = Reports().ok.load() - ok_before;
+  if (failed != 0 || ok < static_cast<int>(records.size())) {
+    throw std::runtime_error("not every record was acknowledged: ok " + std::to_string(ok) +
+                             ", failed " + std::to_string(failed));
+  }
+}
+
+}  // namespace ferry::testing
