@@ -215,7 +215,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         }
         break;
       case RdKafka::Event::EVENT_LOG:
-        if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+        // Offset commits are informational (the checkpoint is in PostgreSQL)
+        // and fail routinely during rebalances.
+        if (event.fac() == "COMMITFAIL") {
+          Logger()->debug("kafka offset commit failed message=\"{}\"", event.str());
+        } else if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
           Logger()->warn("kafka log facility={} message=\"{}\"", event.fac(), event.str());
         }
         break;
@@ -226,6 +230,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
+    Logger()->debug("rebalance event={} partitions={} owner=\"{}\"", RdKafka::err2str(err),
+                    partitions.size(), options.owner);
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       metrics.rebalances.Add({{"kind", "assign"}}).Increment();
       if (RdKafka::Error* e = c->incremental_assign(partitions)) {
@@ -239,7 +245,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         st = PartitionState{};
         st.generation = next_generation++;
         st.claim_at = SteadyClock::now();
-        Logger()->info("partition assigned, claiming partition={}", tp->partition());
+        Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", tp->partition(), options.owner);
       }
     } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
       const bool lost = c->assignment_lost();
@@ -265,7 +271,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (it->second.phase == PartitionState::Phase::kActive) --active;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
-    Logger()->info("partition released partition={} why={}", p, why);
+    Logger()->info("partition released partition={} why={} owner=\"{}\"", p, why, options.owner);
   }
 
   // ---- Jobs (on the executor) ----

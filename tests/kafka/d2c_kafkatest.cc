@@ -116,5 +116,167 @@ TEST_F(D2cTest, EveryEventLandsExactlyOnceWithItsProperties) {
   EXPECT_EQ(Metric(registry, "ferry_d2c_events_landed_total"), kEvents);
 }
 
+TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
+  prometheus::Registry ra, rb;
+  auto a = Consumer("a", ra);
+  constexpr int kChunk = 200;
+  long sent = 0;
+  auto send = [&] {
+    producer_->Send(kTopic, Events(static_cast<int>(sent), kChunk));
+    sent += kChunk;
+  };
+  send();
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
+  auto b = Consumer("b", rb);  // joins mid-stream
+  // Keep producing until b has landed some: both really shared the work.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        send();
+        return Metric(rb, "ferry_d2c_events_landed_total") > 0;
+      },
+      60s, 200ms));
+  a->Stop();  // leaves mid-stream; b takes its partitions over
+  for (int i = 0; i < 5; ++i) send();
+  const long total = sent;
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
+      << Count("SELECT count(*) FROM d2c_events") << " of " << total;
+  b->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), total);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
+  EXPECT_EQ(BodySum(), total * (total - 1) / 2);
+  EXPECT_GT(Metric(ra, "ferry_d2c_events_landed_total"), 0);
+  EXPECT_GT(Metric(rb, "ferry_d2c_events_landed_total"), 0);
+  EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total"), total);
+}
+
+TEST_F(D2cTest, AZombieCannotCommitAndResyncs) {
+  prometheus::Registry registry;
+  auto consumer = Consumer("zombie-to-be", registry);
+  producer_->Send(kTopic, Events(0, 1000));
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 1000; }, 60s));
+  // Someone else claims every partition behind its back: it is a zombie now.
+  {
+    pqxx::connection conn(db_.url());
+    pqxx::work tx(conn);
+    tx.exec0("UPDATE d2c_checkpoints SET epoch = epoch + 1, owner = 'usurper'");
+    tx.commit();
+  }
+  producer_->Send(kTopic, Events(1000, 1000));
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 2000; }, 60s))
+      << Count("SELECT count(*) FROM d2c_events");
+  consumer->Stop();
+  EXPECT_GE(Metric(registry, "ferry_d2c_fenced_batches_total"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 2000);
+  EXPECT_EQ(BodySum(), 2000L * 1999 / 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_checkpoints WHERE owner = 'zombie-to-be'"), kPartitions);
+}
+
+TEST_F(D2cTest, PoisonRecordsAreDeadLetteredAndThePartitionMovesOn) {
+  std::vector<testing::TestRecord> records = Events(0, 10);
+  testing::TestRecord bad_utf8;
+  bad_utf8.key = "device-1";
+  bad_utf8.value = "{}";
+  bad_utf8.partition = 0;
+  bad_utf8.headers = {{"note", std::string("bad \xff\xfe bytes")}};
+  testing::TestRecord nul;
+  nul.key = "device-1";
+  nul.value = "{}";
+  nul.partition = 0;
+  nul.headers = {{"note", std::string("nul\0inside", 11)}};
+  testing::TestRecord mismatch;
+  mismatch.key = "device-1";
+  mismatch.value = "{}";
+  mismatch.partition = 0;
+  mismatch.headers = {{"iothub-connection-device-id", std::string("device-2")}};
+  testing::TestRecord no_device;
+  no_device.value = "{}";
+  no_device.partition = 0;
+  testing::TestRecord future;
+  future.key = "device-1";
+  future.value = "{}";
+  future.partition = 0;
+  future.headers = {{"iothub-enqueuedtime", std::string("2099-01-01T00:00:00Z")}};
+  records.insert(records.begin() + 3, {bad_utf8, nul, mismatch, no_device, future});
+  for (auto& r : records) r.partition = 0;
+  producer_->Send(kTopic, records);
+  prometheus::Registry registry;
+  auto consumer = Consumer("p", registry);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters") >= 15; },
+      60s));
+  consumer->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 10);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'invalid_header'"), 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'device_mismatch'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'missing_device'"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'future_timestamp'"), 1);
+  // The record is kept as sent, headers as bytes.
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'invalid_header'"
+                  " AND position('\\xff'::bytea in decode(record_headers->0->>'value', 'base64')) > 0"),
+            1);
+  EXPECT_EQ(Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = 0"), 15);
+  EXPECT_EQ(Metric(registry, "ferry_d2c_dead_letters_total"), 5);
+}
+
+TEST_F(D2cTest, ARetentionDropWhileTwoConsumersLandFailsNoBatch) {
+  // Events for the oldest kept day and for today, while that day is dropped.
+  const auto old_day = std::chrono::floor<std::chrono::days>(clock_.Now()) - std::chrono::days(1);
+  const std::string old_time = FormatTime(TimePoint(old_day) + std::chrono::hours(12));
+  prometheus::Registry ra, rb;
+  auto a = Consumer("a", ra);
+  auto b = Consumer("b", rb);
+  constexpr int kRounds = 10, kPer = 300;
+  for (int i = 0; i < kRounds; ++i) {
+    auto batch = Events(i * kPer, kPer);
+    for (std::size_t k = 0; k < batch.size(); k += 2) batch[k].headers.emplace_back("iothub-enqueuedtime", old_time);
+    producer_->Send(kTopic, batch);
+    if (i == kRounds / 2) {
+      // Retention of 0 days: yesterday goes, while landing goes on.
+      EXPECT_EQ(store_->DropExpiredDays(clock_.Now(), 0).size(), 1u);
+    }
+  }
+  constexpr long kTotal = kRounds * kPer;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters") >= kTotal; },
+      90s));
+  a->Stop();
+  b->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters"), kTotal);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason <> 'out_of_retention'"), 0);
+  EXPECT_GT(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
+  EXPECT_EQ(Metric(ra, "ferry_d2c_landing_retries_total") + Metric(rb, "ferry_d2c_landing_retries_total"), 0);
+}
+
+class FixedStart final : public StartOffsets {
+ public:
+  std::int64_t Resolve(const std::string&, std::int32_t, StartFrom from, TimePoint) override {
+    ++calls;
+    EXPECT_EQ(from, StartFrom::kTimestamp);
+    return 5;  // as if the time index said offset 5
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_F(D2cTest, WithoutACheckpointTheStartPositionApplies) {
+  std::vector<testing::TestRecord> records = Events(0, 20);
+  for (auto& r : records) r.partition = 1;
+  producer_->Send(kTopic, records);
+  FixedStart start;
+  ConsumerOptions o;
+  o.brokers = kafka_.bootstrap();
+  o.topic = kTopic;
+  o.owner = "from-time";
+  o.start_from = StartFrom::kTimestamp;
+  o.kafka = testing::FastGroupTimers();
+  prometheus::Registry registry;
+  D2cConsumer consumer(o, *store_, clock_, registry, &start);
+  consumer.Start();
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 15; }, 60s));
+  consumer.Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 15);
+  EXPECT_EQ(Count("SELECT min(kafka_offset) FROM d2c_events"), 5);
+  EXPECT_EQ(start.calls.load(), kPartitions);  // every partition started without a checkpoint
+}
+
 }  // namespace
 }  // namespace ferry::d2c
