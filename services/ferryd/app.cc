@@ -1,6 +1,7 @@
 #include "services/ferryd/app.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -11,14 +12,19 @@
 #include <optional>
 #include <thread>
 
+#include <fmt/format.h>
 #include <pqxx/connection>
 #include <prometheus/registry.h>
 
+#include "consumers/d2c/consumer.h"
+#include "consumers/d2c/event_store.h"
+#include "consumers/d2c/maintenance.h"
 #include "core/auth/authorizer.h"
 #include "core/auth/connection_string.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/executor.h"
+#include "core/kafka/mock_cluster.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pg/listener.h"
@@ -58,6 +64,13 @@ int Migrate(const FerrydConfig& config) {
   logger->info("migrations done applied={} known={}", applied.size(),
                migrator.migrations().size());
   return 0;
+}
+
+// This process in d2c_checkpoints.owner: host, pid and a random tag.
+std::string OwnerId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return fmt::format("{}-{}-{}", host, getpid(), registry::NewEtag().substr(0, 6));
 }
 
 // Creates the owner policy on first start; "" once done, else why not yet.
@@ -189,15 +202,63 @@ int Serve(const FerrydConfig& config) {
                      .allow_plaintext = config.allow_plaintext},
                     services);
 
+  // The d2c role: an embedded development Kafka when no brokers are given,
+  // day-partition maintenance, and the consumer once the store is usable.
+  std::unique_ptr<kafka::MockCluster> embedded_kafka;
+  std::string brokers = config.kafka_brokers;
+  d2c::EventStore event_store(pool);
+  std::unique_ptr<d2c::D2cConsumer> consumer;
+  std::mutex consumer_mutex;
+  bool shutting_down = false;
+  std::unique_ptr<d2c::Maintenance> maintenance;
+  if (config.role_set.count("d2c") != 0) {
+    if (brokers.empty()) {
+      embedded_kafka = std::make_unique<kafka::MockCluster>(1);
+      embedded_kafka->CreateTopic(config.d2c_topic, config.embedded_kafka_partitions);
+      brokers = embedded_kafka->bootstrap();
+      logger->warn("no --kafka-brokers: started an embedded development Kafka (data lives only as "
+                   "long as this process) bootstrap=\"{}\" topic=\"{}\" partitions={}",
+                   brokers, config.d2c_topic, config.embedded_kafka_partitions);
+    }
+    d2c::ConsumerOptions o;
+    o.brokers = brokers;
+    o.topic = config.d2c_topic;
+    o.group = config.d2c_group;
+    o.owner = OwnerId();
+    if (config.d2c_start == "latest") {
+      o.start_from = d2c::StartFrom::kLatest;
+    } else if (config.d2c_start != "earliest") {
+      o.start_from = d2c::StartFrom::kTimestamp;
+      o.start_time = *d2c::ParseTime(config.d2c_start);
+    }
+    o.batch_max_records = static_cast<std::size_t>(config.d2c_batch_max_records);
+    o.linger = std::chrono::milliseconds(config.d2c_linger_ms);
+    for (const std::string& kv : config.kafka_properties) {
+      o.kafka[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+    }
+    maintenance = std::make_unique<d2c::Maintenance>(
+        event_store, clock, config.partitions_ahead_days, config.retention_days,
+        std::chrono::seconds(config.maintenance_interval_seconds),
+        [&, o] {
+          std::lock_guard lock(consumer_mutex);
+          if (shutting_down) return;
+          consumer = std::make_unique<d2c::D2cConsumer>(o, event_store, clock, *registry);
+          consumer->Start();
+        });
+    maintenance->Start();
+  }
+
   OwnerBootstrap bootstrap(policies, config, clock);
   health::ReadinessMonitor readiness(
       pool, migrator, [&server](bool ready) { server.SetReady(ready); },
       std::chrono::milliseconds(config.readiness_interval_ms), *registry, std::ref(bootstrap));
   readiness.Start();
 
-  logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={}",
+  logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={} "
+               "kafka=\"{}\"",
                config.grpc_listen, server.port(), config.tls_cert_file.empty() ? "off" : "on",
-               config.insecure_no_auth ? "OFF" : "sas", config.metrics_listen, metrics_server.port());
+               config.insecure_no_auth ? "OFF" : "sas", config.metrics_listen, metrics_server.port(),
+               brokers);
 
   const sigset_t signals = ShutdownSignals();
   int signal_number = 0;
@@ -205,6 +266,12 @@ int Serve(const FerrydConfig& config) {
   logger->info("shutting down signal={} grace_ms={}", strsignal(signal_number),
                config.shutdown_grace_ms);
   readiness.Stop();
+  {
+    std::lock_guard lock(consumer_mutex);
+    shutting_down = true;
+  }
+  if (maintenance) maintenance->Stop();
+  if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
   server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   executor.Stop();
   listener.Stop();

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "consumers/d2c/record.h"
 #include "core/auth/base64.h"
 
 namespace ferry {
@@ -59,7 +60,7 @@ void AddCommonOptions(CLI::App& app, FerrydConfig& c) {
 }
 
 void AddServeOptions(CLI::App& s, FerrydConfig& c) {
-  s.add_option("--roles", c.roles, "Comma-separated roles to run (this build: api)")
+  s.add_option("--roles", c.roles, "Comma-separated roles to run (this build: api, d2c)")
       ->envname("FERRY_ROLES")
       ->capture_default_str();
   s.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port")
@@ -107,6 +108,42 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
   s.add_flag("--allow-plaintext", c.allow_plaintext,
              "Serve gRPC without TLS on a non-loopback address")
       ->envname("FERRY_ALLOW_PLAINTEXT");
+  s.add_option("--kafka-brokers", c.kafka_brokers,
+               "Kafka bootstrap servers; empty starts an embedded development Kafka")
+      ->envname("FERRY_KAFKA_BROKERS");
+  s.add_option("--kafka-property", c.kafka_properties,
+               "librdkafka property key=value (repeatable; env: ';'-separated), e.g. "
+               "security.protocol=SASL_SSL")
+      ->envname("FERRY_KAFKA_PROPERTIES")
+      ->delimiter(';');
+  s.add_option("--d2c-topic", c.d2c_topic, "Kafka topic of device-to-cloud events")
+      ->envname("FERRY_D2C_TOPIC")
+      ->capture_default_str();
+  s.add_option("--d2c-group", c.d2c_group, "Consumer group (one landing pipeline)")
+      ->envname("FERRY_D2C_GROUP")
+      ->capture_default_str();
+  s.add_option("--d2c-start", c.d2c_start,
+               "Where a partition without a checkpoint starts: earliest, latest or an RFC 3339 time")
+      ->envname("FERRY_D2C_START")
+      ->capture_default_str();
+  s.add_option("--d2c-batch-max-records", c.d2c_batch_max_records, "Records per landing batch")
+      ->envname("FERRY_D2C_BATCH_MAX_RECORDS")
+      ->capture_default_str();
+  s.add_option("--d2c-linger-ms", c.d2c_linger_ms, "How long a partial batch waits for more")
+      ->envname("FERRY_D2C_LINGER_MS")
+      ->capture_default_str();
+  s.add_option("--retention-days", c.retention_days,
+               "Event-store days kept before today (older days are dropped whole)")
+      ->envname("FERRY_RETENTION_DAYS")
+      ->capture_default_str();
+  s.add_option("--maintenance-interval-seconds", c.maintenance_interval_seconds,
+               "How often day partitions are created ahead and expired ones dropped")
+      ->envname("FERRY_MAINTENANCE_INTERVAL_SECONDS")
+      ->capture_default_str();
+  s.add_option("--embedded-kafka-partitions", c.embedded_kafka_partitions,
+               "Partitions of the D2C topic in the embedded development Kafka")
+      ->envname("FERRY_EMBEDDED_KAFKA_PARTITIONS")
+      ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -139,13 +176,30 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.shutdown_grace_ms, 0, 600000, "--shutdown-grace-ms", "FERRY_SHUTDOWN_GRACE_MS");
   Range(c.readiness_interval_ms, 50, 60000, "--readiness-interval-ms",
         "FERRY_READINESS_INTERVAL_MS");
+  Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records", "FERRY_D2C_BATCH_MAX_RECORDS");
+  Range(c.d2c_linger_ms, 0, 60000, "--d2c-linger-ms", "FERRY_D2C_LINGER_MS");
+  Range(c.retention_days, 0, 3650, "--retention-days", "FERRY_RETENTION_DAYS");
+  Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",
+        "FERRY_MAINTENANCE_INTERVAL_SECONDS");
+  Range(c.embedded_kafka_partitions, 1, 1024, "--embedded-kafka-partitions",
+        "FERRY_EMBEDDED_KAFKA_PARTITIONS");
+  for (const std::string& kv : c.kafka_properties) {
+    if (kv.find('=') == std::string::npos || kv.front() == '=') {
+      throw std::invalid_argument("--kafka-property (FERRY_KAFKA_PROPERTIES) takes key=value, got '" +
+                                  kv + "'");
+    }
+  }
+  if (c.d2c_start != "earliest" && c.d2c_start != "latest" && !d2c::ParseTime(c.d2c_start)) {
+    throw std::invalid_argument(
+        "--d2c-start (FERRY_D2C_START) must be earliest, latest or an RFC 3339 time");
+  }
   c.role_set.clear();
   std::stringstream in(c.roles);
   for (std::string role; std::getline(in, role, ',');) {
     if (role.empty()) continue;
     if (KnownRoles().count(role) == 0) {
       throw std::invalid_argument("--roles (FERRY_ROLES): unknown role '" + role +
-                                  "'; this build has: api");
+                                  "'; this build has: api, d2c");
     }
     c.role_set.insert(role);
   }

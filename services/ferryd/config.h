@@ -3,6 +3,7 @@
 #include <chrono>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -16,7 +17,7 @@ struct FerrydConfig {
   std::string log_format = "json";
 
   // serve
-  std::string roles = "api";
+  std::string roles = "api,d2c";
   std::string grpc_listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
   bool grpc_reflection = true;
@@ -39,12 +40,25 @@ struct FerrydConfig {
   int tls_reload_seconds = 10;
   bool allow_plaintext = false;
 
+  // d2c
+  std::string kafka_brokers;  // empty: an embedded development Kafka
+  std::vector<std::string> kafka_properties;  // key=value, passed to librdkafka
+  std::string d2c_topic = "ferry.d2c";
+  std::string d2c_group = "ferry-d2c";
+  std::string d2c_start = "earliest";  // earliest | latest | an RFC 3339 time
+  int d2c_batch_max_records = 2000;
+  int d2c_linger_ms = 50;
+  int retention_days = 1;
+  int partitions_ahead_days = 3;
+  int maintenance_interval_seconds = 600;
+  int embedded_kafka_partitions = 8;
+
   std::set<std::string> role_set;  // parsed from roles
 };
 
 // The roles this build has. Later roles (d2c, sweeper) join as they land.
 inline const std::set<std::string>& KnownRoles() {
-  static const std::set<std::string> roles = {"api"};
+  static const std::set<std::string> roles = {"api", "d2c"};
   return roles;
 }
 
