@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+
+#include "consumers/d2c/record.h"
+
+namespace ferry::d2c {
+namespace {
+
+const TimePoint kNow = *ParseTime("2026-11-26T12:00:00Z");
+
+KafkaRecord Record(std::vector<KafkaHeader> headers, std::optional<std::string> key = "dev-1") {
+  KafkaRecord r;
+  r.topic = "ferry.d2c";
+  r.partition = 3;
+  r.offset = 42;
+  r.key = std::move(key);
+  r.value = "{\"t\":1}";
+  r.headers = std::move(headers);
+  r.timestamp_ms = 1795600000000;
+  return r;
+}
+
+TEST(Record, IotHubHeadersMapOntoSystemAndApplicationProperties) {
+  const Decoded d = Decode(Record({{"message-id", "m1"},
+                                   {"correlation-id", "c1"},
+                                   {"content-type", "application/json"},
+                                   {"content-encoding", "utf-8"},
+                                   {"iothub-connection-device-id", "dev-1"},
+                                   {"iothub-enqueuedtime", "2026-11-26T10:00:00.250Z"},
+                                   {"iothub-creation-time-utc", "2026-11-26T09:59:59Z"},
+                                   {"temperature", "21.5"}}),
+                           kNow);
+  ASSERT_TRUE(d.event) << d.dead_letter->detail;
+  const Event& e = *d.event;
+  EXPECT_EQ(e.device_id, "dev-1");
+  EXPECT_EQ(e.message_id, "m1");
+  EXPECT_EQ(e.correlation_id, "c1");
+  EXPECT_EQ(e.content_type, "application/json");
+  EXPECT_EQ(e.content_encoding, "utf-8");
+  EXPECT_EQ(FormatTime(e.enqueued_time), "2026-11-26T10:00:00.250Z");
+  EXPECT_EQ(FormatTime(*e.creation_time), "2026-11-26T09:59:59.000Z");
+  EXPECT_EQ(e.application_properties.at("temperature"), "21.5");
+  EXPECT_EQ(e.application_properties.count("message-id"), 0u);
+  EXPECT_EQ(e.system_properties.at("message-id"), "m1");
+  EXPECT_EQ(e.body, "{\"t\":1}");
+}
+
+TEST(Record, WithoutEnqueuedTimeTheRecordTimestampApplies) {
+  const Decoded d = Decode(Record({}), kNow);
+  ASSERT_TRUE(d.event);
+  EXPECT_EQ(ToUnixMicros(d.event->enqueued_time), 1795600000000000);
+  EXPECT_EQ(d.event->system_properties.at("iothub-connection-device-id"), "dev-1");
+  EXPECT_EQ(d.event->system_properties.at("iothub-enqueuedtime"), FormatTime(d.event->enqueued_time));
+}
+
+TEST(Record, TheKeyIsTheDeviceAndMustAgreeWithTheHeader) {
+  EXPECT_EQ(Decode(Record({{"iothub-connection-device-id", "dev-2"}}), kNow).dead_letter->reason,
+            DeadLetterReason::kDeviceMismatch);
+  const Decoded header_only = Decode(Record({{"iothub-connection-device-id", "dev-9"}}, std::nullopt), kNow);
+  ASSERT_TRUE(header_only.event);
+  EXPECT_EQ(header_only.event->device_id, "dev-9");
+  EXPECT_EQ(Decode(Record({}, std::nullopt), kNow).dead_letter->reason, DeadLetterReason::kMissingDevice);
+  EXPECT_EQ(Decode(Record({}, std::string(129, 'x')), kNow).dead_letter->reason,
+            DeadLetterReason::kInvalidDeviceId);
+}
+
+TEST(Record, HonoHeadersAreAcceptedAndExpireByTtl) {
+  const std::string created = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(kNow.time_since_epoch()).count() - 5000);
+  const Decoded fresh = Decode(Record({{"device_id", "dev-1"},
+                                       {"content-type", "text/plain"},
+                                       {"creation-time", created},
+                                       {"ttl", "60000"},
+                                       {"qos", "1"}}),
+                               kNow);
+  ASSERT_TRUE(fresh.event);
+  EXPECT_EQ(fresh.event->content_type, "text/plain");
+  EXPECT_EQ(fresh.event->creation_time, *ParseTime(created));
+  EXPECT_EQ(fresh.event->application_properties.count("qos"), 0u);
+  EXPECT_EQ(fresh.event->application_properties.count("device_id"), 0u);
+
+  const Decoded expired =
+      Decode(Record({{"device_id", "dev-1"}, {"creation-time", created}, {"ttl", "1000"}}), kNow);
+  EXPECT_EQ(expired.dead_letter->reason, DeadLetterReason::kExpired);
+  EXPECT_EQ(Decode(Record({{"device_id", "dev-2"}}), kNow).dead_letter->reason,
+            DeadLetterReason::kDeviceMismatch);
+}
+
+TEST(Record, UndecodableHeadersAreDeadLettered) {
+  EXPECT_EQ(Decode(Record({{"note", std::string("\xff\xfe")}}), kNow).dead_letter->reason,
+            DeadLetterReason::kInvalidHeader);
+  EXPECT_EQ(Decode(Record({{"note", std::string("a\0b", 3)}}), kNow).dead_letter->reason,
+            DeadLetterReason::kInvalidHeader);
+  EXPECT_EQ(Decode(Record({{std::string("n\xc0\x80"), "v"}}), kNow).dead_letter->reason,
+            DeadLetterReason::kInvalidHeader);  // overlong NUL
+  EXPECT_EQ(Decode(Record({{"iothub-enqueuedtime", "yesterday"}}), kNow).dead_letter->reason,
+            DeadLetterReason::kInvalidTimestamp);
+  EXPECT_TRUE(Decode(Record({{"note", std::string("caf\xc3\xa9 \xf0\x9f\x9a\x80")}}), kNow).event);
+}
+
+TEST(Record, SizeCountsBodyAndPropertiesAsIotHubDoes) {
+  KafkaRecord r = Record({{"k", "vv"}});
+  r.value = std::string(kMaxD2cMessageBytes - 200, 'x');
+  const Decoded ok = Decode(r, kNow);
+  ASSERT_TRUE(ok.event);
+  EXPECT_EQ(MessageSize(*ok.event), r.value->size() + 3 +
+                                        std::string("iothub-connection-device-id").size() + 5 +
+                                        std::string("iothub-enqueuedtime").size() + 24);
+  r.value = std::string(kMaxD2cMessageBytes, 'x');
+  EXPECT_EQ(Decode(r, kNow).dead_letter->reason, DeadLetterReason::kTooLarge);
+}
+
+TEST(Record, TimesParseInTheUsualForms) {
+  EXPECT_EQ(FormatTime(*ParseTime("2026-11-26T10:00:00Z")), "2026-11-26T10:00:00.000Z");
+  EXPECT_EQ(FormatTime(*ParseTime("2026-11-26T12:00:00.123456+02:00")), "2026-11-26T10:00:00.123Z");
+  EXPECT_EQ(FormatTime(*ParseTime("1795600000000")), FormatTime(TimePoint(std::chrono::milliseconds(1795600000000))));
+  EXPECT_FALSE(ParseTime("2026-02-30T00:00:00Z"));
+  EXPECT_FALSE(ParseTime("2026-11-26 10:00"));
+  EXPECT_FALSE(ParseTime("2026-11-26T10:00:00"));
+}
+
+TEST(Record, StorableTextIsUtf8WithoutNul) {
+  EXPECT_TRUE(IsStorableText("plain"));
+  EXPECT_TRUE(IsStorableText("\xe2\x82\xac"));
+  EXPECT_FALSE(IsStorableText(std::string("\0", 1)));
+  EXPECT_FALSE(IsStorableText("\xed\xa0\x80"));  // surrogate
+  EXPECT_FALSE(IsStorableText("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(IsStorableText("\xe2\x82"));  // truncated
+}
+
+}  // namespace
+}  // namespace ferry::d2c
