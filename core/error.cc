@@ -14,6 +14,7 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kPolicyNotFound: return "PolicyNotFound";
     case Reason::kPolicyAlreadyExists: return "PolicyAlreadyExists";
     case Reason::kPolicyLimitExceeded: return "PolicyLimitExceeded";
+    case Reason::kMessageTooLarge: return "MessageTooLarge";
     case Reason::kThrottlingException: return "ThrottlingException";
     case Reason::kServerError: return "ServerError";
     case Reason::kServiceUnavailable: return "ServiceUnavailable";
@@ -33,6 +34,7 @@ int IotHubCode(Reason reason) {
     case Reason::kPolicyNotFound: return 404000;
     case Reason::kPolicyAlreadyExists: return 409000;
     case Reason::kPolicyLimitExceeded: return 403000;
+    case Reason::kMessageTooLarge: return 413001;
     case Reason::kThrottlingException: return 429001;
     case Reason::kServerError: return 500001;
     case Reason::kServiceUnavailable: return 503001;

@@ -21,6 +21,7 @@ enum class Reason {
   kPolicyNotFound,
   kPolicyAlreadyExists,
   kPolicyLimitExceeded,
+  kMessageTooLarge,
   kThrottlingException,
   kServerError,
   kServiceUnavailable,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/time_text.h"
 
 namespace ferry::d2c {
 
@@ -87,10 +88,5 @@ inline constexpr std::size_t kMaxD2cMessageBytes = 256 * 1024;
 // jsonb accept).
 [[nodiscard]] bool IsStorableText(std::string_view text);
 
-// RFC 3339 UTC with milliseconds ("2026-11-26T04:00:00.123Z"), the form
-// Ferry writes; ParseTime also takes other RFC 3339 offsets, fractions of any
-// length and whole epoch milliseconds.
-[[nodiscard]] std::string FormatTime(TimePoint t);
-[[nodiscard]] std::optional<TimePoint> ParseTime(std::string_view text);
 
 }  // namespace ferry::d2c

@@ -65,6 +65,7 @@ Caller SasAuthorizer::AuthorizePolicy(const AccessRequest& request, const SasTok
     const auto device = credentials_.Device(*request.device_id);
     if (!device) throw Error(Reason::kDeviceNotFound, "device does not exist");
     if (!device->enabled) Denied("device is disabled");
+    caller.generation_id = device->generation_id;
   }
   return caller;
 }
@@ -105,7 +106,7 @@ Caller SasAuthorizer::AuthorizeDevice(const AccessRequest& request, const SasTok
   if (!device->enabled) Unauthenticated(fmt::format("device '{}' is disabled", device_id));
   PermissionSet perms;
   perms.Add(Permission::kDeviceConnect);
-  return {Caller::Kind::kDevice, device_id, perms, device_id};
+  return {Caller::Kind::kDevice, device_id, perms, device_id, device->generation_id};
 }
 
 }  // namespace ferry::auth

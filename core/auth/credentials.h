@@ -38,6 +38,7 @@ struct Caller {
   std::string principal;        // policy name, device id, or "anonymous"
   PermissionSet permissions;    // a policy's; DeviceConnect for a device
   std::optional<std::string> device_id;  // for device-scoped calls: who is acted for
+  std::optional<std::string> generation_id;  // that device's generation
 };
 
 // What a call asks for.

@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "core/executor.h"
 #include "core/kafka/mock_cluster.h"
+#include "core/kafka/producer.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pg/listener.h"
@@ -32,6 +33,7 @@
 #include "core/pg/pool.h"
 #include "migrations/embedded.h"
 #include "services/auth/credential_cache.h"
+#include "services/device/device_messaging_service.h"
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
 #include "services/ferryd/config.h"
@@ -181,6 +183,22 @@ int Serve(const FerrydConfig& config) {
   rpc::Authorizer& authorizer =
       config.insecure_no_auth ? static_cast<rpc::Authorizer&>(allow_all) : sas_authorizer;
 
+  // Kafka: the configured brokers, or an embedded development Kafka.
+  std::unique_ptr<kafka::MockCluster> embedded_kafka;
+  std::string brokers = config.kafka_brokers;
+  if (brokers.empty()) {
+    embedded_kafka = std::make_unique<kafka::MockCluster>(1);
+    embedded_kafka->CreateTopic(config.d2c_topic, config.embedded_kafka_partitions);
+    brokers = embedded_kafka->bootstrap();
+    logger->warn("no --kafka-brokers: started an embedded development Kafka (data lives only as "
+                 "long as this process) bootstrap=\"{}\" topic=\"{}\" partitions={}",
+                 brokers, config.d2c_topic, config.embedded_kafka_partitions);
+  }
+  std::map<std::string, std::string> kafka_properties;
+  for (const std::string& kv : config.kafka_properties) {
+    kafka_properties[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+  }
+
   Executor executor(static_cast<std::size_t>(config.rpc_workers));
   rpc::RpcRuntime runtime(executor, authorizer, *registry);
   registry::DeviceStore devices(pool);
@@ -188,10 +206,16 @@ int Serve(const FerrydConfig& config) {
   access::PolicyStore policies(pool);
   access::PolicyService policy_service(runtime, policies, clock);
 
+  std::unique_ptr<kafka::Producer> producer;
+  std::unique_ptr<device::DeviceMessagingService> device_service;
   std::vector<grpc::Service*> services;
   if (config.role_set.count("api") != 0) {
+    producer = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
+    device_service = std::make_unique<device::DeviceMessagingService>(runtime, *producer,
+                                                                      config.d2c_topic, clock);
     services.push_back(&registry_service);
     services.push_back(&policy_service);
+    services.push_back(device_service.get());
   }
   GrpcServer server({.listen = config.grpc_listen,
                      .reflection = config.grpc_reflection,
@@ -204,22 +228,12 @@ int Serve(const FerrydConfig& config) {
 
   // The d2c role: an embedded development Kafka when no brokers are given,
   // day-partition maintenance, and the consumer once the store is usable.
-  std::unique_ptr<kafka::MockCluster> embedded_kafka;
-  std::string brokers = config.kafka_brokers;
   d2c::EventStore event_store(pool);
   std::unique_ptr<d2c::D2cConsumer> consumer;
   std::mutex consumer_mutex;
   bool shutting_down = false;
   std::unique_ptr<d2c::Maintenance> maintenance;
   if (config.role_set.count("d2c") != 0) {
-    if (brokers.empty()) {
-      embedded_kafka = std::make_unique<kafka::MockCluster>(1);
-      embedded_kafka->CreateTopic(config.d2c_topic, config.embedded_kafka_partitions);
-      brokers = embedded_kafka->bootstrap();
-      logger->warn("no --kafka-brokers: started an embedded development Kafka (data lives only as "
-                   "long as this process) bootstrap=\"{}\" topic=\"{}\" partitions={}",
-                   brokers, config.d2c_topic, config.embedded_kafka_partitions);
-    }
     d2c::ConsumerOptions o;
     o.brokers = brokers;
     o.topic = config.d2c_topic;
@@ -229,13 +243,11 @@ int Serve(const FerrydConfig& config) {
       o.start_from = d2c::StartFrom::kLatest;
     } else if (config.d2c_start != "earliest") {
       o.start_from = d2c::StartFrom::kTimestamp;
-      o.start_time = *d2c::ParseTime(config.d2c_start);
+      o.start_time = *ParseTime(config.d2c_start);
     }
     o.batch_max_records = static_cast<std::size_t>(config.d2c_batch_max_records);
     o.linger = std::chrono::milliseconds(config.d2c_linger_ms);
-    for (const std::string& kv : config.kafka_properties) {
-      o.kafka[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
-    }
+    o.kafka = kafka_properties;
     maintenance = std::make_unique<d2c::Maintenance>(
         event_store, clock, config.partitions_ahead_days, config.retention_days,
         std::chrono::seconds(config.maintenance_interval_seconds),

@@ -5,8 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "consumers/d2c/record.h"
 #include "core/auth/base64.h"
+#include "core/time_text.h"
 
 namespace ferry {
 namespace {
@@ -189,7 +189,7 @@ void FinishConfig(FerrydConfig& c, bool serving) {
                                   kv + "'");
     }
   }
-  if (c.d2c_start != "earliest" && c.d2c_start != "latest" && !d2c::ParseTime(c.d2c_start)) {
+  if (c.d2c_start != "earliest" && c.d2c_start != "latest" && !ParseTime(c.d2c_start)) {
     throw std::invalid_argument(
         "--d2c-start (FERRY_D2C_START) must be earliest, latest or an RFC 3339 time");
   }

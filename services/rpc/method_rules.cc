@@ -20,6 +20,8 @@ constexpr std::array kRules = {
     MethodRule{"ferry.v1.AccessPolicies", "UpdatePolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "DeletePolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "RegeneratePolicyKey", Permission::kHubOwner},
+    MethodRule{"ferry.v1.DeviceMessaging", "SendEvent", Permission::kDeviceConnect, true},
+    MethodRule{"ferry.v1.DeviceMessaging", "SendEventBatch", Permission::kDeviceConnect, true},
     // gRPC's built-in health service: no token, by design (probes).
     MethodRule{"grpc.health.v1.Health", "Check", Permission::kNone},
     MethodRule{"grpc.health.v1.Health", "Watch", Permission::kNone},

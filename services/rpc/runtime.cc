@@ -69,7 +69,7 @@ RpcRuntime::~RpcRuntime() = default;
 void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                           std::string_view service, std::string_view method,
                           std::optional<std::string> device_id,
-                          std::function<void(const Caller&)> body) {
+                          std::function<void(const Caller&, Finish)> body) {
   static const auto logger = log::Get("rpc");
   const auto started = std::chrono::steady_clock::now();
   const MethodRule* rule = FindMethodRule(service, method);
@@ -79,7 +79,15 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
     authorization.assign(it->second.data(), it->second.size());
   }
 
-  auto finish = [this, reactor, service, method, started](const grpc::Status& status) {
+  // Every way a call ends goes through here, once.
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  auto end = [this, ctx, reactor, service, method, started, finished](
+                 const grpc::Status& status, std::optional<Reason> reason) {
+    if (finished->exchange(true)) return;
+    if (reason) {
+      ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(*reason)));
+      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(*reason)));
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const std::string s(service), m(method);
@@ -88,38 +96,40 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
     metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
     reactor->Finish(status);
   };
+  Finish finish = [end](const std::optional<Error>& error) {
+    if (error) {
+      end(ToStatus(*error), error->reason());
+    } else {
+      end(grpc::Status::OK, std::nullopt);
+    }
+  };
 
   if (rule == nullptr) {
     logger->error("refused a method with no authorization rule service=\"{}\" method=\"{}\"",
                   service, method);
-    finish(grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: method has no access rule"));
+    end(grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: method has no access rule"),
+        Reason::kServerError);
     return;
   }
-
   if (!rule->device_scoped) device_id.reset();
+
   executor_.Post([this, ctx, rule, authorization = std::move(authorization),
-                  device_id = std::move(device_id),
-                  body = std::move(body), finish = std::move(finish)] {
+                  device_id = std::move(device_id), body = std::move(body), end, finish] {
     if (ctx->IsCancelled()) {
-      finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"));
+      end(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"), std::nullopt);
       return;
     }
-    grpc::Status status;
     try {
       const Caller caller = authorizer_.Authorize(*rule, authorization, device_id);
-      body(caller);
+      body(caller, finish);
     } catch (const Error& e) {
-      status = ToStatus(e);
-      ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(e.reason())));
-      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(e.reason())));
+      finish(e);
     } catch (const std::exception& e) {
       logger->error("unexpected error service=\"{}\" method=\"{}\" error=\"{}\"", rule->service,
                     rule->method, e.what());
-      status = grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: internal error");
-      ctx->AddTrailingMetadata(kReasonMetadataKey, "ServerError");
-      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(Reason::kServerError)));
+      end(grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: internal error"),
+          Reason::kServerError);
     }
-    finish(status);
   });
 }
 

@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include "core/auth/authorizer.h"
+#include "core/error.h"
 #include "core/auth/credentials.h"
 #include "core/executor.h"
 #include "services/rpc/method_rules.h"
@@ -66,6 +67,28 @@ class RpcRuntime final {
   RpcRuntime(const RpcRuntime&) = delete;
   RpcRuntime& operator=(const RpcRuntime&) = delete;
 
+  // Finishes an asynchronous call: once, from any thread. With an error the
+  // call fails with ToStatus(error); without, it succeeds.
+  using Finish = std::function<void(const std::optional<Error>& error)>;
+
+  // Like Unary, for handlers that complete later: called as
+  // handler(caller, request, response, finish) on an executor thread; it must
+  // call `finish` exactly once (later calls are ignored), or throw
+  // ferry::Error before calling it.
+  template <typename Request, typename Response, typename Handler>
+  grpc::ServerUnaryReactor* UnaryAsync(grpc::CallbackServerContext* ctx, std::string_view service,
+                                       std::string_view method, const Request* request,
+                                       Response* response, Handler handler) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::optional<std::string> device_id;
+    if constexpr (requires { request->device_id(); }) device_id = request->device_id();
+    Dispatch(ctx, reactor, service, method, std::move(device_id),
+             [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
+               h(caller, *request, *response, std::move(finish));
+             });
+    return reactor;
+  }
+
   // The handler is called as handler(caller, request, response) on an
   // executor thread; it throws ferry::Error to refuse. `ctx`, `request` and
   // `response` live until the call finishes.
@@ -77,8 +100,9 @@ class RpcRuntime final {
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
     Dispatch(ctx, reactor, service, method, std::move(device_id),
-             [request, response, h = std::move(handler)](const Caller& caller) {
+             [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
                h(caller, *request, *response);
+               finish(std::nullopt);
              });
     return reactor;
   }
@@ -88,7 +112,8 @@ class RpcRuntime final {
   // passed to the authorizer only for device-scoped methods.
   void Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                 std::string_view service, std::string_view method,
-                std::optional<std::string> device_id, std::function<void(const Caller&)> body);
+                std::optional<std::string> device_id,
+                std::function<void(const Caller&, Finish)> body);
 
   Executor& executor_;
   Authorizer& authorizer_;

@@ -6,6 +6,7 @@
 #include "core/auth/sas.h"
 #include "core/error.h"
 #include "ferry/v1/access.grpc.pb.h"
+#include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "services/rpc/method_rules.h"
 #include "tests/support/api_harness.h"
@@ -20,7 +21,8 @@ using namespace std::chrono_literals;
 // Every Ferry service (the method_rules_test checks no proto file has more).
 std::vector<const google::protobuf::ServiceDescriptor*> FerryServices() {
   return {v1::Device::descriptor()->file()->FindServiceByName("Registry"),
-          v1::Policy::descriptor()->file()->FindServiceByName("AccessPolicies")};
+          v1::Policy::descriptor()->file()->FindServiceByName("AccessPolicies"),
+          v1::D2cMessage::descriptor()->file()->FindServiceByName("DeviceMessaging")};
 }
 
 // Calls any method with an empty request message, through the generic
@@ -163,7 +165,7 @@ TEST_F(AccessTest, EveryMethodRefusesCallsWithoutAValidTokenAndChangesNothing) {
       }
     }
   }
-  EXPECT_GE(methods, 12);
+  EXPECT_GE(methods, 14);
   EXPECT_EQ(Snapshot(), before);
 }
 

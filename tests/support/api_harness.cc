@@ -26,15 +26,22 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("the LISTEN connection did not come up");
   }
+  kafka_.CreateTopic("ferry.d2c", 4);
+  producer_ = std::make_unique<kafka::Producer>(kafka_.bootstrap(),
+                                                std::map<std::string, std::string>{}, *registry_);
+  device_service_ =
+      std::make_unique<device::DeviceMessagingService>(runtime_, *producer_, "ferry.d2c", clock_);
   server_ = std::make_unique<GrpcServer>(
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
-      std::vector<grpc::Service*>{&registry_service_, &policy_service_});
+      std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get()});
   server_->SetReady(true);
 }
 
 ApiHarness::~ApiHarness() {
   server_->Shutdown(std::chrono::seconds(5));
   executor_.Stop();
+  device_service_.reset();
+  producer_.reset();
   listener_.Stop();
 }
 

@@ -7,6 +7,9 @@
 
 #include "core/auth/authorizer.h"
 #include "core/executor.h"
+#include "core/kafka/mock_cluster.h"
+#include "core/kafka/producer.h"
+#include "services/device/device_messaging_service.h"
 #include "core/pg/listener.h"
 #include "core/pg/pool.h"
 #include "services/auth/credential_cache.h"
@@ -26,8 +29,9 @@ inline constexpr char kOwnerKey[] = "b3duZXIta2V5LWZvci1mZXJyeS10ZXN0cy0zMmJ5dGU
 
 // Ferry's API services in this process on a free port, against the given
 // (migrated) database, with SAS authentication as in ferryd, an owner policy
-// (kOwnerKey), NOTIFY-driven credential cache, and a fake clock for domain
-// times (tokens are checked against the fake clock too).
+// (kOwnerKey), NOTIFY-driven credential cache, DeviceMessaging producing to
+// an in-process mock Kafka, and a fake clock for domain times (tokens are
+// checked against the fake clock too).
 class ApiHarness final {
  public:
   explicit ApiHarness(const std::string& postgres_url);
@@ -40,6 +44,8 @@ class ApiHarness final {
   const auth::SasAuthorizer& authorizer() const { return sas_; }
   access::CredentialCache& credentials() { return cache_; }
   pg::Listener& listener() { return listener_; }
+  // The Kafka DeviceMessaging produces to (topic "ferry.d2c", 4 partitions).
+  kafka::MockCluster& kafka() { return kafka_; }
 
   // A token of the owner policy (all four permissions), valid for an hour
   // of the fake clock.
@@ -66,6 +72,9 @@ class ApiHarness final {
   registry::RegistryService registry_service_;
   access::PolicyStore policies_;
   access::PolicyService policy_service_;
+  kafka::MockCluster kafka_{1};
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<device::DeviceMessagingService> device_service_;
   std::unique_ptr<GrpcServer> server_;
 };
 

@@ -1,0 +1,190 @@
+#include "core/kafka/producer.h"
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <prometheus/counter.h>
+
+#include "core/log.h"
+
+namespace ferry::kafka {
+namespace {
+
+const std::shared_ptr<spdlog::logger>& Logger() {
+  static const auto logger = log::Get("kafka");
+  return logger;
+}
+
+struct Pending {
+  std::chrono::steady_clock::time_point deadline;
+  std::function<void(const ProduceResult&)> done;
+};
+
+}  // namespace
+
+struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::EventCb {
+  std::string brokers;
+  std::map<std::string, std::string> properties;
+  prometheus::Family<prometheus::Counter>& produced;
+
+  std::mutex mutex;  // guards producer (swap) and pending
+  std::unique_ptr<RdKafka::Producer> producer;
+  std::unordered_map<std::uint64_t, Pending> pending;
+  std::uint64_t next_id = 1;
+  std::atomic<bool> fatal{false};
+  std::atomic<bool> stopping{false};
+  std::thread poller;
+
+  Impl(std::string b, std::map<std::string, std::string> p, prometheus::Registry& r)
+      : brokers(std::move(b)),
+        properties(std::move(p)),
+        produced(prometheus::BuildCounter()
+                     .Name("ferry_kafka_produced_total")
+                     .Help("Records produced to Kafka for callers, by result.")
+                     .Register(r)) {}
+
+  std::unique_ptr<RdKafka::Producer> Create() {
+    std::string err;
+    std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+    std::map<std::string, std::string> all = {{"bootstrap.servers", brokers},
+                                              {"enable.idempotence", "true"},
+                                              {"acks", "all"},
+                                              {"partitioner", "murmur2_random"},
+                                              {"linger.ms", "2"},
+                                              {"queue.buffering.max.messages", "100000"}};
+    for (const auto& [k, v] : properties) all[k] = v;
+    for (const auto& [k, v] : all) {
+      if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+        throw std::runtime_error("kafka property " + k + ": " + err);
+      }
+    }
+    conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(this), err);
+    conf->set("event_cb", static_cast<RdKafka::EventCb*>(this), err);
+    std::unique_ptr<RdKafka::Producer> p(RdKafka::Producer::create(conf.get(), err));
+    if (!p) throw std::runtime_error("kafka producer: " + err);
+    return p;
+  }
+
+  void Complete(std::uint64_t id, const ProduceResult& result) {
+    std::function<void(const ProduceResult&)> done;
+    {
+      std::lock_guard lock(mutex);
+      const auto it = pending.find(id);
+      if (it == pending.end()) return;  // timed out already
+      done = std::move(it->second.done);
+      pending.erase(it);
+    }
+    produced
+        .Add({{"result", result.status == ProduceResult::Status::kAcknowledged ? "acknowledged"
+                         : result.status == ProduceResult::Status::kTimedOut   ? "timed_out"
+                                                                               : "failed"}})
+        .Increment();
+    done(result);
+  }
+
+  void dr_cb(RdKafka::Message& m) override {
+    const auto id = reinterpret_cast<std::uintptr_t>(m.msg_opaque());
+    ProduceResult r;
+    if (m.err() == RdKafka::ERR_NO_ERROR) {
+      r.status = ProduceResult::Status::kAcknowledged;
+      r.partition = m.partition();
+      r.offset = m.offset();
+    } else {
+      r.status = ProduceResult::Status::kFailed;
+      r.error = m.errstr();
+    }
+    Complete(id, r);
+  }
+
+  void event_cb(RdKafka::Event& e) override {
+    if (e.type() == RdKafka::Event::EVENT_ERROR) {
+      if (e.fatal()) {
+        Logger()->critical("kafka producer fatal error, recreating error=\"{}\"", e.str());
+        fatal = true;
+      } else {
+        Logger()->warn("kafka producer error error=\"{}\"", e.str());
+      }
+    }
+  }
+
+  void ExpireDeadlines() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::uint64_t> expired;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [id, p] : pending) {
+        if (p.deadline <= now) expired.push_back(id);
+      }
+    }
+    for (const auto id : expired) {
+      Complete(id, {ProduceResult::Status::kTimedOut, -1, -1, "not acknowledged in time"});
+    }
+  }
+
+  void Loop() {
+    while (!stopping) {
+      RdKafka::Producer* p;
+      {
+        std::lock_guard lock(mutex);
+        p = producer.get();
+      }
+      p->poll(50);
+      ExpireDeadlines();
+      if (fatal.exchange(false)) {
+        std::unique_ptr<RdKafka::Producer> old;
+        {
+          std::lock_guard lock(mutex);
+          old = std::move(producer);
+          producer = Create();
+        }
+        old->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
+        old->poll(0);  // delivers the purged sends' failures
+      }
+    }
+  }
+};
+
+Producer::Producer(std::string brokers, std::map<std::string, std::string> properties,
+                   prometheus::Registry& registry)
+    : impl_(std::make_unique<Impl>(std::move(brokers), std::move(properties), registry)) {
+  impl_->producer = impl_->Create();
+  impl_->poller = std::thread([this] { impl_->Loop(); });
+}
+
+Producer::~Producer() {
+  impl_->stopping = true;
+  impl_->poller.join();
+  impl_->producer->flush(5000);
+  impl_->producer->poll(0);
+}
+
+bool Producer::Send(const OutgoingRecord& r, std::chrono::steady_clock::time_point deadline,
+                    std::function<void(const ProduceResult&)> done) {
+  std::unique_lock lock(impl_->mutex);
+  const std::uint64_t id = impl_->next_id++;
+  RdKafka::Headers* headers = RdKafka::Headers::create();
+  for (const auto& [k, v] : r.headers) headers->add(k, v.data(), v.size());
+  impl_->pending.emplace(id, Pending{deadline, std::move(done)});
+  const RdKafka::ErrorCode e = impl_->producer->produce(
+      r.topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+      const_cast<char*>(r.value.data()), r.value.size(), r.key.data(), r.key.size(), r.timestamp_ms,
+      headers, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)));
+  if (e == RdKafka::ERR_NO_ERROR) return true;
+  delete headers;
+  auto node = impl_->pending.extract(id);
+  if (e == RdKafka::ERR__QUEUE_FULL) {
+    impl_->produced.Add({{"result", "queue_full"}}).Increment();
+    return false;
+  }
+  // Any other immediate error completes the send as failed, on this thread.
+  lock.unlock();
+  impl_->produced.Add({{"result", "failed"}}).Increment();
+  node.mapped().done({ProduceResult::Status::kFailed, -1, -1, RdKafka::err2str(e)});
+  return true;
+}
+
+}  // namespace ferry::kafka

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <prometheus/registry.h>
+
+namespace ferry::kafka {
+
+struct ProduceResult {
+  enum class Status { kAcknowledged, kFailed, kTimedOut };
+  Status status = Status::kFailed;
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+  std::string error;
+};
+
+struct OutgoingRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::int64_t timestamp_ms = 0;
+};
+
+// An idempotent Kafka producer (acks=all, Java-compatible murmur2_random
+// partitioning) whose every send completes exactly once: acknowledged,
+// failed, or timed out at its deadline (the record may still be delivered
+// after that). A fatal producer error recreates the producer; sends in flight
+// then fail. Thread-safe. Metrics: ferry_kafka_produced_total{result}.
+class Producer final {
+ public:
+  // Throws std::runtime_error on a bad configuration.
+  Producer(std::string brokers, std::map<std::string, std::string> properties,
+           prometheus::Registry& registry);
+  ~Producer();
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // `done` runs once, on the producer's thread. Returns false (and does not
+  // call `done`) when the local queue is full.
+  [[nodiscard]] bool Send(const OutgoingRecord& record,
+                          std::chrono::steady_clock::time_point deadline,
+                          std::function<void(const ProduceResult&)> done);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry::kafka
