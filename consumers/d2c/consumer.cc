@@ -494,18 +494,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         PostLanding(p, st, std::move(b));
         continue;
       }
-      if (st.buffer.empty()) continue;
-      const bool full = st.buffer.size() >= options.batch_max_records ||
-                        st.buffer_bytes >= options.batch_max_bytes;
-      if (!full && !flush && now - st.first_buffered < options.linger) continue;
-      LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
-      std::size_t bytes = 0;
-      while (!st.buffer.empty() && b.records.size() < options.batch_max_records &&
-             (b.records.empty() || bytes + st.buffer.front().size_bytes() <= options.batch_max_bytes)) {
-        bytes += st.buffer.front().size_bytes();
-        b.records.push_back(std::move(st.buffer.front()));
-        st.buffer.pop_front();
+      const BatchLimits limits{options.batch_max_records, options.batch_max_bytes};
+      const auto waited =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - st.first_buffered);
+      if (!BatchDue(st.buffer.size(), st.buffer_bytes, waited, options.linger, limits, flush)) {
+        continue;
       }
+      LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
+      const std::size_t bytes = TakeBatch(st.buffer, limits, b.records);
       st.buffer_bytes -= bytes;
       if (!st.buffer.empty()) st.first_buffered = now;
       if (st.backpressure && st.buffer.size() < options.max_buffered_records / 2) {

@@ -97,6 +97,24 @@ bool IsStorableText(std::string_view s) {
   return true;
 }
 
+bool BatchDue(std::size_t records, std::size_t bytes, std::chrono::milliseconds waited,
+              std::chrono::milliseconds linger, const BatchLimits& limits, bool flush) {
+  if (records == 0) return false;
+  return flush || records >= limits.max_records || bytes >= limits.max_bytes || waited >= linger;
+}
+
+std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits,
+                      std::vector<KafkaRecord>& out) {
+  std::size_t bytes = 0;
+  while (!buffer.empty() && out.size() < limits.max_records &&
+         (out.empty() || bytes + buffer.front().size_bytes() <= limits.max_bytes)) {
+    bytes += buffer.front().size_bytes();
+    out.push_back(std::move(buffer.front()));
+    buffer.pop_front();
+  }
+  return bytes;
+}
+
 std::size_t MessageSize(const Event& e) {
   std::size_t n = e.body.size();
   for (const auto& [k, v] : e.system_properties) n += k.size() + v.size();

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -75,6 +77,24 @@ struct Decoded {
 };
 
 inline constexpr std::size_t kMaxD2cMessageBytes = 256 * 1024;
+
+// Batch limits: a batch is cut when it holds max_records records or adding
+// the next would pass max_bytes (a single larger record still makes a batch
+// of one), or when the oldest buffered record has waited `linger`.
+struct BatchLimits {
+  std::size_t max_records = 2000;
+  std::size_t max_bytes = 4 << 20;
+};
+
+// Whether a buffer of `records` records and `bytes` bytes, the oldest
+// buffered `waited` ago, should be landed now.
+[[nodiscard]] bool BatchDue(std::size_t records, std::size_t bytes, std::chrono::milliseconds waited,
+                            std::chrono::milliseconds linger, const BatchLimits& limits, bool flush);
+
+// Moves the next batch off the front of `buffer` (offset order kept) and
+// returns its size in bytes.
+std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits,
+                      std::vector<KafkaRecord>& out);
 
 // Maps a record onto IoT Hub's model (docs/d2c-record-contract.md): IoT
 // Hub's wire names, or Eclipse Hono's protocol-adapter headers (device_id,

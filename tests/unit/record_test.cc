@@ -127,5 +127,39 @@ TEST(Record, StorableTextIsUtf8WithoutNul) {
   EXPECT_FALSE(IsStorableText("\xe2\x82"));  // truncated
 }
 
+TEST(Batching, CutsAtCountBytesOrLinger) {
+  const BatchLimits limits{3, 1000};
+  using std::chrono::milliseconds;
+  EXPECT_FALSE(BatchDue(0, 0, milliseconds(999), milliseconds(50), limits, true));
+  EXPECT_FALSE(BatchDue(2, 100, milliseconds(10), milliseconds(50), limits, false));
+  EXPECT_TRUE(BatchDue(3, 100, milliseconds(10), milliseconds(50), limits, false));
+  EXPECT_TRUE(BatchDue(1, 1000, milliseconds(10), milliseconds(50), limits, false));
+  EXPECT_TRUE(BatchDue(1, 10, milliseconds(50), milliseconds(50), limits, false));
+  EXPECT_TRUE(BatchDue(1, 10, milliseconds(0), milliseconds(50), limits, true));
+
+  std::deque<KafkaRecord> buffer;
+  for (int i = 0; i < 7; ++i) {
+    KafkaRecord r;
+    r.offset = i;
+    r.value = std::string(200, 'x');  // 264 bytes each with the overhead
+    buffer.push_back(r);
+  }
+  std::vector<KafkaRecord> batch;
+  EXPECT_EQ(TakeBatch(buffer, limits, batch), 3u * 264);  // count-bound
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch.front().offset, 0);
+  batch.clear();
+  EXPECT_EQ(TakeBatch(buffer, BatchLimits{100, 600}, batch), 2u * 264);  // byte-bound
+  EXPECT_EQ(batch.back().offset, 4);
+  batch.clear();
+  KafkaRecord huge;
+  huge.offset = 99;
+  huge.value = std::string(5000, 'x');
+  buffer.push_front(huge);
+  EXPECT_EQ(TakeBatch(buffer, limits, batch), huge.size_bytes());  // alone, over the limit
+  EXPECT_EQ(batch.size(), 1u);
+  EXPECT_EQ(buffer.size(), 2u);
+}
+
 }  // namespace
 }  // namespace ferry::d2c
