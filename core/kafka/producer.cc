@@ -32,7 +32,7 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
   prometheus::Family<prometheus::Counter>& produced;
 
   std::mutex mutex;  // guards producer (swap) and pending
-  std::unique_ptr<RdKafka::Producer> producer;
+  std::shared_ptr<RdKafka::Producer> producer;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::uint64_t next_id = 1;
   std::atomic<bool> fatal{false};
@@ -127,15 +127,15 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
 
   void Loop() {
     while (!stopping) {
-      RdKafka::Producer* p;
+      std::shared_ptr<RdKafka::Producer> p;
       {
         std::lock_guard lock(mutex);
-        p = producer.get();
+        p = producer;
       }
       p->poll(50);
       ExpireDeadlines();
       if (fatal.exchange(false)) {
-        std::unique_ptr<RdKafka::Producer> old;
+        std::shared_ptr<RdKafka::Producer> old;
         {
           std::lock_guard lock(mutex);
           old = std::move(producer);
@@ -160,6 +160,18 @@ Producer::~Producer() {
   impl_->poller.join();
   impl_->producer->flush(5000);
   impl_->producer->poll(0);
+}
+
+bool Producer::Reachable(std::chrono::milliseconds timeout) {
+  std::shared_ptr<RdKafka::Producer> p;
+  {
+    std::lock_guard lock(impl_->mutex);
+    p = impl_->producer;
+  }
+  RdKafka::Metadata* md = nullptr;
+  const RdKafka::ErrorCode e = p->metadata(false, nullptr, &md, static_cast<int>(timeout.count()));
+  delete md;
+  return e == RdKafka::ERR_NO_ERROR;
 }
 
 bool Producer::Send(const OutgoingRecord& r, std::chrono::steady_clock::time_point deadline,

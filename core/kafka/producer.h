@@ -46,6 +46,9 @@ class Producer final {
 
   // `done` runs once, on the producer's thread. Returns false (and does not
   // call `done`) when the local queue is full.
+  // Whether a broker answers a metadata request within `timeout`.
+  [[nodiscard]] bool Reachable(std::chrono::milliseconds timeout);
+
   [[nodiscard]] bool Send(const OutgoingRecord& record,
                           std::chrono::steady_clock::time_point deadline,
                           std::function<void(const ProduceResult&)> done);

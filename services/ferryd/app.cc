@@ -261,9 +261,24 @@ int Serve(const FerrydConfig& config) {
   }
 
   OwnerBootstrap bootstrap(policies, config, clock);
+  // Readiness beyond the database: the owner policy exists and, for roles
+  // that use Kafka, a broker answers.
+  std::unique_ptr<kafka::Producer> probe;
+  if (!producer && config.role_set.count("d2c") != 0) {
+    probe = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
+  }
+  kafka::Producer* kafka_probe = producer ? producer.get() : probe.get();
+  auto extra_check = [&bootstrap, kafka_probe, &brokers]() -> std::string {
+    std::string why = bootstrap();
+    if (!why.empty()) return why;
+    if (kafka_probe != nullptr && !kafka_probe->Reachable(std::chrono::milliseconds(1000))) {
+      return "Kafka unreachable at " + brokers;
+    }
+    return "";
+  };
   health::ReadinessMonitor readiness(
       pool, migrator, [&server](bool ready) { server.SetReady(ready); },
-      std::chrono::milliseconds(config.readiness_interval_ms), *registry, std::ref(bootstrap));
+      std::chrono::milliseconds(config.readiness_interval_ms), *registry, extra_check);
   readiness.Start();
 
   logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={} "

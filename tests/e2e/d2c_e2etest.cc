@@ -1,4 +1,9 @@
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <atomic>
 #include <random>
@@ -23,14 +28,36 @@ using namespace std::chrono_literals;
 class DevKafka final {
  public:
   DevKafka()
-      : process_(testing::BinPath("devkafka"), {"--topic", "ferry.d2c:8"}) {
+      : socket_path_("/tmp/ferry-devkafka-" + std::to_string(getpid()) + "-" +
+                     std::to_string(std::random_device{}()) + ".sock"),
+        process_(testing::BinPath("devkafka"),
+                 {"--topic", "ferry.d2c:8", "--control-socket", socket_path_}) {
     const auto b = process_.WaitForLine(std::regex("^(127\\.0\\.0\\.1:\\d+)$"), 10s);
     if (!b) throw std::runtime_error("devkafka did not start: " + process_.Output());
     bootstrap_ = *b;
   }
   const std::string& bootstrap() const { return bootstrap_; }
 
+  // One control command over the Unix socket; returns the reply line.
+  std::string Command(const std::string& line) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path_.c_str(), sizeof addr.sun_path - 1);
+    for (int i = 0; i < 100 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    const std::string out = line + "\n";
+    if (write(fd, out.data(), out.size()) < 0) return "error: write";
+    std::string reply;
+    char c;
+    while (read(fd, &c, 1) == 1 && c != '\n') reply += c;
+    close(fd);
+    return reply;
+  }
+
  private:
+  std::string socket_path_;
   testing::ChildProcess process_;
   std::string bootstrap_;
 };
@@ -63,6 +90,23 @@ TEST(D2c, RecordsProducedWithKcatLand) {
                             " AND message_id = 'm1' AND content_type = 'application/json'"
                             " AND application_properties->>'alert' = 'false'"),
             2);
+}
+
+TEST(D2c, ReadinessFollowsKafkaDownAndBack) {
+  DevKafka kafka;
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--kafka-brokers", kafka.bootstrap()}, D2cEnv());
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 20s))
+      << ferryd.process().Output();
+  EXPECT_EQ(kafka.Command("down 1"), "ok down 1");
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "NOT_SERVING"; }, 20s))
+      << ferryd.process().Output();
+  EXPECT_EQ(testing::HealthStatus(channel, "liveness"), "SERVING");
+  EXPECT_EQ(kafka.Command("up 1"), "ok up 1");
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 30s))
+      << ferryd.process().Output();
+  EXPECT_NE(ferryd.process().Output().find("Kafka unreachable"), std::string::npos);
 }
 
 TEST(D2c, EveryEventLandsExactlyOnceAcrossRepeatedSigkills) {
