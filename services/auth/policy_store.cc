@@ -82,6 +82,7 @@ void CheckLimits(pqxx::dbtransaction& tx) {
 }  // namespace
 
 StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now) {
+  const NotifyOnExit notify(observer_, "policy:" + p.name);
   const std::string sql = fmt::format(
       "INSERT INTO shared_access_policies (name, primary_key, secondary_key, permissions,"
       " created_at, updated_at) VALUES ($1, $2, $3, $4::text[], {0}, {0})"
@@ -122,6 +123,7 @@ std::vector<StoredPolicy> PolicyStore::List() {
 StoredPolicy PolicyStore::Update(const std::string& name, const auth::PermissionSet& permissions,
                                  const std::optional<std::string>& primary_key,
                                  const std::optional<std::string>& secondary_key, TimePoint now) {
+  const NotifyOnExit notify(observer_, "policy:" + name);
   const std::string sql = fmt::format(
       "UPDATE shared_access_policies SET permissions = $2::text[],"
       " primary_key = coalesce($3, primary_key), secondary_key = coalesce($4, secondary_key),"
@@ -138,6 +140,7 @@ StoredPolicy PolicyStore::Update(const std::string& name, const auth::Permission
 }
 
 void PolicyStore::Delete(const std::string& name) {
+  const NotifyOnExit notify(observer_, "policy:" + name);
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     Lock(tx);
     const pqxx::result r =
@@ -149,6 +152,7 @@ void PolicyStore::Delete(const std::string& name) {
 
 StoredPolicy PolicyStore::SetKey(const std::string& name, KeySlot slot, const std::string& key,
                                  TimePoint now) {
+  const NotifyOnExit notify(observer_, "policy:" + name);
   const std::string column = slot == KeySlot::kPrimary ? "primary_key" : "secondary_key";
   const std::string sql =
       fmt::format("UPDATE shared_access_policies SET {} = $2, updated_at = {} WHERE name = $1"

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/auth/credentials.h"
 #include "core/clock.h"
+#include "services/auth/change_observer.h"
 
 namespace ferry::pg {
 class Pool;
@@ -34,6 +36,9 @@ class PolicyStore final {
  public:
   explicit PolicyStore(pg::Pool& pool) : pool_(pool) {}
 
+  // Told "policy:<name>" after every write.
+  void OnChange(ChangeObserver observer) { observer_ = std::move(observer); }
+
   StoredPolicy Create(const auth::PolicyCredentials& policy, TimePoint now);
   StoredPolicy Get(const std::string& name);
   std::vector<StoredPolicy> List();
@@ -53,6 +58,7 @@ class PolicyStore final {
 
  private:
   pg::Pool& pool_;
+  ChangeObserver observer_;
 };
 
 // Reads for the credential cache.

@@ -205,6 +205,8 @@ int Serve(const FerrydConfig& config) {
   registry::RegistryService registry_service(runtime, devices, clock);
   access::PolicyStore policies(pool);
   access::PolicyService policy_service(runtime, policies, clock);
+  devices.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
+  policies.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
 
   std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<device::DeviceMessagingService> device_service;

@@ -59,6 +59,7 @@ Device FromRow(const pqxx::row& r) {
 }  // namespace
 
 Device DeviceStore::Create(const NewDevice& device, TimePoint now) {
+  const access::NotifyOnExit notify(observer_, "device:" + device.id);
   const std::string sql = fmt::format(
       "INSERT INTO devices (device_id, generation_id, etag, status, status_reason,"
       " status_updated_at, primary_key, secondary_key, created_at, updated_at)"
@@ -88,6 +89,7 @@ Device DeviceStore::Get(std::string_view id) {
 }
 
 Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
+  const access::NotifyOnExit notify(observer_, "device:" + u.id);
   const std::string sql = fmt::format(
       "UPDATE devices SET etag = $2, status = $3, status_reason = $4,"
       " status_updated_at = CASE WHEN status = $3 THEN status_updated_at ELSE {0} END,"
@@ -112,6 +114,7 @@ Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
 }
 
 void DeviceStore::Delete(std::string_view id, std::string_view if_match) {
+  const access::NotifyOnExit notify(observer_, "device:" + std::string(id));
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result current =
         tx.exec_params("SELECT etag FROM devices WHERE device_id = $1 FOR UPDATE", std::string(id));
@@ -126,6 +129,7 @@ void DeviceStore::Delete(std::string_view id, std::string_view if_match) {
 
 Device DeviceStore::SetKey(std::string_view id, bool primary, const std::string& key,
                            const std::string& new_etag, TimePoint now) {
+  const access::NotifyOnExit notify(observer_, "device:" + std::string(id));
   const std::string sql = fmt::format(
       "UPDATE devices SET {} = $2, etag = $3, updated_at = {} WHERE device_id = $1 RETURNING {}",
       primary ? "primary_key" : "secondary_key", fmt::format(kTs, "$4"), kColumns);

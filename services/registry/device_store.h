@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "services/auth/change_observer.h"
 #include "services/registry/device.h"
 
 namespace ferry::pg {
@@ -42,6 +43,9 @@ class DeviceStore final {
  public:
   explicit DeviceStore(pg::Pool& pool) : pool_(pool) {}
 
+  // Told "device:<id>" after every write.
+  void OnChange(access::ChangeObserver observer) { observer_ = std::move(observer); }
+
   Device Create(const NewDevice& device, TimePoint now);
   Device Get(std::string_view id);
   Device Update(const DeviceUpdate& update, TimePoint now);
@@ -54,6 +58,7 @@ class DeviceStore final {
 
  private:
   pg::Pool& pool_;
+  access::ChangeObserver observer_;
 };
 
 }  // namespace ferry::registry

@@ -247,6 +247,30 @@ TEST_F(D2cTest, ARetentionDropWhileTwoConsumersLandFailsNoBatch) {
   EXPECT_EQ(Metric(ra, "ferry_d2c_landing_retries_total") + Metric(rb, "ferry_d2c_landing_retries_total"), 0);
 }
 
+TEST_F(D2cTest, ARowPostgresRefusesIsIsolatedBySplittingAndDeadLettered) {
+  // A constraint the decoder knows nothing about: only PostgreSQL refuses it.
+  {
+    pqxx::connection conn(db_.url());
+    pqxx::work tx(conn);
+    tx.exec0("ALTER TABLE d2c_events ADD CONSTRAINT no_poison CHECK (message_id IS DISTINCT FROM 'm-37')");
+    tx.commit();
+  }
+  std::vector<testing::TestRecord> records = Events(0, 100);
+  for (auto& r : records) r.partition = 2;
+  producer_->Send(kTopic, records);
+  prometheus::Registry registry;
+  auto consumer = Consumer("splitter", registry);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters") >= 100; },
+      60s));
+  consumer->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 99);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'data_error' AND kafka_offset = 37"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 1);
+  EXPECT_EQ(Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = 2"), 100);
+  EXPECT_EQ(Metric(registry, "ferry_d2c_landing_retries_total"), 0);
+}
+
 class FixedStart final : public StartOffsets {
  public:
   std::int64_t Resolve(const std::string&, std::int32_t, StartFrom from, TimePoint) override {

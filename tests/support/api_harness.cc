@@ -19,6 +19,8 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
       registry_service_(runtime_, devices_, clock_),
       policies_(pool_),
       policy_service_(runtime_, policies_, clock_) {
+  devices_.OnChange([this](const std::string& s) { cache_.Invalidate(s); });
+  policies_.OnChange([this](const std::string& s) { cache_.Invalidate(s); });
   (void)policies_.EnsureOwner(access::kOwnerPolicyName, kOwnerKey, registry::NewSymmetricKey(),
                               clock_.Now());
   cache_.Attach(listener_);
