@@ -30,6 +30,11 @@ std::string FormatTime(TimePoint t) {
 
 std::optional<TimePoint> ParseTime(std::string_view text) {
   if (const auto ms = ParseInt(text)) {
+    // TimePoint holds 64-bit nanoseconds: keep well inside them.
+    constexpr std::int64_t kLimitMs = 9'000'000'000'000;  // about the year 2255
+    if (*ms <= -kLimitMs || *ms >= kLimitMs) {
+      return std::nullopt;
+    }
     return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(*ms)));
   }
   // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)
@@ -46,7 +51,8 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
   }
   const auto year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2),
              minute = num(14, 2), second = num(17, 2);
-  if (!year || !month || !day || !hour || !minute || !second || *month < 1 || *month > 12 ||
+  if (!year || !month || !day || !hour || !minute || !second || *year < 1678 || *year > 2261 ||
+      *month < 1 || *month > 12 ||
       *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
     return std::nullopt;
   }

@@ -147,6 +147,9 @@ struct PartitionState {
   int failures = 0;
   SteadyClock::time_point claim_at;   // when to (re)try claiming
   bool claim_posted = false;
+  // A batch is out and its result not yet handled here: the next batch must
+  // wait, or a retried batch could be overtaken.
+  bool landing = false;
   bool backpressure = false;
 };
 
@@ -200,7 +203,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // Shared with executor jobs.
   std::mutex mutex;
   std::condition_variable done_cv;
-  std::set<std::int32_t> in_flight;
+  std::set<std::int32_t> in_flight;  // partitions with a claim or a landing out
   std::deque<std::variant<ClaimDone, LandDone>> done;
 
   // ---- Kafka callbacks (on the poll thread) ----
@@ -278,6 +281,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   void PostClaim(std::int32_t p, PartitionState& st) {
     st.claim_posted = true;
+    {
+      std::lock_guard lock(mutex);
+      in_flight.insert(p);
+    }
     const std::uint64_t gen = st.generation;
     const PartitionId id{options.group, options.topic, p};
     executor.Post([this, id, gen] {
@@ -293,11 +300,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         d.error = e.what();
       }
       std::lock_guard lock(mutex);
+      in_flight.erase(id.partition);
       done.emplace_back(std::move(d));
+      done_cv.notify_all();
     });
   }
 
   void PostLanding(std::int32_t p, PartitionState& st, LandingBatch batch) {
+    st.landing = true;
     {
       std::lock_guard lock(mutex);
       in_flight.insert(p);
@@ -362,8 +372,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     RdKafka::TopicPartition::destroy(tps);
   }
 
-  // Starts fetching `p` at `offset` (absolute or logical).
-  void StartAt(std::int32_t p, std::int64_t offset) {
+  // Starts fetching `p` at `offset` (absolute or logical); false if it
+  // could not (the partition is then claimed afresh, with backoff).
+  bool StartAt(std::int32_t p, std::int64_t offset) {
     RdKafka::TopicPartition* tp = RdKafka::TopicPartition::create(options.topic, p, offset);
     const RdKafka::ErrorCode e = consumer->seek(*tp, 5000);
     if (e != RdKafka::ERR_NO_ERROR) {
@@ -374,11 +385,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       if (RdKafka::Error* ae = consumer->incremental_assign(tps)) {
         Logger()->error("re-assign failed partition={} error=\"{}\"", p, ae->str());
         delete ae;
+        delete tp;
+        return false;
       }
     }
     std::vector<RdKafka::TopicPartition*> one = {tp};
     consumer->resume(one);
     delete tp;
+    return true;
   }
 
   void Refence(std::int32_t p, PartitionState& st, const char* why) {
@@ -429,7 +443,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
     st.phase = PartitionState::Phase::kActive;
     ++active;
-    StartAt(d.partition, d.start_offset);
+    if (!StartAt(d.partition, d.start_offset)) {
+      Refence(d.partition, st, "could not start fetching at the checkpoint");
+      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      return;
+    }
     metrics.owned.Add({{"partition", metrics.P(d.partition)}}).Set(1);
     if (d.claim->next_offset) {
       metrics.next_offset.Add({{"partition", metrics.P(d.partition)}}).Set(static_cast<double>(*d.claim->next_offset));
@@ -442,6 +460,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     const auto it = parts.find(d.partition);
     if (it == parts.end() || it->second.generation != d.generation) return;
     PartitionState& st = it->second;
+    st.landing = false;
     if (!d.outcome) {
       metrics.landing_retries.Increment();
       st.failures = std::min(st.failures + 1, 8);
@@ -482,10 +501,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
         continue;
       }
-      {
-        std::lock_guard lock(mutex);
-        if (in_flight.count(p) != 0) continue;
-      }
+      if (st.landing) continue;
       if (st.retry) {
         if (now < st.retry_at && !flush) continue;
         LandingBatch b = std::move(*st.retry);

@@ -1,5 +1,6 @@
 #include "consumers/d2c/event_store.h"
 
+#include <limits>
 #include <thread>
 
 #include <fmt/format.h>
@@ -233,7 +234,13 @@ LandingOutcome EventStore::LandSplitting(const LandingBatch& batch, std::size_t 
       }
       if (end - begin == 1) {
         LandingBatch one{batch.id, batch.epoch, {batch.records[begin]}};
-        return LandOnce(one, 0, 1, now, DayRange{std::nullopt, std::nullopt});
+        try {
+          return LandOnce(one, 0, 1, now, DayRange{std::nullopt, std::nullopt});
+        } catch (const pqxx::sql_error& again) {
+          if (!IsDataError(again)) throw;
+          // Even the dead-letter row was refused: keep the bare identity.
+          return LandBare(one, again.what());
+        }
       }
       const std::size_t mid = begin + (end - begin) / 2;
       LandingOutcome left = LandSplitting(batch, begin, mid, now);
@@ -246,6 +253,39 @@ LandingOutcome EventStore::LandSplitting(const LandingBatch& batch, std::size_t 
       return right;
     }
   }
+}
+
+// The last resort for a record PostgreSQL refuses in any form: its identity
+// and reason only, so that the partition moves on.
+LandingOutcome EventStore::LandBare(const LandingBatch& one, const std::string& error) {
+  const KafkaRecord& r = one.records.front();
+  LandingOutcome out;
+  out.next_offset = r.offset + 1;
+  out.transactions = 1;
+  pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    out.fenced = false;
+    out.dead_letters.clear();
+    const pqxx::result fence = tx.exec_params(
+        "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
+        " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
+        one.id.group, one.id.topic, one.id.partition, one.epoch);
+    if (fence.empty()) {
+      out.fenced = true;
+      return;
+    }
+    tx.exec_params0(
+        "INSERT INTO d2c_dead_letters (consumer_group, topic, kafka_partition, kafka_offset, reason,"
+        " detail, record_headers) VALUES ($1, $2, $3, $4, $5, $6, '[]') ON CONFLICT DO NOTHING",
+        one.id.group, one.id.topic, one.id.partition, r.offset,
+        std::string(ReasonName(DeadLetterReason::kDataError)),
+        "refused by PostgreSQL even as a dead letter: " + error.substr(0, 500));
+    tx.exec_params0(
+        "UPDATE d2c_checkpoints SET next_offset = greatest(coalesce(next_offset, $4), $4),"
+        " updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
+        one.id.group, one.id.topic, one.id.partition, out.next_offset);
+    out.dead_letters[DeadLetterReason::kDataError] = 1;
+  });
+  return out;
 }
 
 // With an empty `days` every record is dead-lettered as a data error (the
@@ -289,13 +329,27 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
     // First the fence: it also locks the checkpoint row, so a zombie's
     // concurrent batch for this partition waits and then finds itself fenced.
     const pqxx::result fence = tx.exec_params(
-        "UPDATE d2c_checkpoints SET next_offset = $5, updated_at = now()"
-        " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND epoch = $4",
-        batch.id.group, batch.id.topic, batch.id.partition, batch.epoch, next_offset);
-    if (fence.affected_rows() == 0) {
+        "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
+        " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
+        batch.id.group, batch.id.topic, batch.id.partition, batch.epoch);
+    if (fence.empty()) {
       out.fenced = true;
       return;
     }
+    // A retried batch (part of it committed before a split, or a commit whose
+    // outcome was unknown) skips what the checkpoint already covers.
+    const std::int64_t landed_below =
+        fence[0][0].is_null() ? std::numeric_limits<std::int64_t>::min() : fence[0][0].as<std::int64_t>();
+    for (Row& row : rows) {
+      if (row.record->offset < landed_below) {
+        row.event.reset();
+        row.dead.reset();
+      }
+    }
+    tx.exec_params0(
+        "UPDATE d2c_checkpoints SET next_offset = greatest(coalesce(next_offset, $4), $4),"
+        " updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
+        batch.id.group, batch.id.topic, batch.id.partition, next_offset);
     bool any_event = false;
     for (const Row& row : rows) any_event = any_event || row.event.has_value();
     if (any_event) {
@@ -328,7 +382,7 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
         if (!row.dead) continue;
         const KafkaRecord& r = *row.record;
         std::optional<std::string> ts;
-        if (r.timestamp_ms) {
+        if (r.timestamp_ms && *r.timestamp_ms >= 0 && *r.timestamp_ms < 7258118400000) {
           ts = PgTime(TimePoint(std::chrono::duration_cast<TimePoint::duration>(
               std::chrono::milliseconds(*r.timestamp_ms))));
         }

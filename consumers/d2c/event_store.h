@@ -84,6 +84,7 @@ class EventStore final {
  private:
   LandingOutcome LandOnce(const LandingBatch& batch, std::size_t begin, std::size_t end,
                           TimePoint now, const DayRange& days);
+  LandingOutcome LandBare(const LandingBatch& one, const std::string& error);
   LandingOutcome LandSplitting(const LandingBatch& batch, std::size_t begin, std::size_t end,
                                TimePoint now);
 

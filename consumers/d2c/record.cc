@@ -30,6 +30,9 @@ std::optional<std::int64_t> ParseInt(std::string_view text) {
   return v;
 }
 
+// 2200-01-01T00:00:00Z in epoch milliseconds.
+constexpr std::int64_t kMaxTimestampMs = 7258118400000;
+
 Decoded Dead(DeadLetterReason reason, std::string detail) {
   return {std::nullopt, DeadLetter{reason, std::move(detail)}};
 }
@@ -50,6 +53,13 @@ std::string_view ReasonName(DeadLetterReason reason) {
     case DeadLetterReason::kDataError: return "data_error";
   }
   return "data_error";
+}
+
+bool IsStorableTime(TimePoint t) {
+  // Before 2200: far inside both PostgreSQL's range and that of TimePoint's
+  // 64-bit nanoseconds (which ends in 2262).
+  static const TimePoint kEnd{std::chrono::sys_days{std::chrono::year(2200) / 1 / 1}};
+  return t >= TimePoint() && t < kEnd;
 }
 
 std::size_t KafkaRecord::size_bytes() const {
@@ -151,6 +161,9 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
       if (!hono_creation_ms) {
         return Dead(DeadLetterReason::kInvalidTimestamp, "creation-time is not epoch milliseconds");
       }
+      if (*hono_creation_ms < 0 || *hono_creation_ms >= kMaxTimestampMs) {
+        return Dead(DeadLetterReason::kInvalidTimestamp, "creation-time is outside 1970 to 2199");
+      }
       e.creation_time = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
           std::chrono::milliseconds(*hono_creation_ms)));
       continue;
@@ -205,12 +218,17 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
     const auto t = ParseTime(*enqueued_text);
     if (!t) return Dead(DeadLetterReason::kInvalidTimestamp, "iothub-enqueuedtime is not a time");
     e.enqueued_time = *t;
+  } else if (r.timestamp_ms && (*r.timestamp_ms < 0 || *r.timestamp_ms >= kMaxTimestampMs)) {
+    return Dead(DeadLetterReason::kInvalidTimestamp, "the record timestamp is outside 1970 to 2199");
   } else if (r.timestamp_ms) {
     e.enqueued_time = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
         std::chrono::milliseconds(*r.timestamp_ms)));
     e.system_properties[std::string(kEnqueuedHeader)] = FormatTime(e.enqueued_time);
   } else {
     return Dead(DeadLetterReason::kInvalidTimestamp, "no iothub-enqueuedtime and no record timestamp");
+  }
+  if (!IsStorableTime(e.enqueued_time) || (e.creation_time && !IsStorableTime(*e.creation_time))) {
+    return Dead(DeadLetterReason::kInvalidTimestamp, "a time outside the years 1970 to 2199");
   }
   if (hono && e.content_type) e.system_properties["content-type"] = *e.content_type;
 

@@ -104,6 +104,9 @@ std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits
 // IoT Hub's size: body plus property names and values.
 [[nodiscard]] std::size_t MessageSize(const Event& event);
 
+// Years 1970 to 2199: times every reader of the store can represent.
+[[nodiscard]] bool IsStorableTime(TimePoint t);
+
 // Whether `text` is valid UTF-8 without NUL bytes (what PostgreSQL text and
 // jsonb accept).
 [[nodiscard]] bool IsStorableText(std::string_view text);

@@ -135,11 +135,20 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
       p->poll(50);
       ExpireDeadlines();
       if (fatal.exchange(false)) {
+        std::shared_ptr<RdKafka::Producer> fresh;
+        try {
+          fresh = Create();
+        } catch (const std::exception& e) {
+          Logger()->critical("kafka producer could not be recreated, retrying error=\"{}\"", e.what());
+          fatal = true;
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          continue;
+        }
         std::shared_ptr<RdKafka::Producer> old;
         {
           std::lock_guard lock(mutex);
           old = std::move(producer);
-          producer = Create();
+          producer = std::move(fresh);
         }
         old->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT);
         old->poll(0);  // delivers the purged sends' failures
@@ -160,6 +169,15 @@ Producer::~Producer() {
   impl_->poller.join();
   impl_->producer->flush(5000);
   impl_->producer->poll(0);
+  // Whatever is still unacknowledged completes too: every send completes once.
+  std::vector<std::uint64_t> left;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (const auto& [id, p] : impl_->pending) left.push_back(id);
+  }
+  for (const auto id : left) {
+    impl_->Complete(id, {ProduceResult::Status::kFailed, -1, -1, "producer shut down"});
+  }
 }
 
 bool Producer::Reachable(std::chrono::milliseconds timeout) {

@@ -44,8 +44,9 @@ class Producer final {
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
-  // `done` runs once, on the producer's thread. Returns false (and does not
-  // call `done`) when the local queue is full.
+  // `done` runs once: on the producer's thread, or on the caller's for an
+  // error found at once. Returns false (and does not call `done`) when the
+  // local queue is full.
   // Whether a broker answers a metadata request within `timeout`.
   [[nodiscard]] bool Reachable(std::chrono::milliseconds timeout);
 

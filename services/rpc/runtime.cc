@@ -113,8 +113,8 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
   }
   if (!rule->device_scoped) device_id.reset();
 
-  executor_.Post([this, ctx, rule, authorization = std::move(authorization),
-                  device_id = std::move(device_id), body = std::move(body), end, finish] {
+  auto task = [this, ctx, rule, authorization = std::move(authorization),
+               device_id = std::move(device_id), body = std::move(body), end, finish] {
     if (ctx->IsCancelled()) {
       end(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"), std::nullopt);
       return;
@@ -130,7 +130,14 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
       end(grpc::Status(grpc::StatusCode::INTERNAL, "ServerError: internal error"),
           Reason::kServerError);
     }
-  });
+  };
+  try {
+    executor_.Post(std::move(task));
+  } catch (const std::logic_error&) {
+    // Shutting down: the executor takes no more work.
+    end(grpc::Status(grpc::StatusCode::UNAVAILABLE, "ServiceUnavailable: shutting down"),
+        Reason::kServiceUnavailable);
+  }
 }
 
 }  // namespace ferry::rpc
