@@ -533,12 +533,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (now < next_lag_report) return;
     next_lag_report = now + std::chrono::seconds(2);
     for (const auto& [p, st] : parts) {
-      if (st.phase != PartitionState::Phase::kActive || !st.checkpoint) continue;
+      if (st.phase != PartitionState::Phase::kActive) continue;
       int64_t low = 0, high = 0;
       if (consumer->get_watermark_offsets(options.topic, p, &low, &high) == RdKafka::ERR_NO_ERROR &&
           high >= 0) {
+        // Without a checkpoint yet, everything still in the log is unread.
+        const std::int64_t from = st.checkpoint ? *st.checkpoint : std::max<std::int64_t>(low, 0);
         metrics.lag.Add({{"partition", metrics.P(p)}})
-            .Set(static_cast<double>(std::max<std::int64_t>(0, high - *st.checkpoint)));
+            .Set(static_cast<double>(std::max<std::int64_t>(0, high - from)));
       }
     }
   }
