@@ -14,6 +14,12 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kPolicyNotFound: return "PolicyNotFound";
     case Reason::kPolicyAlreadyExists: return "PolicyAlreadyExists";
     case Reason::kPolicyLimitExceeded: return "PolicyLimitExceeded";
+    case Reason::kRouteNotFound: return "RouteNotFound";
+    case Reason::kRouteAlreadyExists: return "RouteAlreadyExists";
+    case Reason::kEndpointNotFound: return "EndpointNotFound";
+    case Reason::kEndpointAlreadyExists: return "EndpointAlreadyExists";
+    case Reason::kEndpointInUse: return "EndpointInUse";
+    case Reason::kRoutingLimitExceeded: return "RoutingLimitExceeded";
     case Reason::kMessageTooLarge: return "MessageTooLarge";
     case Reason::kThrottlingException: return "ThrottlingException";
     case Reason::kServerError: return "ServerError";
@@ -34,6 +40,12 @@ int IotHubCode(Reason reason) {
     case Reason::kPolicyNotFound: return 404000;
     case Reason::kPolicyAlreadyExists: return 409000;
     case Reason::kPolicyLimitExceeded: return 403000;
+    case Reason::kRouteNotFound: return 404000;
+    case Reason::kRouteAlreadyExists: return 409000;
+    case Reason::kEndpointNotFound: return 404000;
+    case Reason::kEndpointAlreadyExists: return 409000;
+    case Reason::kEndpointInUse: return 412000;
+    case Reason::kRoutingLimitExceeded: return 403000;
     case Reason::kMessageTooLarge: return 413001;
     case Reason::kThrottlingException: return 429001;
     case Reason::kServerError: return 500001;

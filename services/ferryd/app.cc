@@ -41,6 +41,8 @@
 #include "services/registry/device_rules.h"
 #include "services/registry/device_store.h"
 #include "services/registry/registry_service.h"
+#include "services/routing/route_store.h"
+#include "services/routing/routing_service.h"
 #include "services/rpc/runtime.h"
 #include "services/server.h"
 #include "services/version.h"
@@ -208,6 +210,8 @@ int Serve(const FerrydConfig& config) {
   devices.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
   policies.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
 
+  routing::RouteStore routes(pool);
+  routing::RoutingService routing_service(runtime, routes, config.d2c_topic, clock);
   std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<device::DeviceMessagingService> device_service;
   std::vector<grpc::Service*> services;
@@ -218,6 +222,7 @@ int Serve(const FerrydConfig& config) {
     services.push_back(&registry_service);
     services.push_back(&policy_service);
     services.push_back(device_service.get());
+    services.push_back(&routing_service);
   }
   GrpcServer server({.listen = config.grpc_listen,
                      .reflection = config.grpc_reflection,

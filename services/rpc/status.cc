@@ -16,6 +16,12 @@ grpc::StatusCode ToStatusCode(Reason reason) {
     case Reason::kPolicyNotFound: return grpc::StatusCode::NOT_FOUND;
     case Reason::kPolicyAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case Reason::kPolicyLimitExceeded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Reason::kRouteNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Reason::kRouteAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case Reason::kEndpointNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Reason::kEndpointAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case Reason::kEndpointInUse: return grpc::StatusCode::FAILED_PRECONDITION;
+    case Reason::kRoutingLimitExceeded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case Reason::kMessageTooLarge: return grpc::StatusCode::INVALID_ARGUMENT;
     case Reason::kThrottlingException: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case Reason::kServerError: return grpc::StatusCode::INTERNAL;

@@ -18,7 +18,9 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
       devices_(pool_),
       registry_service_(runtime_, devices_, clock_),
       policies_(pool_),
-      policy_service_(runtime_, policies_, clock_) {
+      policy_service_(runtime_, policies_, clock_),
+      routes_(pool_),
+      routing_service_(runtime_, routes_, "ferry.d2c", clock_) {
   devices_.OnChange([this](const std::string& s) { cache_.Invalidate(s); });
   policies_.OnChange([this](const std::string& s) { cache_.Invalidate(s); });
   (void)policies_.EnsureOwner(access::kOwnerPolicyName, kOwnerKey, registry::NewSymmetricKey(),
@@ -35,7 +37,8 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
       std::make_unique<device::DeviceMessagingService>(runtime_, *producer_, "ferry.d2c", clock_);
   server_ = std::make_unique<GrpcServer>(
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
-      std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get()});
+      std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get(),
+                                  &routing_service_});
   server_->SetReady(true);
 }
 

@@ -17,6 +17,8 @@
 #include "services/auth/policy_store.h"
 #include "services/registry/device_store.h"
 #include "services/registry/registry_service.h"
+#include "services/routing/route_store.h"
+#include "services/routing/routing_service.h"
 #include "services/rpc/runtime.h"
 #include "services/server.h"
 #include "tests/support/fake_clock.h"
@@ -72,6 +74,8 @@ class ApiHarness final {
   registry::RegistryService registry_service_;
   access::PolicyStore policies_;
   access::PolicyService policy_service_;
+  routing::RouteStore routes_;
+  routing::RoutingService routing_service_;
   kafka::MockCluster kafka_{1};
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<device::DeviceMessagingService> device_service_;

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "consumers/routing/query.h"
+#include "core/routing/query.h"
 
 namespace ferry::routing {
 namespace {

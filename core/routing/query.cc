@@ -1,4 +1,4 @@
-#include "consumers/routing/query.h"
+#include "core/routing/query.h"
 
 #include <fmt/format.h>
 
