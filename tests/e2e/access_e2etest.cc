@@ -97,6 +97,31 @@ TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
   EXPECT_EQ(Ctl({"policies", "delete", "iothubowner"}, owner).exit_code, 1);
 }
 
+TEST(Access, FerryctlManagesRoutesAndTestsThem) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate"});
+  const auto owner = ferryd.CtlEnv();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 15s));
+  ASSERT_EQ(Ctl({"endpoints", "create", "alerts", "--kafka-topic", "ferry.alerts"}, owner).exit_code, 0);
+  const auto created = Ctl({"routes", "create", "hot", "--endpoint", "alerts", "--condition",
+                            "AS_NUMBER(temperature) > 30"}, owner);
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  const auto broken = Ctl({"routes", "create", "broken", "--condition", "temperature >"}, owner);
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_NE(broken.output.find("position 14"), std::string::npos) << broken.output;
+  const auto hot = Ctl({"routes", "test", "--property", "temperature=31"}, owner);
+  EXPECT_NE(hot.output.find("endpoints: alerts"), std::string::npos) << hot.output;
+  const auto cold = Ctl({"routes", "test", "--property", "temperature=3"}, owner);
+  EXPECT_NE(cold.output.find("endpoints: events (fallback)"), std::string::npos) << cold.output;
+  const auto one = Ctl({"routes", "test", "--condition", "$body.temp > 30", "--body", "{\"temp\":31}",
+                        "--content-type", "application/json"}, owner);
+  EXPECT_EQ(one.output, "TEST_RESULT_MATCHED\n");
+  EXPECT_EQ(Ctl({"endpoints", "delete", "alerts"}, owner).exit_code, 1);  // in use
+  EXPECT_EQ(Ctl({"routes", "delete", "hot"}, owner).exit_code, 0);
+  EXPECT_EQ(Ctl({"endpoints", "delete", "alerts"}, owner).exit_code, 0);
+}
+
 TEST(Access, InsecureModeWarnsAndLetsAnonymousCallsThrough) {
   testing::TestDatabase db;
   testing::FerrydProcess ferryd(db.url(), {"--migrate", "--insecure-no-auth"});

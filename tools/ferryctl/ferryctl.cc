@@ -20,6 +20,7 @@
 #include "core/auth/sas.h"
 #include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
+#include "ferry/v1/routing.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace ferry::ctl {
@@ -415,6 +416,155 @@ class Client {
     return kExitOk;
   }
 
+  int CreateEndpoint(const std::string& name, const std::string& topic) {
+    v1::CreateEndpointRequest req;
+    req.mutable_endpoint()->set_name(name);
+    req.mutable_endpoint()->set_kind(v1::ENDPOINT_KIND_KAFKA);
+    req.mutable_endpoint()->set_kafka_topic(topic);
+    v1::Endpoint resp;
+    const grpc::Status s = routing_->CreateEndpoint(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (options_.json) {
+      out_ << Json(resp) << "\n";
+    } else {
+      out_ << "created endpoint " << resp.name() << " -> kafka topic " << resp.kafka_topic() << "\n";
+    }
+    return kExitOk;
+  }
+
+  int ListEndpoints() {
+    v1::ListEndpointsResponse resp;
+    const grpc::Status s = routing_->ListEndpoints(Context().get(), v1::ListEndpointsRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& e : resp.endpoints()) {
+      if (options_.json) {
+        out_ << Json(e) << "\n";
+      } else {
+        rows.push_back({e.name(), e.kind() == v1::ENDPOINT_KIND_KAFKA ? "kafka" : "event store",
+                        e.kafka_topic().empty() ? "-" : e.kafka_topic()});
+      }
+    }
+    if (!options_.json) Table(out_, {"ENDPOINT", "KIND", "TOPIC"}, rows);
+    return kExitOk;
+  }
+
+  int DeleteEndpoint(const std::string& name) {
+    v1::DeleteEndpointRequest req;
+    req.set_name(name);
+    v1::DeleteEndpointResponse resp;
+    const grpc::Status s = routing_->DeleteEndpoint(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (!options_.json) out_ << "deleted endpoint " << name << "\n";
+    return kExitOk;
+  }
+
+  int SaveRoute(bool create, const std::string& name, const std::string& condition,
+                const std::string& endpoint, bool disabled, bool lifecycle) {
+    v1::Route r;
+    r.set_name(name);
+    r.set_condition(condition);
+    r.set_endpoint(endpoint);
+    r.set_enabled(!disabled);
+    r.set_source(lifecycle ? v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS : v1::ROUTE_SOURCE_DEVICE_MESSAGES);
+    v1::Route resp;
+    grpc::Status s;
+    if (create) {
+      v1::CreateRouteRequest req;
+      *req.mutable_route() = r;
+      s = routing_->CreateRoute(Context().get(), req, &resp);
+    } else {
+      v1::UpdateRouteRequest req;
+      *req.mutable_route() = r;
+      s = routing_->UpdateRoute(Context().get(), req, &resp);
+    }
+    if (!s.ok()) return Fail(s);
+    PrintRoutes({resp});
+    return kExitOk;
+  }
+
+  void PrintRoutes(const std::vector<v1::Route>& routes) const {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : routes) {
+      if (options_.json) {
+        out_ << Json(r) << "\n";
+      } else {
+        rows.push_back({r.name(), r.enabled() ? "yes" : "no",
+                        r.source() == v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS ? "lifecycle" : "messages",
+                        r.endpoint(), r.condition().empty() ? "true" : r.condition()});
+      }
+    }
+    if (!options_.json) Table(out_, {"ROUTE", "ENABLED", "SOURCE", "ENDPOINT", "CONDITION"}, rows);
+  }
+
+  int ListRoutes() {
+    v1::ListRoutesResponse resp;
+    const grpc::Status s = routing_->ListRoutes(Context().get(), v1::ListRoutesRequest(), &resp);
+    if (!s.ok()) return Fail(s);
+    PrintRoutes({resp.routes().begin(), resp.routes().end()});
+    return kExitOk;
+  }
+
+  int DeleteRoute(const std::string& name) {
+    v1::DeleteRouteRequest req;
+    req.set_name(name);
+    v1::DeleteRouteResponse resp;
+    const grpc::Status s = routing_->DeleteRoute(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (!options_.json) out_ << "deleted route " << name << "\n";
+    return kExitOk;
+  }
+
+  int SetFallback(bool enabled) {
+    v1::SetFallbackRequest req;
+    req.set_enabled(enabled);
+    v1::RoutingSettings resp;
+    const grpc::Status s = routing_->SetFallback(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    out_ << (options_.json ? Json(resp) : std::string("fallback ") + (resp.fallback_enabled() ? "on" : "off"))
+         << "\n";
+    return kExitOk;
+  }
+
+  // Tries a condition (or, with an empty condition, every route) on a sample.
+  int TestRoutes(const std::string& condition, const std::string& body,
+                 const std::string& content_type, const std::vector<std::string>& properties) {
+    v1::SampleMessage sample;
+    sample.mutable_message()->set_body(body);
+    sample.mutable_message()->set_content_type(content_type);
+    if (!content_type.empty()) sample.mutable_message()->set_content_encoding("utf-8");
+    for (const auto& kv : properties) {
+      const auto eq = kv.find('=');
+      (*sample.mutable_message()->mutable_properties())[kv.substr(0, eq)] =
+          eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    if (!condition.empty()) {
+      v1::TestRouteRequest req;
+      req.set_condition(condition);
+      *req.mutable_sample() = sample;
+      v1::TestRouteResponse resp;
+      const grpc::Status s = routing_->TestRoute(Context().get(), req, &resp);
+      if (!s.ok()) return Fail(s);
+      out_ << (options_.json ? Json(resp) : v1::TestResult_Name(resp.result())) << "\n";
+      return kExitOk;
+    }
+    v1::TestAllRoutesRequest req;
+    *req.mutable_sample() = sample;
+    v1::TestAllRoutesResponse resp;
+    const grpc::Status s = routing_->TestAllRoutes(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (options_.json) {
+      out_ << Json(resp) << "\n";
+    } else {
+      out_ << "matched routes: " << resp.matched_routes_size() << "\n";
+      for (const auto& r : resp.matched_routes()) out_ << "  " << r << "\n";
+      out_ << "endpoints:";
+      for (const auto& e : resp.endpoints()) out_ << " " << e;
+      out_ << (resp.fallback_applies() ? " (fallback)" : "") << "\n";
+    }
+    return kExitOk;
+  }
+
   int Health() {
     std::vector<std::vector<std::string>> rows;
     bool all = true;
@@ -444,6 +594,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> registry_;
   std::unique_ptr<v1::AccessPolicies::Stub> policies_;
+  std::unique_ptr<v1::Routing::Stub> routing_ = v1::Routing::NewStub(channel_);
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
   std::optional<auth::ConnectionString> credentials_;
 };
@@ -601,6 +752,66 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
       ->check(CLI::IsMember({"primary", "secondary"}))
       ->capture_default_str();
   pregen->callback([&] { code = connect().RegeneratePolicyKey(policy_name, slot); });
+
+  CLI::App* routes = app.add_subcommand("routes", "Message routes (needs ServiceConnect)")
+                         ->footer("Example: ferryctl routes list");
+  routes->require_subcommand(1);
+  std::string route_name, condition, endpoint_name = "events", topic, body, content_type;
+  bool route_disabled = false, lifecycle = false;
+  std::vector<std::string> sample_props;
+  for (const bool create : {true, false}) {
+    CLI::App* cmd = routes->add_subcommand(create ? "create" : "update",
+                                           create ? "Create a route" : "Replace a route")
+                        ->footer("Example: ferryctl routes create hot --endpoint alerts --condition "
+                                 "'AS_NUMBER(temperature) > 30'");
+    cmd->add_option("name", route_name, "Route name")->required();
+    cmd->add_option("--condition", condition, "Routing query (empty: every message)");
+    cmd->add_option("--endpoint", endpoint_name, "Endpoint name")->capture_default_str();
+    cmd->add_flag("--disabled", route_disabled, "Store the route disabled");
+    cmd->add_flag("--lifecycle", lifecycle, "Route device lifecycle events instead of messages");
+    cmd->callback([&, create] {
+      code = connect().SaveRoute(create, route_name, condition, endpoint_name, route_disabled, lifecycle);
+    });
+  }
+  routes->add_subcommand("list", "List routes")
+      ->footer("Example: ferryctl routes list --json")
+      ->callback([&] { code = connect().ListRoutes(); });
+  CLI::App* rdel = routes->add_subcommand("delete", "Delete a route")
+                       ->footer("Example: ferryctl routes delete hot");
+  rdel->add_option("name", route_name, "Route name")->required();
+  rdel->callback([&] { code = connect().DeleteRoute(route_name); });
+  CLI::App* rtest = routes->add_subcommand("test", "Try a condition, or every route, on a sample message")
+                        ->footer("Example: ferryctl routes test --condition '$body.temp > 30' --body "
+                                 "'{\"temp\":31}' --content-type application/json");
+  rtest->add_option("--condition", condition, "Condition to try (default: every enabled route)");
+  rtest->add_option("--body", body, "Sample body");
+  rtest->add_option("--content-type", content_type, "Sample content type (encoding utf-8)");
+  rtest->add_option("--property", sample_props, "Application property name=value (repeatable)");
+  rtest->callback([&] { code = connect().TestRoutes(condition, body, content_type, sample_props); });
+  bool fallback_on = false;
+  CLI::App* fallback = routes->add_subcommand("fallback", "Turn the fallback route on or off")
+                           ->footer("Example: ferryctl routes fallback off");
+  fallback->add_option("state", topic, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  fallback->callback([&] {
+    fallback_on = topic == "on";
+    code = connect().SetFallback(fallback_on);
+  });
+
+  CLI::App* endpoints = app.add_subcommand("endpoints", "Routing endpoints (needs ServiceConnect)")
+                            ->footer("Example: ferryctl endpoints list");
+  endpoints->require_subcommand(1);
+  CLI::App* ecreate = endpoints->add_subcommand("create", "Create a Kafka endpoint")
+                          ->footer("Example: ferryctl endpoints create alerts --kafka-topic ferry.alerts");
+  ecreate->add_option("name", endpoint_name, "Endpoint name")->required();
+  ecreate->add_option("--kafka-topic", topic, "Kafka topic")->required();
+  ecreate->callback([&] { code = connect().CreateEndpoint(endpoint_name, topic); });
+  endpoints->add_subcommand("list", "List endpoints")
+      ->footer("Example: ferryctl endpoints list")
+      ->callback([&] { code = connect().ListEndpoints(); });
+  CLI::App* edel = endpoints->add_subcommand("delete", "Delete an endpoint no route uses")
+                       ->footer("Example: ferryctl endpoints delete alerts");
+  edel->add_option("name", endpoint_name, "Endpoint name")->required();
+  edel->callback([&] { code = connect().DeleteEndpoint(endpoint_name); });
 
   std::string token_device;
   CLI::App* token = app.add_subcommand("token", "Print a SAS token signed with the connection string")
