@@ -78,6 +78,24 @@ bool IsDataError(const pqxx::sql_error& e) {
 
 std::chrono::sys_days DayOf(TimePoint t) { return std::chrono::floor<std::chrono::days>(t); }
 
+// The fence: the checkpoint row if `epoch` is still current (locked for the
+// rest of the transaction, so a zombie's concurrent batch waits and then
+// finds itself fenced), else no row.
+pqxx::result LockCheckpoint(pqxx::dbtransaction& tx, const PartitionId& id, std::int64_t epoch) {
+  return tx.exec_params(
+      "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
+      " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
+      id.group, id.topic, id.partition, epoch);
+}
+
+// Moves the checkpoint to `next_offset`, never backwards.
+void AdvanceCheckpoint(pqxx::dbtransaction& tx, const PartitionId& id, std::int64_t next_offset) {
+  tx.exec_params0(
+      "UPDATE d2c_checkpoints SET next_offset = greatest(coalesce(next_offset, $4), $4),"
+      " updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
+      id.group, id.topic, id.partition, next_offset);
+}
+
 struct Row {
   const KafkaRecord* record;
   std::optional<Event> event;
@@ -265,10 +283,7 @@ LandingOutcome EventStore::LandBare(const LandingBatch& one, const std::string& 
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     out.fenced = false;
     out.dead_letters.clear();
-    const pqxx::result fence = tx.exec_params(
-        "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
-        " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
-        one.id.group, one.id.topic, one.id.partition, one.epoch);
+    const pqxx::result fence = LockCheckpoint(tx, one.id, one.epoch);
     if (fence.empty()) {
       out.fenced = true;
       return;
@@ -279,10 +294,7 @@ LandingOutcome EventStore::LandBare(const LandingBatch& one, const std::string& 
         one.id.group, one.id.topic, one.id.partition, r.offset,
         std::string(ReasonName(DeadLetterReason::kDataError)),
         "refused by PostgreSQL even as a dead letter: " + error.substr(0, 500));
-    tx.exec_params0(
-        "UPDATE d2c_checkpoints SET next_offset = greatest(coalesce(next_offset, $4), $4),"
-        " updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
-        one.id.group, one.id.topic, one.id.partition, out.next_offset);
+    AdvanceCheckpoint(tx, one.id, out.next_offset);
     out.dead_letters[DeadLetterReason::kDataError] = 1;
   });
   return out;
@@ -326,12 +338,8 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
     out.fenced = false;
     out.events = out.bytes = 0;
     out.dead_letters.clear();
-    // First the fence: it also locks the checkpoint row, so a zombie's
-    // concurrent batch for this partition waits and then finds itself fenced.
-    const pqxx::result fence = tx.exec_params(
-        "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
-        " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
-        batch.id.group, batch.id.topic, batch.id.partition, batch.epoch);
+    // First the fence.
+    const pqxx::result fence = LockCheckpoint(tx, batch.id, batch.epoch);
     if (fence.empty()) {
       out.fenced = true;
       return;
@@ -346,10 +354,7 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
         row.dead.reset();
       }
     }
-    tx.exec_params0(
-        "UPDATE d2c_checkpoints SET next_offset = greatest(coalesce(next_offset, $4), $4),"
-        " updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
-        batch.id.group, batch.id.topic, batch.id.partition, next_offset);
+    AdvanceCheckpoint(tx, batch.id, next_offset);
     bool any_event = false;
     for (const Row& row : rows) any_event = any_event || row.event.has_value();
     if (any_event) {

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "core/error.h"
+#include "core/pg/sql_time.h"
 #include "core/pg/transaction.h"
 
 namespace ferry::access {
@@ -13,7 +14,6 @@ constexpr std::string_view kColumns =
     "name, primary_key, secondary_key, array_to_string(permissions, ','),"
     " (extract(epoch from created_at) * 1000000)::bigint,"
     " (extract(epoch from updated_at) * 1000000)::bigint";
-constexpr std::string_view kTs = "('epoch'::timestamptz + ({} * interval '1 microsecond'))";
 
 auth::PermissionSet ParseSet(const std::string& csv) {
   auth::PermissionSet set;
@@ -87,7 +87,7 @@ StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now
       "INSERT INTO shared_access_policies (name, primary_key, secondary_key, permissions,"
       " created_at, updated_at) VALUES ($1, $2, $3, $4::text[], {0}, {0})"
       " ON CONFLICT (name) DO NOTHING RETURNING {1}",
-      fmt::format(kTs, "$5"), kColumns);
+      pg::TimestampFromMicros("$5"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     Lock(tx);
     const pqxx::result r = tx.exec_params(sql, p.name, p.primary_key, p.secondary_key,
@@ -128,7 +128,7 @@ StoredPolicy PolicyStore::Update(const std::string& name, const auth::Permission
       "UPDATE shared_access_policies SET permissions = $2::text[],"
       " primary_key = coalesce($3, primary_key), secondary_key = coalesce($4, secondary_key),"
       " updated_at = {} WHERE name = $1 RETURNING {}",
-      fmt::format(kTs, "$5"), kColumns);
+      pg::TimestampFromMicros("$5"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     Lock(tx);
     const pqxx::result r = tx.exec_params(sql, name, ArrayLiteral(permissions), primary_key,
@@ -157,7 +157,7 @@ StoredPolicy PolicyStore::SetKey(const std::string& name, KeySlot slot, const st
   const std::string sql =
       fmt::format("UPDATE shared_access_policies SET {} = $2, updated_at = {} WHERE name = $1"
                   " RETURNING {}",
-                  column, fmt::format(kTs, "$3"), kColumns);
+                  column, pg::TimestampFromMicros("$3"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(sql, name, key, ToUnixMicros(now));
     if (r.empty()) NotFound(name);
@@ -172,7 +172,7 @@ std::optional<StoredPolicy> PolicyStore::EnsureOwner(const std::string& name,
   const std::string sql = fmt::format(
       "INSERT INTO shared_access_policies (name, primary_key, secondary_key, permissions,"
       " created_at, updated_at) VALUES ($1, $2, $3, $4::text[], {0}, {0}) RETURNING {1}",
-      fmt::format(kTs, "$5"), kColumns);
+      pg::TimestampFromMicros("$5"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) -> std::optional<StoredPolicy> {
     Lock(tx);
     if (tx.exec1("SELECT count(*) FROM shared_access_policies")[0].as<int>() > 0) {

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "core/error.h"
+#include "core/pg/sql_time.h"
 #include "core/pg/transaction.h"
 #include "services/registry/device_rules.h"
 
@@ -18,8 +19,6 @@ constexpr std::string_view kColumns =
     " (extract(epoch from last_activity_at) * 1000000)::bigint,"
     " (extract(epoch from created_at) * 1000000)::bigint";
 
-// Microseconds since the epoch, as SQL: exact, unlike to_timestamp(double).
-constexpr std::string_view kTs = "('epoch'::timestamptz + ({} * interval '1 microsecond'))";
 
 std::string_view StatusText(DeviceStatus s) {
   switch (s) {
@@ -65,7 +64,7 @@ Device DeviceStore::Create(const NewDevice& device, TimePoint now) {
       " status_updated_at, primary_key, secondary_key, created_at, updated_at)"
       " VALUES ($1, $2, $3, $4, $5, {0}, $7, $8, {0}, {0})"
       " ON CONFLICT (device_id) DO NOTHING RETURNING {1}",
-      fmt::format(kTs, "$6"), kColumns);
+      pg::TimestampFromMicros("$6"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(sql, device.id, device.generation_id, device.etag,
                                           std::string(StatusText(device.status)),
@@ -96,7 +95,7 @@ Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
       " primary_key = coalesce($6, primary_key), secondary_key = coalesce($7, secondary_key),"
       " updated_at = {0}"
       " WHERE device_id = $1 RETURNING {1}",
-      fmt::format(kTs, "$5"), kColumns);
+      pg::TimestampFromMicros("$5"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result current =
         tx.exec_params("SELECT etag FROM devices WHERE device_id = $1 FOR UPDATE", u.id);
@@ -132,7 +131,7 @@ Device DeviceStore::SetKey(std::string_view id, bool primary, const std::string&
   const access::NotifyOnExit notify(observer_, "device:" + std::string(id));
   const std::string sql = fmt::format(
       "UPDATE devices SET {} = $2, etag = $3, updated_at = {} WHERE device_id = $1 RETURNING {}",
-      primary ? "primary_key" : "secondary_key", fmt::format(kTs, "$4"), kColumns);
+      primary ? "primary_key" : "secondary_key", pg::TimestampFromMicros("$4"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(sql, std::string(id), key, new_etag, ToUnixMicros(now));
     if (r.empty()) NotFound(id);

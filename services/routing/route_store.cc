@@ -4,12 +4,12 @@
 #include <pqxx/pqxx>
 
 #include "core/error.h"
+#include "core/pg/sql_time.h"
 #include "core/pg/transaction.h"
 
 namespace ferry::routing {
 namespace {
 
-constexpr std::string_view kTs = "('epoch'::timestamptz + ({} * interval '1 microsecond'))";
 constexpr std::string_view kRouteColumns =
     "name, source, condition, endpoint, enabled, (extract(epoch from created_at) * 1000000)::bigint,"
     " (extract(epoch from updated_at) * 1000000)::bigint";
@@ -39,7 +39,7 @@ EndpointRecord RouteStore::CreateEndpoint(const EndpointRecord& e, TimePoint now
     const pqxx::result r = tx.exec_params(
         fmt::format("INSERT INTO routing_endpoints (name, kind, kafka_topic, created_at, updated_at)"
                     " VALUES ($1, 'kafka', $2, {0}, {0}) ON CONFLICT DO NOTHING RETURNING name",
-                    fmt::format(kTs, "$3")),
+                    pg::TimestampFromMicros("$3")),
         e.name, e.kafka_topic, ToUnixMicros(now));
     if (r.empty()) {
       throw Error(Reason::kEndpointAlreadyExists, fmt::format("endpoint '{}' already exists", e.name));
@@ -90,7 +90,7 @@ RouteRecord RouteStore::CreateRoute(const RouteRecord& route, TimePoint now) {
         fmt::format("INSERT INTO routing_routes (name, source, condition, endpoint, enabled,"
                     " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, {0}, {0})"
                     " ON CONFLICT DO NOTHING RETURNING {1}",
-                    fmt::format(kTs, "$6"), kRouteColumns),
+                    pg::TimestampFromMicros("$6"), kRouteColumns),
         route.name, route.source, route.condition, route.endpoint, route.enabled, ToUnixMicros(now));
     if (r.empty()) {
       throw Error(Reason::kRouteAlreadyExists, fmt::format("route '{}' already exists", route.name));
@@ -105,7 +105,7 @@ RouteRecord RouteStore::UpdateRoute(const RouteRecord& route, TimePoint now) {
     const pqxx::result r = tx.exec_params(
         fmt::format("UPDATE routing_routes SET source = $2, condition = $3, endpoint = $4,"
                     " enabled = $5, updated_at = {} WHERE name = $1 RETURNING {}",
-                    fmt::format(kTs, "$6"), kRouteColumns),
+                    pg::TimestampFromMicros("$6"), kRouteColumns),
         route.name, route.source, route.condition, route.endpoint, route.enabled, ToUnixMicros(now));
     if (r.empty()) throw Error(Reason::kRouteNotFound, fmt::format("route '{}' does not exist", route.name));
     return RouteFromRow(r[0]);
