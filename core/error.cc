@@ -15,6 +15,7 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kPolicyAlreadyExists: return "PolicyAlreadyExists";
     case Reason::kPolicyLimitExceeded: return "PolicyLimitExceeded";
     case Reason::kRouteNotFound: return "RouteNotFound";
+    case Reason::kEnrichmentNotFound: return "EnrichmentNotFound";
     case Reason::kRouteAlreadyExists: return "RouteAlreadyExists";
     case Reason::kEndpointNotFound: return "EndpointNotFound";
     case Reason::kEndpointAlreadyExists: return "EndpointAlreadyExists";
@@ -41,6 +42,7 @@ int IotHubCode(Reason reason) {
     case Reason::kPolicyAlreadyExists: return 409000;
     case Reason::kPolicyLimitExceeded: return 403000;
     case Reason::kRouteNotFound: return 404000;
+    case Reason::kEnrichmentNotFound: return 404000;
     case Reason::kRouteAlreadyExists: return 409000;
     case Reason::kEndpointNotFound: return 404000;
     case Reason::kEndpointAlreadyExists: return 409000;

@@ -22,6 +22,7 @@ enum class Reason {
   kPolicyAlreadyExists,
   kPolicyLimitExceeded,
   kRouteNotFound,
+  kEnrichmentNotFound,
   kRouteAlreadyExists,
   kEndpointNotFound,
   kEndpointAlreadyExists,

@@ -114,7 +114,37 @@ struct Metrics {
                             .Name("ferry_d2c_landing_retries_total")
                             .Help("Batches whose landing failed and was retried.")
                             .Register(r)
-                            .Add({})) {}
+                            .Add({})),
+        routed(prometheus::BuildCounter()
+                   .Name("ferry_d2c_routed_total")
+                   .Help("D2C messages delivered by routing, by endpoint (replays included).")
+                   .Register(r)),
+        dropped(prometheus::BuildCounter()
+                    .Name("ferry_d2c_dropped_total")
+                    .Help("D2C messages that matched no route with the fallback off (IoT Hub's "
+                          "d2c.telemetry.egress.dropped).")
+                    .Register(r)
+                    .Add({})),
+        undefined(prometheus::BuildCounter()
+                      .Name("ferry_d2c_route_evaluation_undefined_total")
+                      .Help("Route conditions that evaluated to undefined or null (a missing "
+                            "property, a type mismatch, a non-JSON body), by route.")
+                      .Register(r)),
+        replay_skipped(prometheus::BuildCounter()
+                           .Name("ferry_d2c_replay_skipped_total")
+                           .Help("Replayed records skipped: already landed, or past retention.")
+                           .Register(r)
+                           .Add({})),
+        resets(prometheus::BuildCounter()
+                   .Name("ferry_d2c_checkpoint_resets_seen_total")
+                   .Help("Owned partitions whose checkpoint was reset by an operator, seen here.")
+                   .Register(r)
+                   .Add({})),
+        route_version(prometheus::BuildGauge()
+                          .Name("ferry_d2c_route_version")
+                          .Help("Route-set version of the last batch landed here.")
+                          .Register(r)
+                          .Add({})) {}
 
   std::string P(std::int32_t p) { return std::to_string(p); }
 
@@ -130,6 +160,12 @@ struct Metrics {
   prometheus::Counter& fenced;
   prometheus::Counter& claim_retries;
   prometheus::Counter& landing_retries;
+  prometheus::Family<prometheus::Counter>& routed;
+  prometheus::Counter& dropped;
+  prometheus::Family<prometheus::Counter>& undefined;
+  prometheus::Counter& replay_skipped;
+  prometheus::Counter& resets;
+  prometheus::Gauge& route_version;
 };
 
 struct PartitionState {
@@ -159,6 +195,11 @@ struct ClaimDone {
   std::optional<Claim> claim;
   std::int64_t start_offset = 0;
   std::string error;
+};
+
+struct EpochsDone {
+  std::map<std::int32_t, std::pair<std::int64_t, std::string>> epochs;  // empty on error
+  std::map<std::int32_t, std::int64_t> asked;   // our epochs when asked
 };
 
 struct LandDone {
@@ -199,12 +240,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   std::map<std::int32_t, PartitionState> parts;
   std::uint64_t next_generation = 1;
   SteadyClock::time_point next_lag_report;
+  bool epochs_posted = false;
 
   // Shared with executor jobs.
   std::mutex mutex;
   std::condition_variable done_cv;
   std::set<std::int32_t> in_flight;  // partitions with a claim or a landing out
-  std::deque<std::variant<ClaimDone, LandDone>> done;
+  std::deque<std::variant<ClaimDone, LandDone, EpochsDone>> done;
 
   // ---- Kafka callbacks (on the poll thread) ----
 
@@ -411,7 +453,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void ProcessDone() {
-    std::deque<std::variant<ClaimDone, LandDone>> ready;
+    std::deque<std::variant<ClaimDone, LandDone, EpochsDone>> ready;
     {
       std::lock_guard lock(mutex);
       ready.swap(done);
@@ -419,6 +461,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     for (auto& item : ready) {
       if (auto* c = std::get_if<ClaimDone>(&item)) {
         OnClaimed(*c);
+      } else if (auto* e = std::get_if<EpochsDone>(&item)) {
+        OnEpochs(*e);
       } else {
         OnLanded(std::get<LandDone>(item));
       }
@@ -456,6 +500,52 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
                    d.start_offset);
   }
 
+  // Asks for the epochs of the partitions owned here: one that moved while
+  // no batch was landing (an operator's checkpoint reset, or a claim by
+  // another member) is re-claimed, which re-reads the checkpoint and seeks.
+  void PostEpochCheck() {
+    if (epochs_posted || stopping) return;
+    EpochsDone d;
+    for (const auto& [p, st] : parts) {
+      if (st.phase == PartitionState::Phase::kActive) d.asked[p] = st.epoch;
+    }
+    if (d.asked.empty()) return;
+    epochs_posted = true;
+    executor.Post([this, d = std::move(d)]() mutable {
+      try {
+        d.epochs = store.Epochs(options.group, options.topic);
+      } catch (const std::exception& e) {
+        Logger()->debug("epoch check failed error=\"{}\"", e.what());
+      }
+      std::lock_guard lock(mutex);
+      done.emplace_back(std::move(d));
+      done_cv.notify_all();
+    });
+  }
+
+  void OnEpochs(EpochsDone& d) {
+    epochs_posted = false;
+    for (const auto& [p, asked] : d.asked) {
+      const auto it = parts.find(p);
+      const auto now_epoch = d.epochs.find(p);
+      if (it == parts.end() || now_epoch == d.epochs.end()) continue;
+      PartitionState& st = it->second;
+      if (st.phase != PartitionState::Phase::kActive || st.epoch != asked || st.landing ||
+          now_epoch->second.first == asked) {
+        continue;
+      }
+      if (now_epoch->second.second == options.owner) {
+        metrics.resets.Increment();
+        Refence(p, st, "checkpoint reset by an operator");
+      } else {
+        // Another member claimed it: Kafka will revoke it from us; until
+        // then stay paused rather than take it back.
+        Refence(p, st, "claimed by another group member");
+        st.claim_at = SteadyClock::now() + std::chrono::seconds(30);
+      }
+    }
+  }
+
   void OnLanded(LandDone& d) {
     const auto it = parts.find(d.partition);
     if (it == parts.end() || it->second.generation != d.generation) return;
@@ -483,6 +573,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     for (const auto& [reason, n] : o.dead_letters) {
       metrics.dead_letters.Add({{"reason", std::string(ReasonName(reason))}}).Increment(static_cast<double>(n));
     }
+    for (const auto& [endpoint, n] : o.routed) {
+      metrics.routed.Add({{"endpoint", endpoint}}).Increment(static_cast<double>(n));
+    }
+    for (const auto& [route, n] : o.undefined) {
+      metrics.undefined.Add({{"route", route}}).Increment(static_cast<double>(n));
+    }
+    metrics.dropped.Increment(static_cast<double>(o.dropped));
+    metrics.replay_skipped.Increment(static_cast<double>(o.replay_skipped));
+    metrics.route_version.Set(static_cast<double>(o.route_version));
     metrics.batch_records.Observe(static_cast<double>(d.batch.records.size()));
     metrics.batch_seconds.Observe(d.seconds);
     metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
@@ -532,6 +631,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     const auto now = SteadyClock::now();
     if (now < next_lag_report) return;
     next_lag_report = now + std::chrono::seconds(2);
+    PostEpochCheck();
     for (const auto& [p, st] : parts) {
       if (st.phase != PartitionState::Phase::kActive) continue;
       int64_t low = 0, high = 0;

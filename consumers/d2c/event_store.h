@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -10,6 +12,8 @@
 
 #include "consumers/d2c/record.h"
 #include "core/clock.h"
+#include "core/kafka/producer.h"
+#include "core/routing/route_set.h"
 
 namespace ferry::pg {
 class Pool;
@@ -42,11 +46,76 @@ struct LandingBatch {
 
 struct LandingOutcome {
   bool fenced = false;  // the epoch is no longer ours: nothing was written
-  std::size_t events = 0;
+  std::size_t events = 0;  // new rows in the store
   std::size_t bytes = 0;
   std::map<DeadLetterReason, std::size_t> dead_letters;
   std::int64_t next_offset = 0;
   int transactions = 0;
+  // Routing: messages delivered per endpoint name (the store's `events`
+  // included, replays too), messages that matched no route with the
+  // fallback off (or lifecycle events no route took), and routes whose
+  // condition evaluated to undefined, by route name.
+  std::map<std::string, std::size_t> routed;
+  std::size_t dropped = 0;
+  std::map<std::string, std::size_t> undefined;
+  // Replay (records below the partition's high offset): rows already in the
+  // store or the dead letters, and records past retention, skipped.
+  std::size_t replay_skipped = 0;
+  std::int64_t route_version = 0;
+};
+
+// Delivers routed messages to Kafka endpoints: returns once every record is
+// acknowledged, or throws ferry::Error(kServiceUnavailable). Thread-safe.
+class EndpointSink {
+ public:
+  virtual ~EndpointSink() = default;
+  virtual void Deliver(const std::vector<kafka::OutgoingRecord>& records) = 0;
+};
+
+// What the dead-letter table holds of one record.
+struct DeadLetterRow {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string reason;
+  std::string detail;
+  TimePoint dead_lettered_at;
+  KafkaRecord record;  // as sent
+};
+
+struct DeadLetterFilter {
+  std::string group;
+  std::string topic;
+  std::optional<std::string> reason;
+  std::optional<std::int32_t> partition;
+  // Resume after this (partition, offset).
+  std::optional<std::pair<std::int32_t, std::int64_t>> after;
+  std::size_t limit = 100;
+};
+
+struct RedriveResult {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  // "stored", "routed" (to Kafka endpoints only), "dropped",
+  // "still_dead" (reason says why) or "not_found".
+  std::string outcome;
+  std::string reason;
+  std::string detail;
+};
+
+struct CheckpointRow {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::optional<std::int64_t> next_offset;
+  std::optional<std::int64_t> high_offset;
+  std::int64_t epoch = 0;
+  std::string owner;
+  TimePoint claimed_at;
+  TimePoint updated_at;
+  std::int64_t dropped = 0;
+  std::int64_t routed_elsewhere = 0;
+  std::int64_t replay_skipped = 0;
+  std::optional<std::int64_t> route_version;
 };
 
 // Tables d2c_events (day partitions), d2c_dead_letters and d2c_checkpoints
@@ -54,6 +123,12 @@ struct LandingOutcome {
 class EventStore final {
  public:
   explicit EventStore(pg::Pool& pool) : pool_(pool) {}
+
+  // Routing (null: everything to the store, as with no routes and the
+  // fallback on). `routes` returns the route set for the next batch; `sink`
+  // delivers to Kafka endpoints; `hub_name` fills `$iothubname`.
+  void SetRouting(std::function<std::shared_ptr<const routing::RouteSet>()> routes, EndpointSink* sink,
+                  std::string hub_name);
 
   // Takes a partition over: bumps its epoch (or starts it at 1) and records
   // the owner, returning the checkpoint to resume from. Any earlier owner's
@@ -63,8 +138,11 @@ class EventStore final {
 
   // Lands one batch exactly once: in one transaction, the checkpoint moves
   // to the offset after the batch (only while `epoch` is still current:
-  // otherwise nothing is written and the outcome says fenced), the events go
-  // to d2c_events by COPY and the rest to d2c_dead_letters. A row PostgreSQL
+  // otherwise nothing is written and the outcome says fenced), each event is
+  // routed against one route-set version (Kafka endpoints delivered before
+  // the commit; the store's share by COPY) and the rest goes to
+  // d2c_dead_letters. Below the partition's high offset (a replay after a
+  // checkpoint reset) rows already landed are skipped. A row PostgreSQL
   // refuses is isolated by splitting the batch (each part its own
   // transaction and checkpoint) and dead-lettered. Throws
   // ferry::Error(kServiceUnavailable) when the database is unreachable;
@@ -81,14 +159,37 @@ class EventStore final {
   [[nodiscard]] DayRange Days();
   void RefreshDays();
 
+  // Checkpoints of a consumer group (all topics when `topic` is empty).
+  std::vector<CheckpointRow> Checkpoints(const std::string& group, const std::string& topic);
+  // Current epoch and owner of the group's partitions of `topic`.
+  std::map<std::int32_t, std::pair<std::int64_t, std::string>> Epochs(const std::string& group, const std::string& topic);
+  // Moves a partition's checkpoint to `next_offset`, bumping its epoch and
+  // keeping its owner (who sees its fence, re-reads the checkpoint and
+  // seeks) and its high offset (what lies below it is a replay). Creates the
+  // row for a partition never claimed. Returns the new row.
+  CheckpointRow ResetCheckpoint(const PartitionId& id, std::int64_t next_offset);
+
+  std::vector<DeadLetterRow> DeadLetters(const DeadLetterFilter& filter);
+  // Takes each record out of the dead letters and through decoding and
+  // routing again, one transaction each: it lands once (store, Kafka
+  // endpoints, or the dropped count), or stays with its new reason.
+  std::vector<RedriveResult> Redrive(const std::string& group, const std::string& topic,
+                                     const std::vector<std::pair<std::int32_t, std::int64_t>>& records,
+                                     TimePoint now);
+
  private:
   LandingOutcome LandOnce(const LandingBatch& batch, std::size_t begin, std::size_t end,
-                          TimePoint now, const DayRange& days);
+                          TimePoint now, const DayRange& days, const routing::RouteSet& routes);
   LandingOutcome LandBare(const LandingBatch& one, const std::string& error);
   LandingOutcome LandSplitting(const LandingBatch& batch, std::size_t begin, std::size_t end,
-                               TimePoint now);
+                               TimePoint now, const routing::RouteSet& routes);
+  std::shared_ptr<const routing::RouteSet> Routes();
+  void Deliver(const std::vector<kafka::OutgoingRecord>& records);
 
   pg::Pool& pool_;
+  std::function<std::shared_ptr<const routing::RouteSet>()> routes_;
+  EndpointSink* sink_ = nullptr;
+  std::string hub_name_ = "ferry";
   std::mutex mutex_;
   std::optional<DayRange> days_;
 };

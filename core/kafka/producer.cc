@@ -192,6 +192,39 @@ bool Producer::Reachable(std::chrono::milliseconds timeout) {
   return e == RdKafka::ERR_NO_ERROR;
 }
 
+std::optional<std::pair<std::int64_t, std::int64_t>> Producer::Watermarks(const std::string& topic,
+                                                                        std::int32_t partition,
+                                                                        std::chrono::milliseconds timeout) {
+  std::shared_ptr<RdKafka::Producer> p;
+  {
+    std::lock_guard lock(impl_->mutex);
+    p = impl_->producer;
+  }
+  std::int64_t low = 0, high = 0;
+  if (p->query_watermark_offsets(topic, partition, &low, &high, static_cast<int>(timeout.count())) !=
+      RdKafka::ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  return std::pair{low, high};
+}
+
+std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic, std::int32_t partition,
+                                                    std::int64_t timestamp_ms,
+                                                    std::chrono::milliseconds timeout) {
+  std::shared_ptr<RdKafka::Producer> p;
+  {
+    std::lock_guard lock(impl_->mutex);
+    p = impl_->producer;
+  }
+  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition, timestamp_ms)};
+  const RdKafka::ErrorCode e = p->offsetsForTimes(tps, static_cast<int>(timeout.count()));
+  const std::int64_t offset = tps[0]->offset();
+  const RdKafka::ErrorCode pe = tps[0]->err();
+  RdKafka::TopicPartition::destroy(tps);
+  if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) return std::nullopt;
+  return offset;
+}
+
 bool Producer::Send(const OutgoingRecord& r, std::chrono::steady_clock::time_point deadline,
                     std::function<void(const ProduceResult&)> done) {
   std::unique_lock lock(impl_->mutex);

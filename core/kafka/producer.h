@@ -50,6 +50,16 @@ class Producer final {
   // Whether a broker answers a metadata request within `timeout`.
   [[nodiscard]] bool Reachable(std::chrono::milliseconds timeout);
 
+  // Low and high watermarks of a partition; nullopt when Kafka does not
+  // answer within `timeout`.
+  [[nodiscard]] std::optional<std::pair<std::int64_t, std::int64_t>> Watermarks(
+      const std::string& topic, std::int32_t partition, std::chrono::milliseconds timeout);
+  // The first offset whose timestamp is at or after `timestamp_ms` (-1: none
+  // yet, i.e. the end); nullopt on error.
+  [[nodiscard]] std::optional<std::int64_t> OffsetForTime(const std::string& topic, std::int32_t partition,
+                                                          std::int64_t timestamp_ms,
+                                                          std::chrono::milliseconds timeout);
+
   [[nodiscard]] bool Send(const OutgoingRecord& record,
                           std::chrono::steady_clock::time_point deadline,
                           std::function<void(const ProduceResult&)> done);

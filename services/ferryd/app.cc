@@ -17,6 +17,9 @@
 #include <prometheus/registry.h>
 
 #include "consumers/d2c/consumer.h"
+#include "consumers/d2c/endpoint_sink.h"
+#include "consumers/d2c/event_reader.h"
+#include "consumers/d2c/route_source.h"
 #include "consumers/d2c/event_store.h"
 #include "consumers/d2c/maintenance.h"
 #include "core/auth/authorizer.h"
@@ -34,6 +37,8 @@
 #include "migrations/embedded.h"
 #include "services/auth/credential_cache.h"
 #include "services/device/device_messaging_service.h"
+#include "services/events/events_service.h"
+#include "services/registry/lifecycle_publisher.h"
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
 #include "services/ferryd/config.h"
@@ -174,7 +179,8 @@ int Serve(const FerrydConfig& config) {
   access::CredentialStore credential_store(pool);
   access::CredentialCache credentials(credential_store, *registry);
   credentials.Attach(listener);
-  listener.Start();
+  d2c::RouteSource route_source(pool);
+  route_source.Attach(listener);
 
   auth::SasAuthorizer sas(config.hub_host, credentials, clock,
                           std::chrono::seconds(config.auth_clock_skew_seconds));
@@ -212,18 +218,36 @@ int Serve(const FerrydConfig& config) {
 
   routing::RouteStore routes(pool);
   routing::RoutingService routing_service(runtime, routes, config.d2c_topic, clock);
-  std::unique_ptr<kafka::Producer> producer;
+  // One producer for SendEvent, lifecycle events and Kafka endpoints; the
+  // event store routes each landing batch (d2c role) and re-drives dead
+  // letters (api role).
+  const auto producer = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
+  d2c::KafkaEndpointSink endpoint_sink(*producer, std::chrono::seconds(30));
+  d2c::EventStore event_store(pool);
+  event_store.SetRouting([&route_source] { return route_source.Current(); }, &endpoint_sink,
+                         routing::HubName(config.hub_host));
+  d2c::EventReader event_reader(pool);
   std::unique_ptr<device::DeviceMessagingService> device_service;
+  std::unique_ptr<events::EventsService> events_service;
+  std::unique_ptr<registry::LifecyclePublisher> lifecycle;
   std::vector<grpc::Service*> services;
   if (config.role_set.count("api") != 0) {
-    producer = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
     device_service = std::make_unique<device::DeviceMessagingService>(runtime, *producer,
                                                                       config.d2c_topic, clock);
+    events_service = std::make_unique<events::EventsService>(runtime, event_store, event_reader,
+                                                             producer.get(), config.d2c_topic,
+                                                             config.d2c_group, clock, *registry);
+    lifecycle = std::make_unique<registry::LifecyclePublisher>(
+        pool, endpoint_sink, config.d2c_topic, routing::HubName(config.hub_host), *registry);
+    lifecycle->Attach(listener);
     services.push_back(&registry_service);
     services.push_back(&policy_service);
     services.push_back(device_service.get());
     services.push_back(&routing_service);
+    services.push_back(events_service.get());
   }
+  listener.Start();
+  if (lifecycle) lifecycle->Start();
   GrpcServer server({.listen = config.grpc_listen,
                      .reflection = config.grpc_reflection,
                      .tls_cert_file = config.tls_cert_file,
@@ -235,7 +259,6 @@ int Serve(const FerrydConfig& config) {
 
   // The d2c role: an embedded development Kafka when no brokers are given,
   // day-partition maintenance, and the consumer once the store is usable.
-  d2c::EventStore event_store(pool);
   std::unique_ptr<d2c::D2cConsumer> consumer;
   std::mutex consumer_mutex;
   bool shutting_down = false;
@@ -270,11 +293,7 @@ int Serve(const FerrydConfig& config) {
   OwnerBootstrap bootstrap(policies, config, clock);
   // Readiness beyond the database: the owner policy exists and, for roles
   // that use Kafka, a broker answers.
-  std::unique_ptr<kafka::Producer> probe;
-  if (!producer && config.role_set.count("d2c") != 0) {
-    probe = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
-  }
-  kafka::Producer* kafka_probe = producer ? producer.get() : probe.get();
+  kafka::Producer* kafka_probe = producer.get();
   auto extra_check = [&bootstrap, kafka_probe, &brokers]() -> std::string {
     std::string why = bootstrap();
     if (!why.empty()) return why;
@@ -306,6 +325,7 @@ int Serve(const FerrydConfig& config) {
   }
   if (maintenance) maintenance->Stop();
   if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
+  if (lifecycle) lifecycle->Stop();
   server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   executor.Stop();
   listener.Stop();

@@ -1,7 +1,9 @@
 #include "services/routing/route_store.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include "core/routing/route_set.h"
 
 #include "core/error.h"
 #include "core/pg/sql_time.h"
@@ -135,6 +137,46 @@ void RouteStore::DeleteRoute(const std::string& name) {
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     if (tx.exec_params("DELETE FROM routing_routes WHERE name = $1 RETURNING name", name).empty()) {
       throw Error(Reason::kRouteNotFound, fmt::format("route '{}' does not exist", name));
+    }
+  });
+}
+
+EnrichmentRecord RouteStore::SetEnrichment(const EnrichmentRecord& e, TimePoint now) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    tx.exec0("LOCK TABLE routing_enrichments IN SHARE ROW EXCLUSIVE MODE");
+    for (const std::string& endpoint : e.endpoints) RequireEndpoint(tx, endpoint);
+    const bool exists = !tx.exec_params("SELECT 1 FROM routing_enrichments WHERE key = $1", e.key).empty();
+    if (!exists &&
+        tx.exec1("SELECT count(*) FROM routing_enrichments")[0].as<std::size_t>() >= kMaxEnrichments) {
+      throw Error(Reason::kRoutingLimitExceeded, fmt::format("at most {} enrichments", kMaxEnrichments));
+    }
+    tx.exec_params0(
+        fmt::format("INSERT INTO routing_enrichments (key, value, endpoints, created_at, updated_at)"
+                    " VALUES ($1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), {0}, {0})"
+                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,"
+                    " endpoints = EXCLUDED.endpoints, updated_at = EXCLUDED.updated_at",
+                    pg::TimestampFromMicros("$4")),
+        e.key, e.value, nlohmann::json(e.endpoints).dump(), ToUnixMicros(now));
+    return e;
+  });
+}
+
+std::vector<EnrichmentRecord> RouteStore::ListEnrichments() {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    std::vector<EnrichmentRecord> out;
+    for (const auto& r : tx.exec("SELECT key, value, array_to_json(endpoints)::text FROM routing_enrichments"
+                                 " ORDER BY key")) {
+      out.push_back({r[0].as<std::string>(), r[1].as<std::string>(),
+                     nlohmann::json::parse(r[2].as<std::string>()).get<std::vector<std::string>>()});
+    }
+    return out;
+  });
+}
+
+void RouteStore::DeleteEnrichment(const std::string& key) {
+  pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    if (tx.exec_params("DELETE FROM routing_enrichments WHERE key = $1", key).affected_rows() == 0) {
+      throw Error(Reason::kEnrichmentNotFound, fmt::format("enrichment '{}' does not exist", key));
     }
   });
 }

@@ -33,6 +33,12 @@ struct RouteRecord {
   TimePoint updated_at;
 };
 
+struct EnrichmentRecord {
+  std::string key;
+  std::string value;
+  std::vector<std::string> endpoints;
+};
+
 struct RoutingSettings {
   bool fallback_enabled = true;
   std::int64_t version = 0;
@@ -56,6 +62,11 @@ class RouteStore final {
   RouteRecord GetRoute(const std::string& name);
   std::vector<RouteRecord> ListRoutes();
   void DeleteRoute(const std::string& name);
+
+  // Creates or replaces by key; kEndpointNotFound, kRoutingLimitExceeded (10).
+  EnrichmentRecord SetEnrichment(const EnrichmentRecord& enrichment, TimePoint now);
+  std::vector<EnrichmentRecord> ListEnrichments();
+  void DeleteEnrichment(const std::string& key);  // kEnrichmentNotFound
 
   RoutingSettings GetSettings();
   RoutingSettings SetFallback(bool enabled);

@@ -248,4 +248,51 @@ grpc::ServerUnaryReactor* RoutingService::TestAllRoutes(grpc::CallbackServerCont
   });
 }
 
+grpc::ServerUnaryReactor* RoutingService::SetEnrichment(grpc::CallbackServerContext* ctx,
+                                                        const v1::SetEnrichmentRequest* request,
+                                                        v1::Enrichment* response) {
+  return runtime_.Unary(ctx, kService, "SetEnrichment", request, response,
+                        [this](const rpc::Caller& caller, const v1::SetEnrichmentRequest& req, v1::Enrichment& resp) {
+    const v1::Enrichment& in = req.enrichment();
+    ValidateRoutingName(in.key(), "enrichment key");
+    if (in.value().empty() || in.value().size() > 1024) {
+      throw Error(Reason::kArgumentInvalid, "an enrichment value must be 1 to 1024 characters");
+    }
+    if (in.endpoints().empty()) throw Error(Reason::kArgumentInvalid, "an enrichment needs at least one endpoint");
+    EnrichmentRecord e{in.key(), in.value(), {}};
+    for (const auto& name : in.endpoints()) {
+      ValidateRoutingName(name, "endpoint");
+      e.endpoints.push_back(name);
+    }
+    store_.SetEnrichment(e, clock_.Now());
+    resp = in;
+    log::Get("routing")->info("enrichment set key=\"{}\" value=\"{}\" by=\"{}\"", in.key(), in.value(),
+                              caller.principal);
+  });
+}
+
+grpc::ServerUnaryReactor* RoutingService::ListEnrichments(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListEnrichmentsRequest* request,
+                                                          v1::ListEnrichmentsResponse* response) {
+  return runtime_.Unary(ctx, kService, "ListEnrichments", request, response,
+                        [this](const rpc::Caller&, const v1::ListEnrichmentsRequest&, v1::ListEnrichmentsResponse& resp) {
+    for (const auto& e : store_.ListEnrichments()) {
+      v1::Enrichment* out = resp.add_enrichments();
+      out->set_key(e.key);
+      out->set_value(e.value);
+      for (const auto& name : e.endpoints) out->add_endpoints(name);
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* RoutingService::DeleteEnrichment(grpc::CallbackServerContext* ctx,
+                                                           const v1::DeleteEnrichmentRequest* request,
+                                                           v1::DeleteEnrichmentResponse* response) {
+  return runtime_.Unary(ctx, kService, "DeleteEnrichment", request, response,
+                        [this](const rpc::Caller&, const v1::DeleteEnrichmentRequest& req, v1::DeleteEnrichmentResponse&) {
+    ValidateRoutingName(req.key(), "enrichment key");
+    store_.DeleteEnrichment(req.key());
+  });
+}
+
 }  // namespace ferry::routing

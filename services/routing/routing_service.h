@@ -42,6 +42,14 @@ class RoutingService final : public ferry::v1::Routing::CallbackService {
                                       v1::TestRouteResponse*) override;
   grpc::ServerUnaryReactor* TestAllRoutes(grpc::CallbackServerContext*, const v1::TestAllRoutesRequest*,
                                           v1::TestAllRoutesResponse*) override;
+  grpc::ServerUnaryReactor* SetEnrichment(grpc::CallbackServerContext* ctx, const v1::SetEnrichmentRequest* request,
+                                          v1::Enrichment* response) override;
+  grpc::ServerUnaryReactor* ListEnrichments(grpc::CallbackServerContext* ctx,
+                                            const v1::ListEnrichmentsRequest* request,
+                                            v1::ListEnrichmentsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteEnrichment(grpc::CallbackServerContext* ctx,
+                                             const v1::DeleteEnrichmentRequest* request,
+                                             v1::DeleteEnrichmentResponse* response) override;
 
  private:
   RouteRecord RouteFromProto(const v1::Route& in) const;

@@ -140,4 +140,35 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
   }
 }
 
+Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,
+                                   std::string_view method, std::optional<std::string> device_id) {
+  const MethodRule* rule = FindMethodRule(service, method);
+  if (rule == nullptr) throw Error(Reason::kServerError, "method has no access rule");
+  std::string authorization;
+  const auto& metadata = ctx->client_metadata();
+  if (const auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+  if (!rule->device_scoped) device_id.reset();
+  return authorizer_.Authorize(*rule, authorization, device_id);
+}
+
+grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string_view service,
+                                   std::string_view method, std::chrono::steady_clock::time_point started,
+                                   const std::optional<Error>& error) {
+  grpc::Status status = grpc::Status::OK;
+  if (error) {
+    ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(error->reason())));
+    ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(error->reason())));
+    status = ToStatus(*error);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::string s(service), m(method);
+  metrics_->requests.Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
+      .Increment();
+  metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
+  return status;
+}
+
 }  // namespace ferry::rpc

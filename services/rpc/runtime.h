@@ -107,6 +107,16 @@ class RpcRuntime final {
     return reactor;
   }
 
+ // Server streams: authorizes on the calling thread (throws ferry::Error)
+  // and returns the caller.
+  Caller AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,
+                         std::string_view method, std::optional<std::string> device_id);
+  // The status a stream ends with (trailers as for unary calls), counted and
+  // timed like a unary call from `started`.
+  grpc::Status EndStream(grpc::CallbackServerContext* ctx, std::string_view service,
+                         std::string_view method, std::chrono::steady_clock::time_point started,
+                         const std::optional<Error>& error);
+
  private:
   // `device_id` is what the request names, if it has such a field; it is
   // passed to the authorizer only for device-scoped methods.

@@ -82,11 +82,14 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   m.set_content_type("application/json");
   m.set_content_encoding("utf-8");
   (*m.mutable_properties())["alert"] = "false";
+  // Creating the device published its lifecycle event first, on the
+  // device's partition.
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
   v1::SendEventResponse resp;
   const grpc::Status s = Send("thermostat-7", DeviceToken(device_), m, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_GE(resp.partition(), 0);
-  EXPECT_EQ(resp.offset(), 0);
+  EXPECT_EQ(resp.offset(), 1);
 
   // A batch, through a policy with DeviceConnect acting for the device.
   v1::SendEventBatchRequest batch;
@@ -101,7 +104,7 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   v1::SendEventBatchResponse batch_resp;
   ASSERT_TRUE(stub_->SendEventBatch(&ctx, batch, &batch_resp).ok());
   ASSERT_EQ(batch_resp.results_size(), 3);
-  EXPECT_EQ(batch_resp.results(2).offset(), 3);  // one device: one partition, in order
+  EXPECT_EQ(batch_resp.results(2).offset(), 4);  // one device: one partition, in order
 
   // Land them with the d2c consumer and look at what Ferry stamped.
   pg::Pool pool(pg::PoolOptions{.url = db_.url(), .max_size = 4}, nullptr);
@@ -115,8 +118,12 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   d2c::D2cConsumer consumer(o, store, api_->clock(), registry);
   consumer.Start();
   ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 4; }, 60s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= 5; }, 60s));
   consumer.Stop();
+  // The lifecycle event matched no lifecycle route: dropped and counted.
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 4);
+  EXPECT_EQ(Count("SELECT sum(dropped) FROM d2c_checkpoints"), 1);
   const std::string where = " FROM d2c_events WHERE message_id = 'm-1'";
   EXPECT_EQ(Text("SELECT device_id" + where), "thermostat-7");
   EXPECT_EQ(Text("SELECT system_properties->>'iothub-connection-auth-generation-id'" + where),

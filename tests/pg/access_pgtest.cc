@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
+#include "ferry/v1/events.grpc.pb.h"
 #include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "services/rpc/method_rules.h"
@@ -24,7 +25,8 @@ std::vector<const google::protobuf::ServiceDescriptor*> FerryServices() {
   return {v1::Device::descriptor()->file()->FindServiceByName("Registry"),
           v1::Policy::descriptor()->file()->FindServiceByName("AccessPolicies"),
           v1::D2cMessage::descriptor()->file()->FindServiceByName("DeviceMessaging"),
-          v1::Route::descriptor()->file()->FindServiceByName("Routing")};
+          v1::Route::descriptor()->file()->FindServiceByName("Routing"),
+          v1::StoredEvent::descriptor()->file()->FindServiceByName("Events")};
 }
 
 // Calls any method with an empty request message, through the generic

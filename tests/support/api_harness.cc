@@ -26,26 +26,40 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   (void)policies_.EnsureOwner(access::kOwnerPolicyName, kOwnerKey, registry::NewSymmetricKey(),
                               clock_.Now());
   cache_.Attach(listener_);
+  route_source_.Attach(listener_);
+  kafka_.CreateTopic("ferry.d2c", 4);
+  producer_ = std::make_unique<kafka::Producer>(kafka_.bootstrap(),
+                                                std::map<std::string, std::string>{}, *registry_);
+  sink_ = std::make_unique<d2c::KafkaEndpointSink>(*producer_, std::chrono::seconds(10));
+  lifecycle_ = std::make_unique<registry::LifecyclePublisher>(pool_, *sink_, "ferry.d2c", "test-hub",
+                                                               *registry_);
+  lifecycle_->Attach(listener_);
   listener_.Start();
   if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("the LISTEN connection did not come up");
   }
-  kafka_.CreateTopic("ferry.d2c", 4);
-  producer_ = std::make_unique<kafka::Producer>(kafka_.bootstrap(),
-                                                std::map<std::string, std::string>{}, *registry_);
+  lifecycle_->Start();
+  event_store_.SetRouting([this] { return route_source_.Current(); }, sink_.get(), "test-hub");
+  events_service_ = std::make_unique<events::EventsService>(runtime_, event_store_, event_reader_,
+                                                            producer_.get(), "ferry.d2c", "ferry-d2c",
+                                                            clock_, *registry_);
   device_service_ =
       std::make_unique<device::DeviceMessagingService>(runtime_, *producer_, "ferry.d2c", clock_);
   server_ = std::make_unique<GrpcServer>(
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
       std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get(),
-                                  &routing_service_});
+                                  &routing_service_, events_service_.get()});
   server_->SetReady(true);
 }
 
 ApiHarness::~ApiHarness() {
   server_->Shutdown(std::chrono::seconds(5));
   executor_.Stop();
+  lifecycle_->Stop();
   device_service_.reset();
+  events_service_.reset();
+  lifecycle_.reset();
+  sink_.reset();
   producer_.reset();
   listener_.Stop();
 }

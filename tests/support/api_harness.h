@@ -5,6 +5,10 @@
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
+#include "consumers/d2c/endpoint_sink.h"
+#include "consumers/d2c/event_reader.h"
+#include "consumers/d2c/event_store.h"
+#include "consumers/d2c/route_source.h"
 #include "core/auth/authorizer.h"
 #include "core/executor.h"
 #include "core/kafka/mock_cluster.h"
@@ -15,7 +19,9 @@
 #include "services/auth/credential_cache.h"
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
+#include "services/events/events_service.h"
 #include "services/registry/device_store.h"
+#include "services/registry/lifecycle_publisher.h"
 #include "services/registry/registry_service.h"
 #include "services/routing/route_store.h"
 #include "services/routing/routing_service.h"
@@ -48,6 +54,12 @@ class ApiHarness final {
   pg::Listener& listener() { return listener_; }
   // The Kafka DeviceMessaging produces to (topic "ferry.d2c", 4 partitions).
   kafka::MockCluster& kafka() { return kafka_; }
+  // The event store ferry.v1.Events reads and re-drives with (group
+  // "ferry-d2c"), routing with the route source, delivering to Kafka
+  // endpoints through the harness's producer.
+  d2c::EventStore& event_store() { return event_store_; }
+  d2c::RouteSource& route_source() { return route_source_; }
+  kafka::Producer& producer() { return *producer_; }
 
   // A token of the owner policy (all four permissions), valid for an hour
   // of the fake clock.
@@ -79,6 +91,12 @@ class ApiHarness final {
   kafka::MockCluster kafka_{1};
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<device::DeviceMessagingService> device_service_;
+  d2c::RouteSource route_source_{pool_};
+  d2c::EventStore event_store_{pool_};
+  d2c::EventReader event_reader_{pool_};
+  std::unique_ptr<d2c::KafkaEndpointSink> sink_;
+  std::unique_ptr<events::EventsService> events_service_;
+  std::unique_ptr<registry::LifecyclePublisher> lifecycle_;
   std::unique_ptr<GrpcServer> server_;
 };
 
