@@ -91,4 +91,50 @@ void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>&
   }
 }
 
+std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic, int partitions,
+                                  std::size_t expected, std::chrono::milliseconds timeout,
+                                  std::chrono::milliseconds settle) {
+  std::string err;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  conf->set("bootstrap.servers", brokers, err);
+  conf->set("group.id", "ferry-test-reader", err);
+  conf->set("enable.auto.commit", "false", err);
+  conf->set("enable.partition.eof", "false", err);
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer) throw std::runtime_error("test reader: " + err);
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (int p = 0; p < partitions; ++p) {
+    tps.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  consumer->assign(tps);
+  RdKafka::TopicPartition::destroy(tps);
+  std::vector<TestRecord> out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool settling = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
+    if (m->err() == RdKafka::ERR_NO_ERROR) {
+      TestRecord r;
+      if (m->key() != nullptr) r.key = *m->key();
+      if (m->payload() != nullptr) r.value.emplace(static_cast<const char*>(m->payload()), m->len());
+      r.partition = m->partition();
+      r.timestamp_ms = m->timestamp().timestamp;
+      if (RdKafka::Headers* hs = m->headers()) {
+        for (const auto& h : hs->get_all()) {
+          std::optional<std::string> v;
+          if (h.value() != nullptr) v.emplace(static_cast<const char*>(h.value()), h.value_size());
+          r.headers.emplace_back(h.key(), v);
+        }
+      }
+      out.push_back(std::move(r));
+    }
+    if (!settling && out.size() >= expected) {
+      settling = true;
+      deadline = std::chrono::steady_clock::now() + settle;
+    }
+  }
+  consumer->close();
+  return out;
+}
+
 }  // namespace ferry::testing

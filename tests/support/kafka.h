@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,5 +40,13 @@ class TestProducer final {
  private:
   std::unique_ptr<RdKafka::Producer> producer_;
 };
+
+// Reads every record of `topic` (all `partitions`, from the beginning, no
+// consumer group) until `expected` arrived or `timeout` passed; then reads
+// on for `settle` to catch any extra. Records of one partition stay in order.
+[[nodiscard]] std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic,
+                                                int partitions, std::size_t expected,
+                                                std::chrono::milliseconds timeout,
+                                                std::chrono::milliseconds settle = std::chrono::milliseconds(500));
 
 }  // namespace ferry::testing
