@@ -1,4 +1,6 @@
 #include "tools/ferryctl/ferryctl.h"
+#include "tools/ferryctl/session.h"
+#include "tools/ferryctl/d2c_commands.h"
 
 #include <algorithm>
 #include <chrono>
@@ -25,41 +27,6 @@
 
 namespace ferry::ctl {
 namespace {
-
-struct Options {
-  std::string endpoint = "127.0.0.1:50051";
-  bool json = false;
-  double timeout_seconds = 10;
-  std::string connection_string;
-  long token_ttl_seconds = 3600;
-  std::string tls_ca_file;
-  bool tls = false;
-  std::string tls_cert_file;
-  std::string tls_key_file;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read '" + path + "'");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
-std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const Options& o) {
-  if (!o.tls && o.tls_ca_file.empty()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions ssl;
-  if (!o.tls_ca_file.empty()) ssl.pem_root_certs = ReadFile(o.tls_ca_file);
-  if (!o.tls_cert_file.empty()) ssl.pem_cert_chain = ReadFile(o.tls_cert_file);
-  if (!o.tls_key_file.empty()) ssl.pem_private_key = ReadFile(o.tls_key_file);
-  return grpc::SslCredentials(ssl);
-}
-
-std::int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 v1::AccessPermission PermissionFromName(const std::string& name) {
   if (name == "RegistryRead") return v1::ACCESS_PERMISSION_REGISTRY_READ;
@@ -90,85 +57,13 @@ v1::KeySlot SlotFromName(const std::string& slot) {
   return slot == "secondary" ? v1::KEY_SLOT_SECONDARY : v1::KEY_SLOT_PRIMARY;
 }
 
-std::string Json(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  opts.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
-  return out;
-}
-
 std::string StatusName(v1::DeviceStatus s) {
   return s == v1::DEVICE_STATUS_DISABLED ? "Disabled" : "Enabled";
 }
 
-std::string Time(const google::protobuf::Timestamp& t) {
-  if (t.seconds() == 0 && t.nanos() == 0) return "-";
-  return google::protobuf::util::TimeUtil::ToString(t);
-}
-
-// Prints rows as aligned columns under a header.
-void Table(std::ostream& out, const std::vector<std::string>& header,
-           const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& r) {
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      out << r[i];
-      if (i + 1 < r.size()) out << std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
-}
-
-class Client {
+class Client final : public Session {
  public:
-  Client(const Options& options, std::ostream& out, std::ostream& err)
-      : options_(options),
-        out_(out),
-        err_(err),
-        channel_(grpc::CreateChannel(options.endpoint, ChannelCredentials(options))),
-        registry_(v1::Registry::NewStub(channel_)),
-        policies_(v1::AccessPolicies::NewStub(channel_)),
-        health_(grpc::health::v1::Health::NewStub(channel_)) {
-    if (!options.connection_string.empty()) {
-      credentials_ = auth::ParseConnectionString(options.connection_string);
-    }
-  }
-
-  // A call context with a deadline and, given a connection string, a SAS
-  // token signed here for --token-ttl seconds.
-  std::unique_ptr<grpc::ClientContext> Context() const {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(static_cast<long>(options_.timeout_seconds * 1000)));
-    if (credentials_) {
-      ctx->AddMetadata("authorization", credentials_->Token(NowSeconds() + options_.token_ttl_seconds));
-    }
-    return ctx;
-  }
-
-  // Prints a failed call's status; returns the exit code it means.
-  int Fail(const grpc::Status& status) const {
-    err_ << "ferryctl: " << status.error_message();
-    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && !credentials_) {
-      err_ << " (set FERRY_CONNECTION_STRING or --connection-string)\n";
-      return kExitRefused;
-    }
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      err_ << " (is ferryd running and ready at " << options_.endpoint << "?)\n";
-      return kExitUnavailable;
-    }
-    err_ << "\n";
-    return kExitRefused;
-  }
+  Client(const Options& options, std::ostream& out, std::ostream& err) : Session(options, out, err) {}
 
   void PrintDevice(const v1::Device& d) const {
     if (options_.json) {
@@ -588,15 +483,10 @@ class Client {
   }
 
  private:
-  const Options& options_;
-  std::ostream& out_;
-  std::ostream& err_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Registry::Stub> registry_;
-  std::unique_ptr<v1::AccessPolicies::Stub> policies_;
+  std::unique_ptr<v1::Registry::Stub> registry_ = v1::Registry::NewStub(channel_);
+  std::unique_ptr<v1::AccessPolicies::Stub> policies_ = v1::AccessPolicies::NewStub(channel_);
   std::unique_ptr<v1::Routing::Stub> routing_ = v1::Routing::NewStub(channel_);
-  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
-  std::optional<auth::ConnectionString> credentials_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_ = grpc::health::v1::Health::NewStub(channel_);
 };
 
 }  // namespace
@@ -812,6 +702,8 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
                        ->footer("Example: ferryctl endpoints delete alerts");
   edel->add_option("name", endpoint_name, "Endpoint name")->required();
   edel->callback([&] { code = connect().DeleteEndpoint(endpoint_name); });
+
+  AddD2cCommands(app, options, out, err, code);
 
   std::string token_device;
   CLI::App* token = app.add_subcommand("token", "Print a SAS token signed with the connection string")

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+#include <grpcpp/grpcpp.h>
+
+#include "core/auth/connection_string.h"
+
+namespace ferry::ctl {
+
+struct Options {
+  std::string endpoint = "127.0.0.1:50051";
+  bool json = false;
+  double timeout_seconds = 10;
+  std::string connection_string;
+  long token_ttl_seconds = 3600;
+  std::string tls_ca_file;
+  bool tls = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+// One connection to a ferryd, with the credentials to sign tokens and the
+// streams to print to. Commands derive from it.
+class Session {
+ public:
+  Session(const Options& options, std::ostream& out, std::ostream& err);
+
+  // A call context with a deadline of --timeout (none when `deadline` is
+  // false: streams) and, given a connection string, a SAS token signed here
+  // for --token-ttl seconds.
+  [[nodiscard]] std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const;
+  // Prints a failed call's status; returns the exit code it means.
+  int Fail(const grpc::Status& status) const;
+
+ protected:
+  const Options& options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::optional<auth::ConnectionString> credentials_;
+};
+
+// Unix seconds now.
+[[nodiscard]] std::int64_t NowSeconds();
+// A message as one line of JSON with proto field names.
+[[nodiscard]] std::string Json(const google::protobuf::Message& m);
+// RFC 3339, or "-" for an unset time.
+[[nodiscard]] std::string Time(const google::protobuf::Timestamp& t);
+// Rows as aligned columns under a header.
+void Table(std::ostream& out, const std::vector<std::string>& header,
+           const std::vector<std::vector<std::string>>& rows);
+// Parses an RFC 3339 time for an option; throws CLI::ValidationError.
+[[nodiscard]] google::protobuf::Timestamp TimeOption(const std::string& option, const std::string& text);
+
+}  // namespace ferry::ctl
