@@ -15,6 +15,9 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kPolicyAlreadyExists: return "PolicyAlreadyExists";
     case Reason::kPolicyLimitExceeded: return "PolicyLimitExceeded";
     case Reason::kRouteNotFound: return "RouteNotFound";
+    case Reason::kDeviceMaximumQueueDepthExceeded: return "DeviceMaximumQueueDepthExceeded";
+    case Reason::kDeviceMessageLockLost: return "DeviceMessageLockLost";
+    case Reason::kMessageNotFound: return "MessageNotFound";
     case Reason::kEnrichmentNotFound: return "EnrichmentNotFound";
     case Reason::kRouteAlreadyExists: return "RouteAlreadyExists";
     case Reason::kEndpointNotFound: return "EndpointNotFound";
@@ -42,6 +45,9 @@ int IotHubCode(Reason reason) {
     case Reason::kPolicyAlreadyExists: return 409000;
     case Reason::kPolicyLimitExceeded: return 403000;
     case Reason::kRouteNotFound: return 404000;
+    case Reason::kDeviceMaximumQueueDepthExceeded: return 403004;
+    case Reason::kDeviceMessageLockLost: return 412002;
+    case Reason::kMessageNotFound: return 404000;
     case Reason::kEnrichmentNotFound: return 404000;
     case Reason::kRouteAlreadyExists: return 409000;
     case Reason::kEndpointNotFound: return 404000;

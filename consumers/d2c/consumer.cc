@@ -538,10 +538,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         metrics.resets.Increment();
         Refence(p, st, "checkpoint reset by an operator");
       } else {
-        // Another member claimed it: Kafka will revoke it from us; until
-        // then stay paused rather than take it back.
-        Refence(p, st, "claimed by another group member");
-        st.claim_at = SteadyClock::now() + std::chrono::seconds(30);
+        // Claimed elsewhere while Kafka still assigns it here: as for a
+        // fenced batch, claim it afresh (a revocation follows if the group
+        // moved it).
+        metrics.fenced.Increment();
+        Refence(p, st, "claimed by another owner");
       }
     }
   }

@@ -1,5 +1,7 @@
 #include "services/device/device_messaging_service.h"
 
+#include "services/c2d/c2d_service.h"
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -13,6 +15,12 @@
 
 namespace ferry::device {
 namespace {
+
+grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* ctx) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "C2D is not served by this process"));
+  return reactor;
+}
 
 constexpr std::string_view kService = "ferry.v1.DeviceMessaging";
 constexpr auto kMaxWait = std::chrono::seconds(10);
@@ -202,6 +210,40 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
           }
         }
       });
+}
+
+grpc::ServerUnaryReactor* DeviceMessagingService::Receive(grpc::CallbackServerContext* ctx,
+                                                          const v1::ReceiveRequest* request,
+                                                          v1::ReceiveResponse* response) {
+  if (c2d_ == nullptr) return Unimplemented(ctx);
+  return c2d_->Receive(ctx, request, response);
+}
+
+grpc::ServerUnaryReactor* DeviceMessagingService::Complete(grpc::CallbackServerContext* ctx,
+                                                           const v1::SettleRequest* request,
+                                                           v1::SettleResponse* response) {
+  if (c2d_ == nullptr) return Unimplemented(ctx);
+  return c2d_->Settle(ctx, "Complete", request, response);
+}
+
+grpc::ServerUnaryReactor* DeviceMessagingService::Abandon(grpc::CallbackServerContext* ctx,
+                                                          const v1::SettleRequest* request,
+                                                          v1::SettleResponse* response) {
+  if (c2d_ == nullptr) return Unimplemented(ctx);
+  return c2d_->Settle(ctx, "Abandon", request, response);
+}
+
+grpc::ServerUnaryReactor* DeviceMessagingService::Reject(grpc::CallbackServerContext* ctx,
+                                                         const v1::SettleRequest* request,
+                                                         v1::SettleResponse* response) {
+  if (c2d_ == nullptr) return Unimplemented(ctx);
+  return c2d_->Settle(ctx, "Reject", request, response);
+}
+
+grpc::ServerWriteReactor<v1::ReceivedMessage>* DeviceMessagingService::Subscribe(
+    grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* request) {
+  if (c2d_ == nullptr) return v1::DeviceMessaging::CallbackService::Subscribe(ctx, request);
+  return c2d_->Subscribe(ctx, request);
 }
 
 }  // namespace ferry::device

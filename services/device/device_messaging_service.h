@@ -7,6 +7,10 @@
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "services/rpc/runtime.h"
 
+namespace ferry::c2d {
+class DeviceC2d;
+}
+
 namespace ferry::device {
 
 // ferry.v1.DeviceMessaging: device-to-cloud events produced to the D2C topic
@@ -14,9 +18,11 @@ namespace ferry::device {
 // connection properties IoT Hub stamps. Answers only after Kafka acknowledged.
 class DeviceMessagingService final : public ferry::v1::DeviceMessaging::CallbackService {
  public:
+  // `c2d` serves the device side of C2D (Receive, Complete, Abandon,
+  // Reject, Subscribe); without it those answer UNIMPLEMENTED.
   DeviceMessagingService(rpc::RpcRuntime& runtime, kafka::Producer& producer, std::string topic,
-                         const Clock& clock)
-      : runtime_(runtime), producer_(producer), topic_(std::move(topic)), clock_(clock) {}
+                         const Clock& clock, c2d::DeviceC2d* c2d = nullptr)
+      : runtime_(runtime), producer_(producer), topic_(std::move(topic)), clock_(clock), c2d_(c2d) {}
 
   grpc::ServerUnaryReactor* SendEvent(grpc::CallbackServerContext* ctx,
                                       const v1::SendEventRequest* request,
@@ -24,12 +30,23 @@ class DeviceMessagingService final : public ferry::v1::DeviceMessaging::Callback
   grpc::ServerUnaryReactor* SendEventBatch(grpc::CallbackServerContext* ctx,
                                            const v1::SendEventBatchRequest* request,
                                            v1::SendEventBatchResponse* response) override;
+  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
+                                    v1::ReceiveResponse* response) override;
+  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+                                     v1::SettleResponse* response) override;
+  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+                                    v1::SettleResponse* response) override;
+  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+                                   v1::SettleResponse* response) override;
+  grpc::ServerWriteReactor<v1::ReceivedMessage>* Subscribe(grpc::CallbackServerContext* ctx,
+                                                           const v1::SubscribeRequest* request) override;
 
  private:
   rpc::RpcRuntime& runtime_;
   kafka::Producer& producer_;
   std::string topic_;
   const Clock& clock_;
+  c2d::DeviceC2d* c2d_;
 };
 
 inline constexpr std::size_t kMaxBatchMessages = 500;

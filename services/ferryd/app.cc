@@ -36,6 +36,9 @@
 #include "core/pg/pool.h"
 #include "migrations/embedded.h"
 #include "services/auth/credential_cache.h"
+#include "services/c2d/c2d_service.h"
+#include "services/c2d/c2d_store.h"
+#include "services/c2d/wake_hub.h"
 #include "services/device/device_messaging_service.h"
 #include "services/events/events_service.h"
 #include "services/registry/lifecycle_publisher.h"
@@ -227,13 +230,23 @@ int Serve(const FerrydConfig& config) {
   event_store.SetRouting([&route_source] { return route_source.Current(); }, &endpoint_sink,
                          routing::HubName(config.hub_host));
   d2c::EventReader event_reader(pool);
+  c2d::Store c2d_store(pool,
+                       c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count},
+                       config.c2d_max_queue_depth);
+  c2d::Metrics c2d_metrics(*registry);
+  c2d::WakeHub wake_hub;
+  wake_hub.Attach(listener);
+  c2d::DeviceC2d device_c2d(runtime, c2d_store, wake_hub, executor, clock, c2d_metrics);
+  std::unique_ptr<c2d::CloudToDeviceService> c2d_service;
   std::unique_ptr<device::DeviceMessagingService> device_service;
   std::unique_ptr<events::EventsService> events_service;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle;
   std::vector<grpc::Service*> services;
   if (config.role_set.count("api") != 0) {
     device_service = std::make_unique<device::DeviceMessagingService>(runtime, *producer,
-                                                                      config.d2c_topic, clock);
+                                                                      config.d2c_topic, clock, &device_c2d);
+    c2d_service = std::make_unique<c2d::CloudToDeviceService>(
+        runtime, c2d_store, clock, c2d_metrics, std::chrono::seconds(config.c2d_default_ttl_seconds));
     events_service = std::make_unique<events::EventsService>(runtime, event_store, event_reader,
                                                              producer.get(), config.d2c_topic,
                                                              config.d2c_group, clock, *registry);
@@ -245,6 +258,7 @@ int Serve(const FerrydConfig& config) {
     services.push_back(device_service.get());
     services.push_back(&routing_service);
     services.push_back(events_service.get());
+    services.push_back(c2d_service.get());
   }
   listener.Start();
   if (lifecycle) lifecycle->Start();
@@ -326,6 +340,7 @@ int Serve(const FerrydConfig& config) {
   if (maintenance) maintenance->Stop();
   if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
   if (lifecycle) lifecycle->Stop();
+  wake_hub.Shutdown();  // waiting receives answer now, streams end
   server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   executor.Stop();
   listener.Stop();

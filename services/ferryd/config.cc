@@ -144,6 +144,22 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "Partitions of the D2C topic in the embedded development Kafka")
       ->envname("FERRY_EMBEDDED_KAFKA_PARTITIONS")
       ->capture_default_str();
+  s.add_option("--c2d-lock-seconds", c.c2d_lock_seconds,
+               "How long a received C2D message stays locked (5 to 300; IoT Hub: 60, fixed)")
+      ->envname("FERRY_C2D_LOCK_SECONDS")
+      ->capture_default_str();
+  s.add_option("--c2d-max-delivery-count", c.c2d_max_delivery_count,
+               "Abandons that dead-letter a C2D message (1 to 100)")
+      ->envname("FERRY_C2D_MAX_DELIVERY_COUNT")
+      ->capture_default_str();
+  s.add_option("--c2d-default-ttl-seconds", c.c2d_default_ttl_seconds,
+               "Expiry of C2D messages sent without one (60 to 172800)")
+      ->envname("FERRY_C2D_DEFAULT_TTL_SECONDS")
+      ->capture_default_str();
+  s.add_option("--c2d-max-queue-depth", c.c2d_max_queue_depth,
+               "Pending C2D messages per device (Enqueued + Invisible; 1 to 5000)")
+      ->envname("FERRY_C2D_MAX_QUEUE_DEPTH")
+      ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -179,6 +195,10 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records", "FERRY_D2C_BATCH_MAX_RECORDS");
   Range(c.d2c_linger_ms, 0, 60000, "--d2c-linger-ms", "FERRY_D2C_LINGER_MS");
   Range(c.retention_days, 0, 3650, "--retention-days", "FERRY_RETENTION_DAYS");
+  Range(c.c2d_lock_seconds, 5, 300, "--c2d-lock-seconds", "FERRY_C2D_LOCK_SECONDS");
+  Range(c.c2d_max_delivery_count, 1, 100, "--c2d-max-delivery-count", "FERRY_C2D_MAX_DELIVERY_COUNT");
+  Range(c.c2d_default_ttl_seconds, 60, 172800, "--c2d-default-ttl-seconds", "FERRY_C2D_DEFAULT_TTL_SECONDS");
+  Range(c.c2d_max_queue_depth, 1, 5000, "--c2d-max-queue-depth", "FERRY_C2D_MAX_QUEUE_DEPTH");
   Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",
         "FERRY_MAINTENANCE_INTERVAL_SECONDS");
   Range(c.embedded_kafka_partitions, 1, 1024, "--embedded-kafka-partitions",

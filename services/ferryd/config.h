@@ -53,6 +53,12 @@ struct FerrydConfig {
   int maintenance_interval_seconds = 600;
   int embedded_kafka_partitions = 8;
 
+  // c2d
+  int c2d_lock_seconds = 60;
+  int c2d_max_delivery_count = 10;
+  int c2d_default_ttl_seconds = 3600;
+  int c2d_max_queue_depth = 50;
+
   std::set<std::string> role_set;  // parsed from roles
 };
 

@@ -17,6 +17,9 @@ grpc::StatusCode ToStatusCode(Reason reason) {
     case Reason::kPolicyAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case Reason::kPolicyLimitExceeded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case Reason::kRouteNotFound: return grpc::StatusCode::NOT_FOUND;
+    case Reason::kDeviceMaximumQueueDepthExceeded: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case Reason::kDeviceMessageLockLost: return grpc::StatusCode::FAILED_PRECONDITION;
+    case Reason::kMessageNotFound: return grpc::StatusCode::NOT_FOUND;
     case Reason::kEnrichmentNotFound: return grpc::StatusCode::NOT_FOUND;
     case Reason::kRouteAlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
     case Reason::kEndpointNotFound: return grpc::StatusCode::NOT_FOUND;

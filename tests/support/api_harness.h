@@ -19,6 +19,9 @@
 #include "services/auth/credential_cache.h"
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
+#include "services/c2d/c2d_service.h"
+#include "services/c2d/c2d_store.h"
+#include "services/c2d/wake_hub.h"
 #include "services/events/events_service.h"
 #include "services/registry/device_store.h"
 #include "services/registry/lifecycle_publisher.h"
@@ -60,6 +63,10 @@ class ApiHarness final {
   d2c::EventStore& event_store() { return event_store_; }
   d2c::RouteSource& route_source() { return route_source_; }
   kafka::Producer& producer() { return *producer_; }
+  // C2D with a 60 s lock, 10 deliveries, depth 50 and a 1 hour default TTL
+  // (on the fake clock).
+  c2d::Store& c2d_store() { return c2d_store_; }
+  c2d::WakeHub& wake_hub() { return wake_hub_; }
 
   // A token of the owner policy (all four permissions), valid for an hour
   // of the fake clock.
@@ -96,6 +103,11 @@ class ApiHarness final {
   d2c::EventReader event_reader_{pool_};
   std::unique_ptr<d2c::KafkaEndpointSink> sink_;
   std::unique_ptr<events::EventsService> events_service_;
+  c2d::Store c2d_store_{pool_, c2d::Limits{}, 50};
+  c2d::Metrics c2d_metrics_{*registry_};
+  c2d::WakeHub wake_hub_;
+  std::unique_ptr<c2d::DeviceC2d> device_c2d_;
+  std::unique_ptr<c2d::CloudToDeviceService> c2d_service_;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle_;
   std::unique_ptr<GrpcServer> server_;
 };

@@ -7,6 +7,7 @@
 
 #include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
+#include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
 #include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
@@ -24,6 +25,7 @@ std::vector<const google::protobuf::ServiceDescriptor*> ServedServices() {
           v1::D2cMessage::descriptor()->file()->FindServiceByName("DeviceMessaging"),
           v1::Route::descriptor()->file()->FindServiceByName("Routing"),
           v1::StoredEvent::descriptor()->file()->FindServiceByName("Events"),
+          v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice"),
           grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")};
 }
 

@@ -1,0 +1,647 @@
+#include "services/c2d/c2d_service.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/time_util.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "services/registry/device_rules.h"
+#include "services/rpc/proto_time.h"
+
+namespace ferry::c2d {
+namespace {
+
+constexpr std::string_view kService = "ferry.v1.CloudToDevice";
+constexpr std::string_view kDeviceService = "ferry.v1.DeviceMessaging";
+constexpr std::size_t kMaxIdLength = 128;
+
+const std::shared_ptr<spdlog::logger>& Logger() {
+  static const auto logger = log::Get("c2d");
+  return logger;
+}
+
+bool IsMessageIdChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 && static_cast<unsigned char>(c) < 0x80 ? true
+         : std::string_view("-:.+%_#*?!(),=@;$'").find(c) != std::string_view::npos;
+}
+
+bool IsPropertyChar(char c) {
+  return (std::isalnum(static_cast<unsigned char>(c)) != 0 && static_cast<unsigned char>(c) < 0x80) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+void ValidateId(const std::string& id, std::string_view field, bool required) {
+  if (id.empty()) {
+    if (required) throw Error(Reason::kArgumentInvalid, fmt::format("{} is required", field));
+    return;
+  }
+  bool ok = id.size() <= kMaxIdLength;
+  for (const char c : id) ok = ok && IsMessageIdChar(c);
+  if (!ok) {
+    throw Error(Reason::kArgumentInvalid,
+                fmt::format("{} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '", field));
+  }
+}
+
+void ValidateProperty(const std::string& text, std::string_view what) {
+  bool ok = true;
+  for (const char c : text) ok = ok && IsPropertyChar(c);
+  if (!ok || (what == "name" && text.empty())) {
+    throw Error(Reason::kArgumentInvalid,
+                fmt::format("property {} '{}' may hold only ASCII letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
+                            what, text.substr(0, 64)));
+  }
+}
+
+Ack AckFromProto(v1::AckMode a) {
+  switch (a) {
+    case v1::ACK_MODE_POSITIVE: return Ack::kPositive;
+    case v1::ACK_MODE_NEGATIVE: return Ack::kNegative;
+    case v1::ACK_MODE_FULL: return Ack::kFull;
+    default: return Ack::kNone;
+  }
+}
+
+v1::AckMode AckToProto(Ack a) {
+  switch (a) {
+    case Ack::kNone: return v1::ACK_MODE_NONE;
+    case Ack::kPositive: return v1::ACK_MODE_POSITIVE;
+    case Ack::kNegative: return v1::ACK_MODE_NEGATIVE;
+    case Ack::kFull: return v1::ACK_MODE_FULL;
+  }
+  return v1::ACK_MODE_NONE;
+}
+
+v1::C2dState StateToProto(State s) {
+  switch (s) {
+    case State::kEnqueued: return v1::C2D_STATE_ENQUEUED;
+    case State::kInvisible: return v1::C2D_STATE_INVISIBLE;
+    case State::kCompleted: return v1::C2D_STATE_COMPLETED;
+    case State::kDeadLettered: return v1::C2D_STATE_DEAD_LETTERED;
+    case State::kPurged: return v1::C2D_STATE_PURGED;
+  }
+  return v1::C2D_STATE_UNSPECIFIED;
+}
+
+void EncodeState(const StoredMessage& m, v1::C2dMessageState* out) {
+  out->set_device_id(m.device_id);
+  out->set_sequence_number(m.sequence_number);
+  out->set_message_id(m.message_id);
+  out->set_correlation_id(m.correlation_id.value_or(""));
+  out->set_state(StateToProto(m.lifecycle.state));
+  out->set_delivery_count(m.lifecycle.delivery_count);
+  if (m.lifecycle.state == State::kInvisible && m.lifecycle.lock_until) {
+    *out->mutable_lock_until() = rpc::ToProtoTime(*m.lifecycle.lock_until);
+  }
+  *out->mutable_enqueued_time() = rpc::ToProtoTime(m.enqueued_at);
+  *out->mutable_expiry_time() = rpc::ToProtoTime(m.lifecycle.expires_at);
+  out->set_outcome(std::string(OutcomeName(m.lifecycle.outcome)));
+  if (m.lifecycle.outcome_at) *out->mutable_outcome_time() = rpc::ToProtoTime(*m.lifecycle.outcome_at);
+  out->set_ack(AckToProto(m.ack));
+  if (m.first_delivered_at) *out->mutable_first_delivered_time() = rpc::ToProtoTime(*m.first_delivered_at);
+}
+
+std::size_t PageSize(int requested) {
+  if (requested < 0 || requested > 1000) throw Error(Reason::kArgumentInvalid, "page_size must be 0 (100) to 1000");
+  return requested == 0 ? 100 : static_cast<std::size_t>(requested);
+}
+
+WakeHub::Clock::time_point SteadyAt(TimePoint at, TimePoint now) {
+  return WakeHub::Clock::now() + std::chrono::duration_cast<WakeHub::Clock::duration>(at - now);
+}
+
+}  // namespace
+
+Metrics::Metrics(prometheus::Registry& r)
+    : sent(prometheus::BuildCounter().Name("ferry_c2d_sent_total").Help("C2D messages enqueued.").Register(r).Add({})),
+      duplicates(prometheus::BuildCounter()
+                     .Name("ferry_c2d_duplicates_total")
+                     .Help("C2D sends answered with an existing message (same message id).")
+                     .Register(r)
+                     .Add({})),
+      delivered(prometheus::BuildCounter()
+                    .Name("ferry_c2d_delivered_total")
+                    .Help("C2D messages locked for a device (each receive, redeliveries included).")
+                    .Register(r)
+                    .Add({})),
+      completed(prometheus::BuildCounter().Name("ferry_c2d_completed_total").Help("C2D messages completed.").Register(r).Add({})),
+      abandoned(prometheus::BuildCounter().Name("ferry_c2d_abandoned_total").Help("C2D abandons.").Register(r).Add({})),
+      rejected(prometheus::BuildCounter().Name("ferry_c2d_rejected_total").Help("C2D messages rejected.").Register(r).Add({})),
+      dead_lettered(prometheus::BuildCounter()
+                        .Name("ferry_c2d_dead_lettered_total")
+                        .Help("C2D messages dead-lettered, by reason (Rejected, DeliveryCountExceeded, Expired).")
+                        .Register(r)),
+      purged(prometheus::BuildCounter().Name("ferry_c2d_purged_total").Help("C2D messages purged.").Register(r).Add({})),
+      queue_full(prometheus::BuildCounter()
+                     .Name("ferry_c2d_queue_full_total")
+                     .Help("C2D sends refused with DeviceMaximumQueueDepthExceeded.")
+                     .Register(r)
+                     .Add({})),
+      lock_lost(prometheus::BuildCounter()
+                    .Name("ferry_c2d_lock_lost_total")
+                    .Help("Settlements refused with DeviceMessageLockLost.")
+                    .Register(r)
+                    .Add({})),
+      pending(prometheus::BuildGauge()
+                  .Name("ferry_c2d_pending_messages")
+                  .Help("Unexpired Enqueued and Invisible C2D messages, all devices (refreshed every 15 s).")
+                  .Register(r)
+                  .Add({})),
+      devices_at_limit(prometheus::BuildGauge()
+                           .Name("ferry_c2d_devices_at_queue_limit")
+                           .Help("Devices whose pending messages reach the queue depth (refreshed every 15 s).")
+                           .Register(r)
+                           .Add({})),
+      waiting(prometheus::BuildGauge()
+                  .Name("ferry_c2d_receive_waiting")
+                  .Help("Receive calls and Subscribe streams waiting for a message on this replica.")
+                  .Register(r)
+                  .Add({})),
+      first_delivery_seconds(prometheus::BuildHistogram()
+                                 .Name("ferry_c2d_send_to_first_delivery_seconds")
+                                 .Help("Time from enqueue to a message's first delivery.")
+                                 .Register(r)
+                                 .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                                  0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
+
+OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::chrono::seconds default_ttl) {
+  registry::ValidateDeviceId(req.device_id());
+  const v1::C2dMessage& m = req.message();
+  OutgoingMessage out;
+  out.device_id = req.device_id();
+  ValidateId(m.message_id(), "message_id", false);
+  ValidateId(m.correlation_id(), "correlation_id", false);
+  out.message_id = m.message_id().empty() ? registry::NewEtag() : m.message_id();
+  if (!m.correlation_id().empty()) out.correlation_id = m.correlation_id();
+  if (!m.user_id().empty()) {
+    ValidateId(m.user_id(), "user_id", false);
+    out.user_id = m.user_id();
+  }
+  out.ack = AckFromProto(m.ack());
+  if (m.has_expiry_time() && m.has_ttl()) {
+    throw Error(Reason::kArgumentInvalid, "give expiry_time or ttl, not both");
+  }
+  std::chrono::microseconds ttl = default_ttl;
+  if (m.has_ttl()) ttl = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(m.ttl()));
+  if (m.has_expiry_time()) ttl = std::chrono::duration_cast<std::chrono::microseconds>(rpc::FromProtoTime(m.expiry_time()) - now);
+  if (ttl < kMinTtl || ttl > kMaxTtl) {
+    throw Error(Reason::kArgumentInvalid, "the message must expire 1 minute to 2 days from now");
+  }
+  out.expires_at = now + ttl;
+  for (const std::string* text : {&m.content_type(), &m.content_encoding()}) {
+    if (text->size() > 256) throw Error(Reason::kArgumentInvalid, "content type and encoding: at most 256 characters");
+  }
+  if (!m.content_type().empty()) out.content_type = m.content_type();
+  if (!m.content_encoding().empty()) out.content_encoding = m.content_encoding();
+  std::size_t size = m.body().size() + out.message_id.size() + m.correlation_id().size() + m.user_id().size() +
+                     m.content_type().size() + m.content_encoding().size() + AckName(out.ack).size();
+  for (const auto& [k, v] : m.properties()) {
+    ValidateProperty(k, "name");
+    ValidateProperty(v, "value");
+    size += k.size() + v.size();
+    out.properties[k] = v;
+  }
+  if (size > kMaxC2dMessageBytes) {
+    throw Error(Reason::kMessageTooLarge, fmt::format("the message is {} bytes as IoT Hub counts; at most 64 KB", size));
+  }
+  out.body = m.body();
+  return out;
+}
+
+CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store, const Clock& clock,
+                                           Metrics& metrics, std::chrono::seconds default_ttl)
+    : runtime_(runtime), store_(store), clock_(clock), metrics_(metrics), default_ttl_(default_ttl) {
+  gauges_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      try {
+        const QueueStats s = store_.Stats(clock_.Now());
+        metrics_.pending.Set(static_cast<double>(s.pending));
+        metrics_.devices_at_limit.Set(static_cast<double>(s.devices_at_limit));
+      } catch (const std::exception& e) {
+        Logger()->debug("queue statistics not refreshed error=\"{}\"", e.what());
+      }
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::seconds(15), [this] { return stop_.load(); });
+    }
+  });
+}
+
+CloudToDeviceService::~CloudToDeviceService() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  gauges_.join();
+}
+
+grpc::ServerUnaryReactor* CloudToDeviceService::Send(grpc::CallbackServerContext* ctx, const v1::SendC2dRequest* request,
+                                                     v1::SendC2dResponse* response) {
+  return runtime_.Unary(ctx, kService, "Send", request, response,
+                        [this](const rpc::Caller&, const v1::SendC2dRequest& req, v1::SendC2dResponse& resp) {
+    const TimePoint now = clock_.Now();
+    const OutgoingMessage m = ValidateSend(req, now, default_ttl_);
+    SendResult r;
+    try {
+      r = store_.Send(m, now);
+    } catch (const Error& e) {
+      if (e.reason() == Reason::kDeviceMaximumQueueDepthExceeded) metrics_.queue_full.Increment();
+      throw;
+    }
+    (r.duplicate ? metrics_.duplicates : metrics_.sent).Increment();
+    resp.set_sequence_number(r.message.sequence_number);
+    resp.set_message_id(r.message.message_id);
+    *resp.mutable_enqueued_time() = rpc::ToProtoTime(r.message.enqueued_at);
+    resp.set_duplicate(r.duplicate);
+  });
+}
+
+grpc::ServerUnaryReactor* CloudToDeviceService::PurgeQueue(grpc::CallbackServerContext* ctx,
+                                                           const v1::PurgeQueueRequest* request,
+                                                           v1::PurgeQueueResponse* response) {
+  return runtime_.Unary(ctx, kService, "PurgeQueue", request, response,
+                        [this](const rpc::Caller& caller, const v1::PurgeQueueRequest& req, v1::PurgeQueueResponse& resp) {
+    registry::ValidateDeviceId(req.device_id());
+    const std::int64_t n = store_.Purge(req.device_id(), clock_.Now());
+    metrics_.purged.Increment(static_cast<double>(n));
+    resp.set_device_id(req.device_id());
+    resp.set_total_messages_purged(n);
+    Logger()->info("queue purged device=\"{}\" purged={} by=\"{}\"", req.device_id(), n, caller.principal);
+  });
+}
+
+grpc::ServerUnaryReactor* CloudToDeviceService::GetMessage(grpc::CallbackServerContext* ctx,
+                                                           const v1::GetC2dMessageRequest* request,
+                                                           v1::C2dMessageState* response) {
+  return runtime_.Unary(ctx, kService, "GetMessage", request, response,
+                        [this](const rpc::Caller&, const v1::GetC2dMessageRequest& req, v1::C2dMessageState& resp) {
+    registry::ValidateDeviceId(req.device_id());
+    if (req.message_id().empty() == (req.sequence_number() == 0)) {
+      throw Error(Reason::kArgumentInvalid, "give a message_id or a sequence_number");
+    }
+    std::optional<std::string> id;
+    std::optional<std::int64_t> seq;
+    if (!req.message_id().empty()) id = req.message_id();
+    if (req.sequence_number() != 0) seq = req.sequence_number();
+    EncodeState(store_.Get(req.device_id(), id, seq), &resp);
+  });
+}
+
+grpc::ServerUnaryReactor* CloudToDeviceService::ListQueue(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListQueueRequest* request,
+                                                          v1::ListQueueResponse* response) {
+  return runtime_.Unary(ctx, kService, "ListQueue", request, response,
+                        [this](const rpc::Caller&, const v1::ListQueueRequest& req, v1::ListQueueResponse& resp) {
+    registry::ValidateDeviceId(req.device_id());
+    const std::size_t limit = PageSize(req.page_size());
+    std::int64_t after = 0;
+    if (!req.page_token().empty()) {
+      try {
+        after = std::stoll(req.page_token());
+      } catch (const std::exception&) {
+        throw Error(Reason::kArgumentInvalid, "page_token is not a token from Ferry");
+      }
+    }
+    const auto messages = store_.List(req.device_id(), req.include_finished(), after, limit);
+    for (const auto& m : messages) EncodeState(m, resp.add_messages());
+    if (messages.size() == limit) resp.set_next_page_token(std::to_string(messages.back().sequence_number));
+  });
+}
+
+void EncodeReceived(const StoredMessage& m, v1::ReceivedMessage* out) {
+  out->set_lock_token(m.lifecycle.lock_token);
+  out->set_sequence_number(m.sequence_number);
+  out->set_message_id(m.message_id);
+  out->set_correlation_id(m.correlation_id.value_or(""));
+  out->set_user_id(m.user_id.value_or(""));
+  out->set_delivery_count(m.lifecycle.delivery_count);
+  *out->mutable_enqueued_time() = rpc::ToProtoTime(m.enqueued_at);
+  *out->mutable_expiry_time() = rpc::ToProtoTime(m.lifecycle.expires_at);
+  out->set_content_type(m.content_type.value_or(""));
+  out->set_content_encoding(m.content_encoding.value_or(""));
+  for (const auto& [k, v] : m.properties) (*out->mutable_properties())[k] = v;
+  out->set_body(m.body);
+  out->set_to("/devices/" + m.device_id + "/messages/devicebound");
+  out->set_ack(std::string(AckName(m.ack)));
+  if (m.lifecycle.lock_until) *out->mutable_lock_until() = rpc::ToProtoTime(*m.lifecycle.lock_until);
+}
+
+// ---- Device side ----
+
+struct DeviceC2d::Waiter {
+  std::string device_id;
+  WakeHub::Clock::time_point deadline;
+  grpc::CallbackServerContext* ctx = nullptr;
+  v1::ReceiveResponse* response = nullptr;
+  rpc::RpcRuntime::Finish finish;
+  Metrics* metrics = nullptr;
+  std::mutex attempt;  // one attempt at a time
+  std::atomic<bool> finished{false};
+
+  void End(const std::optional<Error>& error) {
+    if (finished.exchange(true)) return;
+    metrics->waiting.Decrement();
+    finish(error);
+  }
+};
+
+void DeviceC2d::Delivered(const StoredMessage& m) {
+  metrics_.delivered.Increment();
+  if (m.first_delivered_at && m.lifecycle.lock_until &&
+      *m.first_delivered_at == *m.lifecycle.lock_until - store_.limits().lock) {
+    metrics_.first_delivery_seconds.Observe(std::chrono::duration<double>(*m.first_delivered_at - m.enqueued_at).count());
+  }
+}
+
+void DeviceC2d::Attempt(const std::shared_ptr<Waiter>& w) {
+  std::lock_guard guard(w->attempt);
+  if (w->finished) return;
+  if (w->ctx->IsCancelled()) {
+    w->End(std::nullopt);
+    return;
+  }
+  // Watch before looking, so that a send committed meanwhile still wakes us.
+  const std::uint64_t watch = hub_.Watch(w->device_id, w->deadline, [this, w](WakeHub::Why why) {
+    if (why == WakeHub::Why::kShutdown) {
+      w->End(std::nullopt);
+      return;
+    }
+    try {
+      executor_.Post([this, w] { Attempt(w); });
+    } catch (const std::exception&) {
+      w->End(Error(Reason::kServiceUnavailable, "shutting down"));
+    }
+  });
+  const TimePoint now = clock_.Now();
+  ReceiveResult r;
+  try {
+    r = store_.Receive(w->device_id, now);
+  } catch (const Error& e) {
+    hub_.Cancel(watch);
+    w->End(e);
+    return;
+  } catch (const std::exception& e) {
+    hub_.Cancel(watch);
+    Logger()->warn("receive failed device=\"{}\" error=\"{}\"", w->device_id, e.what());
+    w->End(Error(Reason::kServiceUnavailable, "the database is unavailable"));
+    return;
+  }
+  if (r.message) {
+    hub_.Cancel(watch);
+    EncodeReceived(*r.message, w->response->mutable_message());
+    Delivered(*r.message);
+    w->End(std::nullopt);
+    return;
+  }
+  if (WakeHub::Clock::now() >= w->deadline) {
+    hub_.Cancel(watch);
+    w->End(std::nullopt);
+    return;
+  }
+  // A lock that lapses before the deadline makes its message deliverable
+  // without any notification.
+  if (r.next_lapse) hub_.WakeBy(watch, SteadyAt(*r.next_lapse, now));
+}
+
+grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
+                                             v1::ReceiveResponse* response) {
+  return runtime_.UnaryAsync(ctx, kDeviceService, "Receive", request, response,
+                             [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
+                                         rpc::RpcRuntime::Finish finish) {
+    registry::ValidateDeviceId(req.device_id());
+    const auto wait = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(req.wait()));
+    if (wait < std::chrono::microseconds(0) || wait > kMaxReceiveWait) {
+      throw Error(Reason::kArgumentInvalid, "wait must be 0 to 120 seconds");
+    }
+    auto w = std::make_shared<Waiter>();
+    w->device_id = req.device_id();
+    w->deadline = WakeHub::Clock::now() + wait;
+    w->ctx = ctx;
+    w->response = &resp;
+    w->finish = std::move(finish);
+    w->metrics = &metrics_;
+    metrics_.waiting.Increment();
+    Attempt(w);
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceC2d::Settle(grpc::CallbackServerContext* ctx, std::string_view method,
+                                            const v1::SettleRequest* request, v1::SettleResponse* response) {
+  const Settlement kind = method == "Complete" ? Settlement::kComplete
+                          : method == "Abandon" ? Settlement::kAbandon
+                                                : Settlement::kReject;
+  return runtime_.Unary(ctx, kDeviceService, method, request, response,
+                        [this, kind](const rpc::Caller&, const v1::SettleRequest& req, v1::SettleResponse&) {
+    registry::ValidateDeviceId(req.device_id());
+    if (req.lock_token().empty() || req.lock_token().size() > 64) {
+      throw Error(Reason::kArgumentInvalid, "lock_token is required (as received)");
+    }
+    SettleResult r;
+    try {
+      r = store_.Settle(req.device_id(), req.lock_token(), kind, clock_.Now());
+    } catch (const Error& e) {
+      if (e.reason() == Reason::kDeviceMessageLockLost) metrics_.lock_lost.Increment();
+      throw;
+    }
+    if (r.repeated) return;
+    switch (kind) {
+      case Settlement::kComplete: metrics_.completed.Increment(); break;
+      case Settlement::kAbandon: metrics_.abandoned.Increment(); break;
+      case Settlement::kReject: metrics_.rejected.Increment(); break;
+    }
+    if (r.message.lifecycle.state == State::kDeadLettered) {
+      metrics_.dead_lettered.Add({{"reason", std::string(OutcomeName(r.message.lifecycle.outcome))}}).Increment();
+    }
+  });
+}
+
+// One Subscribe stream. Every step runs on the executor, one at a time; the
+// reactor deletes itself once gRPC is done with it and no wake-up or step of
+// its own is outstanding.
+class DeviceC2d::SubscribeReactor final : public grpc::ServerWriteReactor<v1::ReceivedMessage> {
+ public:
+  SubscribeReactor(DeviceC2d& owner, grpc::CallbackServerContext* ctx, const v1::SubscribeRequest& request)
+      : owner_(owner), ctx_(ctx), device_id_(request.device_id()), max_in_flight_(request.max_in_flight()),
+        started_(std::chrono::steady_clock::now()) {
+    owner_.metrics_.waiting.Increment();
+    Post();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mutex_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    Post();
+  }
+
+  void OnCancel() override {
+    std::uint64_t watch = 0;
+    {
+      std::lock_guard lock(mutex_);
+      cancelled_ = true;
+      watch = watch_;
+    }
+    if (watch != 0 && owner_.hub_.Cancel(watch)) {
+      std::lock_guard lock(mutex_);
+      watch_ = 0;
+      --outstanding_;
+    }
+    Post();
+  }
+
+  void OnDone() override {
+    bool last = false;
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+      last = outstanding_ == 0;
+    }
+    owner_.metrics_.waiting.Decrement();
+    if (last) delete this;
+  }
+
+ private:
+  // Schedules a step.
+  void Post() {
+    {
+      std::lock_guard lock(mutex_);
+      ++outstanding_;
+    }
+    try {
+      owner_.executor_.Post([this] { Step(); Release(); });
+    } catch (const std::exception&) {
+      {
+        std::lock_guard lock(mutex_);
+        cancelled_ = true;
+      }
+      Step();
+      Release();
+    }
+  }
+
+  void Release() {
+    bool last = false;
+    {
+      std::lock_guard lock(mutex_);
+      --outstanding_;
+      last = done_ && outstanding_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  void Watch(WakeHub::Clock::time_point at) {
+    std::lock_guard lock(mutex_);
+    ++outstanding_;
+    watch_ = owner_.hub_.Watch(device_id_, at, [this](WakeHub::Why why) {
+      {
+        std::lock_guard inner(mutex_);
+        watch_ = 0;
+        if (why == WakeHub::Why::kShutdown) shutdown_ = true;
+      }
+      Post();
+      Release();
+    });
+  }
+
+  void End(const std::optional<Error>& error) {
+    {
+      std::lock_guard lock(mutex_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(owner_.runtime_.EndStream(ctx_, kDeviceService, "Subscribe", started_, error));
+  }
+
+  void Step() {
+    std::lock_guard step(step_mutex_);
+    bool cancelled = false, shutdown = false, writing = false, finished = false;
+    {
+      std::lock_guard lock(mutex_);
+      cancelled = cancelled_;
+      shutdown = shutdown_;
+      writing = writing_;
+      finished = finished_;
+    }
+    if (finished || writing) return;
+    if (cancelled || shutdown) {
+      End(std::nullopt);
+      return;
+    }
+    try {
+      if (!authorized_) {
+        owner_.runtime_.AuthorizeStream(ctx_, kDeviceService, "Subscribe", device_id_);
+        registry::ValidateDeviceId(device_id_);
+        if (max_in_flight_ < 0 || max_in_flight_ > 50) {
+          throw Error(Reason::kArgumentInvalid, "max_in_flight must be 0 (10) to 50");
+        }
+        if (max_in_flight_ == 0) max_in_flight_ = 10;
+        authorized_ = true;
+        Logger()->info("subscribe stream opened device=\"{}\" max_in_flight={}", device_id_, max_in_flight_);
+      }
+      const TimePoint now = owner_.clock_.Now();
+      if (static_cast<int>(tokens_.size()) >= max_in_flight_) {
+        // Forget the tokens that no longer hold a lock (settled or lapsed).
+        if (owner_.store_.CountLocked(device_id_, tokens_, now) >= max_in_flight_) {
+          Watch(WakeHub::Clock::now() + std::chrono::seconds(1));
+          return;
+        }
+        std::vector<std::string> still;
+        for (const auto& t : tokens_) {
+          if (owner_.store_.CountLocked(device_id_, {t}, now) > 0) still.push_back(t);
+        }
+        tokens_ = std::move(still);
+      }
+      const ReceiveResult r = owner_.store_.Receive(device_id_, now);
+      if (r.message) {
+        tokens_.push_back(r.message->lifecycle.lock_token);
+        message_.Clear();
+        EncodeReceived(*r.message, &message_);
+        owner_.Delivered(*r.message);
+        {
+          std::lock_guard lock(mutex_);
+          writing_ = true;
+        }
+        StartWrite(&message_);
+        return;
+      }
+      // Nothing now: wait for a notification, the next lock lapse, or the
+      // 30 s safety poll.
+      auto at = WakeHub::Clock::now() + std::chrono::seconds(30);
+      if (r.next_lapse) at = std::min(at, SteadyAt(*r.next_lapse, now));
+      Watch(at);
+    } catch (const Error& e) {
+      End(e);
+    } catch (const std::exception& e) {
+      Logger()->warn("subscribe stream failed device=\"{}\" error=\"{}\"", device_id_, e.what());
+      End(Error(Reason::kServiceUnavailable, "the database is unavailable; subscribe again"));
+    }
+  }
+
+  DeviceC2d& owner_;
+  grpc::CallbackServerContext* ctx_;
+  const std::string device_id_;
+  int max_in_flight_;
+  const std::chrono::steady_clock::time_point started_;
+  std::mutex step_mutex_;
+  std::mutex mutex_;
+  int outstanding_ = 0;
+  std::uint64_t watch_ = 0;
+  bool writing_ = false, cancelled_ = false, shutdown_ = false, finished_ = false, done_ = false;
+  bool authorized_ = false;
+  std::vector<std::string> tokens_;
+  v1::ReceivedMessage message_;
+};
+
+grpc::ServerWriteReactor<v1::ReceivedMessage>* DeviceC2d::Subscribe(grpc::CallbackServerContext* ctx,
+                                                                     const v1::SubscribeRequest* request) {
+  return new SubscribeReactor(*this, ctx, *request);
+}
+
+}  // namespace ferry::c2d

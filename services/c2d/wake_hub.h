@@ -1,0 +1,75 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace ferry::pg {
+class Listener;
+}
+
+namespace ferry::c2d {
+
+// Who is waiting for which device's queue, without a thread each: waiting
+// Receive calls and Subscribe streams register a callback that runs once,
+// when the device's queue may have become deliverable (NOTIFY `ferry_c2d`
+// from any replica, or a local Notify), at their wake-up time, after a
+// listener reconnect (notifications may have been missed), or at Shutdown.
+// Callbacks run on the hub's one timer thread and must be quick (post work
+// to an executor). Thread-safe.
+class WakeHub final {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Why { kNotified, kTime, kShutdown };
+  using Callback = std::function<void(Why)>;
+
+  WakeHub();
+  ~WakeHub();
+  WakeHub(const WakeHub&) = delete;
+  WakeHub& operator=(const WakeHub&) = delete;
+
+  // Subscribes to `ferry_c2d` and to resyncs, before the listener starts.
+  void Attach(pg::Listener& listener);
+
+  // Registers a one-shot wake-up; returns its id. After Shutdown the
+  // callback runs at once (on the timer thread) with kShutdown.
+  std::uint64_t Watch(const std::string& device_id, Clock::time_point at, Callback callback);
+  // Moves a watch's wake-up time earlier (never later).
+  void WakeBy(std::uint64_t id, Clock::time_point at);
+  // Removes a watch; false if its callback already ran or is running.
+  bool Cancel(std::uint64_t id);
+  void Notify(const std::string& device_id);
+  void NotifyAll();
+  // Runs every callback with kShutdown; later watches end at once.
+  void Shutdown();
+
+  [[nodiscard]] std::size_t watching() const;
+
+ private:
+  struct Watcher {
+    std::string device_id;
+    Clock::time_point at;
+    Callback callback;
+    std::optional<Why> fire;  // set: due now
+  };
+  void Run();
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<std::uint64_t, Watcher> watchers_;
+  std::multimap<std::string, std::uint64_t> by_device_;
+  std::set<std::pair<Clock::time_point, std::uint64_t>> by_time_;
+  std::uint64_t next_id_ = 1;
+  bool shutdown_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ferry::c2d
