@@ -1,5 +1,6 @@
 #include "tools/ferryctl/ferryctl.h"
 #include "tools/ferryctl/session.h"
+#include "tools/ferryctl/c2d_commands.h"
 #include "tools/ferryctl/d2c_commands.h"
 
 #include <algorithm>
@@ -704,6 +705,7 @@ int Run(int argc, char** argv, std::ostream& out, std::ostream& err) {
   edel->callback([&] { code = connect().DeleteEndpoint(endpoint_name); });
 
   AddD2cCommands(app, options, out, err, code);
+  AddC2dCommands(app, options, out, err, code);
 
   std::string token_device;
   CLI::App* token = app.add_subcommand("token", "Print a SAS token signed with the connection string")
