@@ -342,6 +342,7 @@ struct DeviceC2d::Waiter {
   Metrics* metrics = nullptr;
   std::mutex attempt;  // one attempt at a time
   std::atomic<bool> finished{false};
+  std::atomic<std::uint64_t> watch{0};  // the current wake-up, if any
 
   void End(const std::optional<Error>& error) {
     if (finished.exchange(true)) return;
@@ -367,6 +368,7 @@ void DeviceC2d::Attempt(const std::shared_ptr<Waiter>& w) {
   }
   // Watch before looking, so that a send committed meanwhile still wakes us.
   const std::uint64_t watch = hub_.Watch(w->device_id, w->deadline, [this, w](WakeHub::Why why) {
+    w->watch = 0;
     if (why == WakeHub::Why::kShutdown) {
       w->End(std::nullopt);
       return;
@@ -406,13 +408,14 @@ void DeviceC2d::Attempt(const std::shared_ptr<Waiter>& w) {
   // A lock that lapses before the deadline makes its message deliverable
   // without any notification.
   if (r.next_lapse) hub_.WakeBy(watch, SteadyAt(*r.next_lapse, now));
+  w->watch = watch;
 }
 
 grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
                                              v1::ReceiveResponse* response) {
-  return runtime_.UnaryAsync(ctx, kDeviceService, "Receive", request, response,
-                             [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
-                                         rpc::RpcRuntime::Finish finish) {
+  return runtime_.UnaryWaiting(ctx, kDeviceService, "Receive", request, response,
+                               [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
+                                           rpc::RpcRuntime::Finish finish, rpc::CancellableReactor& reactor) {
     registry::ValidateDeviceId(req.device_id());
     const auto wait = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(req.wait()));
     if (wait < std::chrono::microseconds(0) || wait > kMaxReceiveWait) {
@@ -426,6 +429,12 @@ grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx, c
     w->finish = std::move(finish);
     w->metrics = &metrics_;
     metrics_.waiting.Increment();
+    // A cancelled wait ends now: its wake-up goes, and the call finishes.
+    reactor.SetOnCancel([this, w] {
+      std::lock_guard guard(w->attempt);
+      if (const std::uint64_t id = w->watch.exchange(0); id != 0) hub_.Cancel(id);
+      w->End(std::nullopt);
+    });
     Attempt(w);
   });
 }

@@ -171,4 +171,24 @@ grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string
   return status;
 }
 
+void CancellableReactor::SetOnCancel(std::function<void()> on_cancel) {
+  bool run = false;
+  {
+    std::lock_guard lock(mutex_);
+    on_cancel_ = on_cancel;
+    run = cancelled_;
+  }
+  if (run) on_cancel();
+}
+
+void CancellableReactor::OnCancel() {
+  std::function<void()> run;
+  {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    run = on_cancel_;
+  }
+  if (run) run();
+}
+
 }  // namespace ferry::rpc

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,22 @@ class AllowAllAuthorizer final : public Authorizer {
 
 struct RpcMetrics;
 
+// A unary reactor that tells its handler when the client cancels (the
+// default reactor cannot): for calls that wait.
+class CancellableReactor final : public grpc::ServerUnaryReactor {
+ public:
+  // Runs `on_cancel` once the call is cancelled (at once if it already
+  // was), on a gRPC thread.
+  void SetOnCancel(std::function<void()> on_cancel);
+  void OnCancel() override;
+  void OnDone() override { delete this; }
+
+ private:
+  std::mutex mutex_;
+  bool cancelled_ = false;
+  std::function<void()> on_cancel_;
+};
+
 // The one way a Ferry RPC runs: look up the method's rule (a method without
 // one is refused), authorize, run the handler on the executor, map errors
 // with ToStatus, count and time the call, finish. Thread-safe.
@@ -85,6 +102,23 @@ class RpcRuntime final {
     Dispatch(ctx, reactor, service, method, std::move(device_id),
              [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
                h(caller, *request, *response, std::move(finish));
+             });
+    return reactor;
+  }
+
+  // Like UnaryAsync, for calls that wait: the handler is called as
+  // handler(caller, request, response, finish, reactor) and may register a
+  // cancellation callback with reactor.SetOnCancel.
+  template <typename Request, typename Response, typename Handler>
+  grpc::ServerUnaryReactor* UnaryWaiting(grpc::CallbackServerContext* ctx, std::string_view service,
+                                         std::string_view method, const Request* request, Response* response,
+                                         Handler handler) {
+    auto* reactor = new CancellableReactor();
+    std::optional<std::string> device_id;
+    if constexpr (requires { request->device_id(); }) device_id = request->device_id();
+    Dispatch(ctx, reactor, service, method, std::move(device_id),
+             [request, response, reactor, h = std::move(handler)](const Caller& caller, Finish finish) {
+               h(caller, *request, *response, std::move(finish), *reactor);
              });
     return reactor;
   }

@@ -139,12 +139,21 @@ TEST(C2d, AThousandWaitingReceivesUseFewThreadsAndSigtermEndsThemPromptly) {
   const int first = static_cast<int>(reinterpret_cast<std::intptr_t>(tag));
   EXPECT_TRUE(calls[first].status.ok());
   EXPECT_EQ(calls[first].resp.message().message_id(), "one");
-  // SIGTERM: the rest answer (without a message) and ferryd exits 0 within
-  // its grace.
+  // An open Subscribe stream too.
+  auto stream_ctx = Owner(200s);
+  v1::SubscribeRequest sub;
+  sub.set_device_id("dev-1");
+  auto stream = stub->Subscribe(stream_ctx.get(), sub);
+  ASSERT_TRUE(ferryd.process().WaitForLine(std::regex("subscribe stream opened"), 20s).has_value());
+  // SIGTERM: the rest answer (without a message), the stream ends, and
+  // ferryd exits 0 within its grace.
   const auto stop_at = std::chrono::steady_clock::now();
   ferryd.process().Signal(SIGTERM);
   EXPECT_EQ(ferryd.process().Wait(20s), 0) << ferryd.process().Output();
   EXPECT_LT(std::chrono::steady_clock::now() - stop_at, 10s);
+  v1::ReceivedMessage none;
+  EXPECT_FALSE(stream->Read(&none));
+  (void)stream->Finish();
   int answered = 0;
   for (int i = 1; i < kCalls; ++i) {
     ASSERT_TRUE(cq.Next(&tag, &ok));

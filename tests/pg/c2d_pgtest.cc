@@ -334,6 +334,25 @@ TEST_F(C2dTest, AWaitingReceiveWakesWhenAMessageIsSent) {
   EXPECT_TRUE(s.ok());
 }
 
+TEST_F(C2dTest, ACancelledReceiveStopsWaitingAtOnce) {
+  grpc::ClientContext ctx;
+  api_->AsOwner(ctx);
+  v1::ReceiveRequest req;
+  req.set_device_id("dev-1");
+  *req.mutable_wait() = TimeUtil::SecondsToDuration(100);
+  v1::ReceiveResponse resp;
+  grpc::Status status;
+  std::thread caller([&] { status = device_->Receive(&ctx, req, &resp); });
+  ASSERT_TRUE(testing::WaitFor([&] { return api_->wake_hub().watching() == 1; }, 10s));
+  ctx.TryCancel();
+  caller.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(testing::WaitFor([&] { return api_->wake_hub().watching() == 0; }, 2s));
+  // Nothing was locked for the cancelled call.
+  ASSERT_TRUE(Send("dev-1", "after").ok());
+  EXPECT_TRUE(Receive("dev-1").has_value());
+}
+
 TEST_F(C2dTest, SubscribeStreamsMessagesHoldingAtMostMaxInFlightLocked) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Send("dev-1", "m-" + std::to_string(i)).ok());
   grpc::ClientContext ctx;
