@@ -84,16 +84,7 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
   auto end = [this, ctx, reactor, service, method, started, finished](
                  const grpc::Status& status, std::optional<Reason> reason) {
     if (finished->exchange(true)) return;
-    if (reason) {
-      ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(*reason)));
-      ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(*reason)));
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const std::string s(service), m(method);
-    metrics_->requests.Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
-        .Increment();
-    metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
+    Ended(ctx, service, method, started, status, reason);
     reactor->Finish(status);
   };
   Finish finish = [end](const std::optional<Error>& error) {
@@ -156,19 +147,23 @@ Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string
 grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string_view service,
                                    std::string_view method, std::chrono::steady_clock::time_point started,
                                    const std::optional<Error>& error) {
-  grpc::Status status = grpc::Status::OK;
-  if (error) {
-    ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(error->reason())));
-    ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(error->reason())));
-    status = ToStatus(*error);
+  const grpc::Status status = error ? ToStatus(*error) : grpc::Status::OK;
+  Ended(ctx, service, method, started, status, error ? std::optional(error->reason()) : std::nullopt);
+  return status;
+}
+
+void RpcRuntime::Ended(grpc::CallbackServerContext* ctx, std::string_view service, std::string_view method,
+                       std::chrono::steady_clock::time_point started, const grpc::Status& status,
+                       std::optional<Reason> reason) {
+  if (reason) {
+    ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(*reason)));
+    ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(*reason)));
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::string s(service), m(method);
   metrics_->requests.Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
       .Increment();
   metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
-  return status;
 }
 
 void CancellableReactor::SetOnCancel(std::function<void()> on_cancel) {

@@ -159,6 +159,11 @@ class RpcRuntime final {
                 std::optional<std::string> device_id,
                 std::function<void(const Caller&, Finish)> body);
 
+  // Trailers with the reason, and the call counted and timed.
+  void Ended(grpc::CallbackServerContext* ctx, std::string_view service, std::string_view method,
+             std::chrono::steady_clock::time_point started, const grpc::Status& status,
+             std::optional<Reason> reason);
+
   Executor& executor_;
   Authorizer& authorizer_;
   std::unique_ptr<RpcMetrics> metrics_;

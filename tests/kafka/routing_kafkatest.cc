@@ -161,16 +161,8 @@ class RoutingLandingTest : public ::testing::Test {
         << Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints");
   }
 
-  long Count(const std::string& sql) {
-    pqxx::connection conn(db_.url());
-    pqxx::nontransaction tx(conn);
-    return tx.exec(sql)[0][0].as<long>();
-  }
-  std::string Text(const std::string& sql) {
-    pqxx::connection conn(db_.url());
-    pqxx::nontransaction tx(conn);
-    return tx.exec(sql)[0][0].as<std::string>();
-  }
+  long Count(const std::string& sql) { return db_.Count(sql); }
+  std::string Text(const std::string& sql) { return db_.Text(sql); }
 
   testing::TestDatabase db_;
   std::unique_ptr<testing::ApiHarness> api_;

@@ -103,11 +103,7 @@ class C2dTest : public ::testing::Test {
     return out;
   }
 
-  long Count(const std::string& sql) {
-    pqxx::connection conn(db_.url());
-    pqxx::nontransaction tx(conn);
-    return tx.exec(sql)[0][0].as<long>();
-  }
+  long Count(const std::string& sql) { return db_.Count(sql); }
 
   testing::TestDatabase db_;
   std::unique_ptr<testing::ApiHarness> api_;

@@ -58,4 +58,16 @@ void TestDatabase::Migrate() const {
   pg::Migrator(pg::ParseMigrations(migrations::EmbeddedFiles())).Apply(conn);
 }
 
+long TestDatabase::Count(const std::string& sql) const {
+  pqxx::connection conn(url_);
+  pqxx::nontransaction tx(conn);
+  return tx.exec(sql)[0][0].as<long>();
+}
+
+std::string TestDatabase::Text(const std::string& sql) const {
+  pqxx::connection conn(url_);
+  pqxx::nontransaction tx(conn);
+  return tx.exec(sql)[0][0].as<std::string>();
+}
+
 }  // namespace ferry::testing

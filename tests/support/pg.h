@@ -27,6 +27,9 @@ class TestDatabase final {
   [[nodiscard]] const std::string& name() const { return name_; }
   // Applies Ferry's embedded migrations.
   void Migrate() const;
+  // The first column of the first row of `sql`, on a connection of its own.
+  [[nodiscard]] long Count(const std::string& sql) const;
+  [[nodiscard]] std::string Text(const std::string& sql) const;
 
  private:
   std::string admin_url_;
