@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "services/c2d/polling_reactor.h"
 #include "services/registry/device_rules.h"
 #include "services/rpc/proto_time.h"
 
@@ -469,168 +470,61 @@ grpc::ServerUnaryReactor* DeviceC2d::Settle(grpc::CallbackServerContext* ctx, st
   });
 }
 
-// One Subscribe stream. Every step runs on the executor, one at a time; the
-// reactor deletes itself once gRPC is done with it and no wake-up or step of
-// its own is outstanding.
-class DeviceC2d::SubscribeReactor final : public grpc::ServerWriteReactor<v1::ReceivedMessage> {
+// One Subscribe stream: each deliverable message is locked and sent; at
+// most max_in_flight unsettled at once.
+class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::ReceivedMessage> {
  public:
   SubscribeReactor(DeviceC2d& owner, grpc::CallbackServerContext* ctx, const v1::SubscribeRequest& request)
-      : owner_(owner), ctx_(ctx), device_id_(request.device_id()), max_in_flight_(request.max_in_flight()),
+      : PollingWriteReactor(owner.hub_, owner.executor_, request.device_id()),
+        owner_(owner),
+        ctx_(ctx),
+        device_id_(request.device_id()),
+        max_in_flight_(request.max_in_flight()),
         started_(std::chrono::steady_clock::now()) {
     owner_.metrics_.waiting.Increment();
-    Post();
+    Start();
   }
-
-  void OnWriteDone(bool ok) override {
-    {
-      std::lock_guard lock(mutex_);
-      writing_ = false;
-      if (!ok) cancelled_ = true;
-    }
-    Post();
-  }
-
-  void OnCancel() override {
-    std::uint64_t watch = 0;
-    {
-      std::lock_guard lock(mutex_);
-      cancelled_ = true;
-      watch = watch_;
-    }
-    if (watch != 0 && owner_.hub_.Cancel(watch)) {
-      std::lock_guard lock(mutex_);
-      watch_ = 0;
-      --outstanding_;
-    }
-    Post();
-  }
-
-  void OnDone() override {
-    bool last = false;
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-      last = outstanding_ == 0;
-    }
-    owner_.metrics_.waiting.Decrement();
-    if (last) delete this;
-  }
+  ~SubscribeReactor() override { owner_.metrics_.waiting.Decrement(); }
 
  private:
-  // Schedules a step.
-  void Post() {
-    {
-      std::lock_guard lock(mutex_);
-      ++outstanding_;
-    }
-    try {
-      owner_.executor_.Post([this] { Step(); Release(); });
-    } catch (const std::exception&) {
-      {
-        std::lock_guard lock(mutex_);
-        cancelled_ = true;
+  std::optional<WakeHub::Clock::time_point> Poll(v1::ReceivedMessage& out) override {
+    if (!authorized_) {
+      owner_.runtime_.AuthorizeStream(ctx_, kDeviceService, "Subscribe", device_id_);
+      registry::ValidateDeviceId(device_id_);
+      if (max_in_flight_ < 0 || max_in_flight_ > 50) {
+        throw Error(Reason::kArgumentInvalid, "max_in_flight must be 0 (10) to 50");
       }
-      Step();
-      Release();
+      if (max_in_flight_ == 0) max_in_flight_ = 10;
+      authorized_ = true;
+      Logger()->info("subscribe stream opened device=\"{}\" max_in_flight={}", device_id_, max_in_flight_);
     }
+    const TimePoint now = owner_.clock_.Now();
+    if (static_cast<int>(tokens_.size()) >= max_in_flight_) {
+      // At the bound: forget the tokens that no longer hold a lock (settled
+      // or lapsed), or look again in a second.
+      std::vector<std::string> still;
+      for (const auto& t : tokens_) {
+        if (owner_.store_.CountLocked(device_id_, {t}, now) > 0) still.push_back(t);
+      }
+      tokens_ = std::move(still);
+      if (static_cast<int>(tokens_.size()) >= max_in_flight_) return WakeHub::Clock::now() + std::chrono::seconds(1);
+    }
+    const ReceiveResult r = owner_.store_.Receive(device_id_, now);
+    if (r.message) {
+      tokens_.push_back(r.message->lifecycle.lock_token);
+      EncodeReceived(*r.message, &out);
+      owner_.Delivered(*r.message);
+      return std::nullopt;
+    }
+    // Nothing now: a notification, the next lock lapse, or the 30 s safety
+    // poll, whichever comes first.
+    auto at = WakeHub::Clock::now() + std::chrono::seconds(30);
+    if (r.next_lapse) at = std::min(at, SteadyAt(*r.next_lapse, now));
+    return at;
   }
 
-  void Release() {
-    bool last = false;
-    {
-      std::lock_guard lock(mutex_);
-      --outstanding_;
-      last = done_ && outstanding_ == 0;
-    }
-    if (last) delete this;
-  }
-
-  void Watch(WakeHub::Clock::time_point at) {
-    std::lock_guard lock(mutex_);
-    ++outstanding_;
-    watch_ = owner_.hub_.Watch(device_id_, at, [this](WakeHub::Why why) {
-      {
-        std::lock_guard inner(mutex_);
-        watch_ = 0;
-        if (why == WakeHub::Why::kShutdown) shutdown_ = true;
-      }
-      Post();
-      Release();
-    });
-  }
-
-  void End(const std::optional<Error>& error) {
-    {
-      std::lock_guard lock(mutex_);
-      if (finished_) return;
-      finished_ = true;
-    }
-    Finish(owner_.runtime_.EndStream(ctx_, kDeviceService, "Subscribe", started_, error));
-  }
-
-  void Step() {
-    std::lock_guard step(step_mutex_);
-    bool cancelled = false, shutdown = false, writing = false, finished = false;
-    {
-      std::lock_guard lock(mutex_);
-      cancelled = cancelled_;
-      shutdown = shutdown_;
-      writing = writing_;
-      finished = finished_;
-    }
-    if (finished || writing) return;
-    if (cancelled || shutdown) {
-      End(std::nullopt);
-      return;
-    }
-    try {
-      if (!authorized_) {
-        owner_.runtime_.AuthorizeStream(ctx_, kDeviceService, "Subscribe", device_id_);
-        registry::ValidateDeviceId(device_id_);
-        if (max_in_flight_ < 0 || max_in_flight_ > 50) {
-          throw Error(Reason::kArgumentInvalid, "max_in_flight must be 0 (10) to 50");
-        }
-        if (max_in_flight_ == 0) max_in_flight_ = 10;
-        authorized_ = true;
-        Logger()->info("subscribe stream opened device=\"{}\" max_in_flight={}", device_id_, max_in_flight_);
-      }
-      const TimePoint now = owner_.clock_.Now();
-      if (static_cast<int>(tokens_.size()) >= max_in_flight_) {
-        // Forget the tokens that no longer hold a lock (settled or lapsed).
-        if (owner_.store_.CountLocked(device_id_, tokens_, now) >= max_in_flight_) {
-          Watch(WakeHub::Clock::now() + std::chrono::seconds(1));
-          return;
-        }
-        std::vector<std::string> still;
-        for (const auto& t : tokens_) {
-          if (owner_.store_.CountLocked(device_id_, {t}, now) > 0) still.push_back(t);
-        }
-        tokens_ = std::move(still);
-      }
-      const ReceiveResult r = owner_.store_.Receive(device_id_, now);
-      if (r.message) {
-        tokens_.push_back(r.message->lifecycle.lock_token);
-        message_.Clear();
-        EncodeReceived(*r.message, &message_);
-        owner_.Delivered(*r.message);
-        {
-          std::lock_guard lock(mutex_);
-          writing_ = true;
-        }
-        StartWrite(&message_);
-        return;
-      }
-      // Nothing now: wait for a notification, the next lock lapse, or the
-      // 30 s safety poll.
-      auto at = WakeHub::Clock::now() + std::chrono::seconds(30);
-      if (r.next_lapse) at = std::min(at, SteadyAt(*r.next_lapse, now));
-      Watch(at);
-    } catch (const Error& e) {
-      End(e);
-    } catch (const std::exception& e) {
-      Logger()->warn("subscribe stream failed device=\"{}\" error=\"{}\"", device_id_, e.what());
-      End(Error(Reason::kServiceUnavailable, "the database is unavailable; subscribe again"));
-    }
+  grpc::Status Status(const std::optional<Error>& error) override {
+    return owner_.runtime_.EndStream(ctx_, kDeviceService, "Subscribe", started_, error);
   }
 
   DeviceC2d& owner_;
@@ -638,14 +532,8 @@ class DeviceC2d::SubscribeReactor final : public grpc::ServerWriteReactor<v1::Re
   const std::string device_id_;
   int max_in_flight_;
   const std::chrono::steady_clock::time_point started_;
-  std::mutex step_mutex_;
-  std::mutex mutex_;
-  int outstanding_ = 0;
-  std::uint64_t watch_ = 0;
-  bool writing_ = false, cancelled_ = false, shutdown_ = false, finished_ = false, done_ = false;
   bool authorized_ = false;
   std::vector<std::string> tokens_;
-  v1::ReceivedMessage message_;
 };
 
 grpc::ServerWriteReactor<v1::ReceivedMessage>* DeviceC2d::Subscribe(grpc::CallbackServerContext* ctx,

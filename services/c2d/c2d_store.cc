@@ -1,5 +1,7 @@
 #include "services/c2d/c2d_store.h"
 
+#include <set>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -64,9 +66,37 @@ std::optional<std::int64_t> Micros(const std::optional<TimePoint>& t) {
   return ToUnixMicros(*t);
 }
 
-// Writes the lifecycle part of `m` back.
-void WriteLifecycle(pqxx::dbtransaction& tx, const StoredMessage& m) {
+std::string Description(Outcome o) {
+  switch (o) {
+    case Outcome::kSuccess: return "Success";
+    case Outcome::kExpired: return "Message expired";
+    case Outcome::kDeliveryCountExceeded: return "Delivery count exceeded";
+    case Outcome::kRejected: return "Message rejected";
+    case Outcome::kPurged: return "Message purged";
+    case Outcome::kNone: return "";
+  }
+  return "";
+}
+
+// Feedback written in the current attempt (reset by each retry).
+thread_local std::vector<Outcome>* written_feedback = nullptr;
+
+// Writes the lifecycle part of `m` back; when this write gives the message
+// its outcome and the sender's ack asks for it, writes the feedback record
+// in the same transaction and NOTIFYs `ferry_feedback`.
+void WriteLifecycle(pqxx::dbtransaction& tx, const StoredMessage& m, Outcome before = Outcome::kNone,
+                    std::chrono::seconds feedback_ttl = std::chrono::seconds(0)) {
   const Message& l = m.lifecycle;
+  if (before == Outcome::kNone && l.outcome != Outcome::kNone && l.outcome_at && WantsFeedback(m.ack, l.outcome)) {
+    tx.exec_params0(
+        fmt::format("INSERT INTO c2d_feedback (device_id, device_generation_id, original_message_id, sequence_number,"
+                    " status, description, enqueued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, {}, {})",
+                    pg::TimestampFromMicros("$7"), pg::TimestampFromMicros("$8")),
+        m.device_id, m.device_generation_id, m.message_id, m.sequence_number, std::string(OutcomeName(l.outcome)),
+        Description(l.outcome), ToUnixMicros(*l.outcome_at), ToUnixMicros(*l.outcome_at + feedback_ttl));
+    tx.exec("SELECT pg_notify('ferry_feedback', '')");
+    if (written_feedback != nullptr) written_feedback->push_back(l.outcome);
+  }
   tx.exec_params0(
       fmt::format("UPDATE c2d_messages SET state = $3, delivery_count = $4, lock_token = $5,"
                   " lock_until = {}, first_delivered_at = {}, outcome = $8, outcome_at = {}"
@@ -103,6 +133,27 @@ std::string Hex(std::string_view bytes) {
 }  // namespace
 
 std::string NewLockToken() { return Hex(auth::RandomBytes(16)); }
+
+template <typename Fn>
+auto Store::Transaction(Fn&& body) {
+  std::vector<Outcome> written;
+  auto run = [&](pqxx::dbtransaction& tx) {
+    written.clear();
+    written_feedback = &written;
+    struct Reset {
+      ~Reset() { written_feedback = nullptr; }
+    } reset;
+    return body(tx);
+  };
+  if constexpr (std::is_void_v<std::invoke_result_t<Fn&, pqxx::dbtransaction&>>) {
+    pg::WithTransaction(pool_, run);
+    if (on_feedback_) for (const Outcome o : written) on_feedback_(o);
+  } else {
+    auto result = pg::WithTransaction(pool_, run);
+    if (on_feedback_) for (const Outcome o : written) on_feedback_(o);
+    return result;
+  }
+}
 
 SendResult Store::Send(const OutgoingMessage& in, TimePoint now) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
@@ -178,7 +229,7 @@ ReceiveResult Store::Receive(const std::string& device_id, TimePoint now) {
 
 SettleResult Store::Settle(const std::string& device_id, const std::string& lock_token, Settlement kind,
                            TimePoint now) {
-  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+  return Transaction([&](pqxx::dbtransaction& tx) {
     const pqxx::result found = tx.exec_params(
         fmt::format("SELECT {} FROM c2d_messages WHERE device_id = $1 AND lock_token = $2 FOR UPDATE", Columns()),
         device_id, lock_token);
@@ -187,6 +238,7 @@ SettleResult Store::Settle(const std::string& device_id, const std::string& lock
       throw Error(Reason::kDeviceMessageLockLost, "no message is locked with this lock token (the lock lapsed?)");
     }
     StoredMessage m = FromRow(found[0]);
+    const Outcome before = m.lifecycle.outcome;
     Result r;
     switch (kind) {
       case Settlement::kComplete: r = Complete(m.lifecycle, lock_token, now); break;
@@ -200,14 +252,14 @@ SettleResult Store::Settle(const std::string& device_id, const std::string& lock
       case Verdict::kNotAllowed:
         throw Error(Reason::kDeviceMessageLockLost, "the message's lock lapsed or was settled");
     }
-    WriteLifecycle(tx, m);
+    WriteLifecycle(tx, m, before, feedback_.ttl);
     if (r.deliverable_again) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", device_id);
     return SettleResult{std::move(m), false};
   });
 }
 
 std::int64_t Store::Purge(const std::string& device_id, TimePoint now) {
-  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+  return Transaction([&](pqxx::dbtransaction& tx) {
     if (!DeviceStatus(tx, device_id)) DeviceNotFound(device_id);
     std::int64_t purged = 0;
     for (const auto& row : tx.exec_params(
@@ -216,8 +268,9 @@ std::int64_t Store::Purge(const std::string& device_id, TimePoint now) {
                          Columns()),
              device_id)) {
       StoredMessage m = FromRow(row);
+      const Outcome before = m.lifecycle.outcome;
       if (c2d::Purge(m.lifecycle, now).verdict != Verdict::kDone) continue;
-      WriteLifecycle(tx, m);
+      WriteLifecycle(tx, m, before, feedback_.ttl);
       ++purged;
     }
     return purged;
@@ -278,6 +331,58 @@ std::int64_t Store::CountLocked(const std::string& device_id, const std::vector<
                              pg::TimestampFromMicros("$2")),
                  device_id, ToUnixMicros(now), nlohmann::json(lock_tokens).dump())[0]
         .as<std::int64_t>();
+  });
+}
+
+std::int64_t Store::ReleaseLapsedLocks(TimePoint now, int limit) {
+  return Transaction([&](pqxx::dbtransaction& tx) {
+    std::set<std::string> woken;
+    std::int64_t n = 0;
+    for (const auto& row : tx.exec_params(
+             fmt::format("SELECT {} FROM c2d_messages WHERE state = 'Invisible' AND lock_until <= {}"
+                         " ORDER BY lock_until LIMIT $2 FOR UPDATE SKIP LOCKED",
+                         Columns(), pg::TimestampFromMicros("$1")),
+             ToUnixMicros(now), limit)) {
+      StoredMessage m = FromRow(row);
+      const Result r = ReleaseLapsedLock(m.lifecycle, now);
+      if (r.verdict != Verdict::kDone) continue;
+      WriteLifecycle(tx, m);
+      if (r.deliverable_again) woken.insert(m.device_id);
+      ++n;
+    }
+    for (const auto& device : woken) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", device);
+    return n;
+  });
+}
+
+std::int64_t Store::ExpireMessages(TimePoint now, int limit) {
+  return Transaction([&](pqxx::dbtransaction& tx) {
+    std::int64_t n = 0;
+    for (const auto& row : tx.exec_params(
+             fmt::format("SELECT {} FROM c2d_messages WHERE state IN ('Enqueued', 'Invisible') AND expires_at <= {}"
+                         " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                         Columns(), pg::TimestampFromMicros("$1")),
+             ToUnixMicros(now), limit)) {
+      StoredMessage m = FromRow(row);
+      const Outcome before = m.lifecycle.outcome;
+      if (Expire(m.lifecycle, now).verdict != Verdict::kDone) continue;
+      WriteLifecycle(tx, m, before, feedback_.ttl);
+      ++n;
+    }
+    return n;
+  });
+}
+
+std::int64_t Store::TrimFinished(TimePoint now, std::chrono::seconds retention, int limit) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    return static_cast<std::int64_t>(
+        tx.exec_params(fmt::format("DELETE FROM c2d_messages WHERE (device_id, sequence_number) IN"
+                                   " (SELECT device_id, sequence_number FROM c2d_messages"
+                                   " WHERE outcome_at IS NOT NULL AND outcome_at < {} AND state IN"
+                                   " ('Completed', 'DeadLettered', 'Purged') LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                                   pg::TimestampFromMicros("$1")),
+                       ToUnixMicros(now - retention), limit)
+            .affected_rows());
   });
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -64,6 +66,12 @@ struct SettleResult {
 
 enum class Settlement { kComplete, kAbandon, kReject };
 
+// Where feedback records go (services/c2d/feedback.h), and how long they
+// live.
+struct FeedbackOptions {
+  std::chrono::seconds ttl{3600};
+};
+
 struct QueueStats {
   std::int64_t pending = 0;           // Enqueued + Invisible, all devices
   std::int64_t devices_at_limit = 0;  // devices whose pending count is at the depth limit
@@ -78,7 +86,11 @@ struct QueueStats {
 // Thread-safe.
 class Store final {
  public:
-  Store(pg::Pool& pool, Limits limits, int max_depth) : pool_(pool), limits_(limits), max_depth_(max_depth) {}
+  Store(pg::Pool& pool, Limits limits, int max_depth, FeedbackOptions feedback = {})
+      : pool_(pool), limits_(limits), max_depth_(max_depth), feedback_(feedback) {}
+
+  // Called after a commit with the status of each feedback record it wrote.
+  void OnFeedback(std::function<void(Outcome)> on_feedback) { on_feedback_ = std::move(on_feedback); }
 
   // In one READ COMMITTED transaction: lock the device row (an unknown or
   // disabled device is DeviceNotFound), look the message id up (a known one
@@ -97,6 +109,16 @@ class Store final {
   std::vector<StoredMessage> List(const std::string& device_id, bool include_finished,
                                   std::int64_t after_sequence, std::size_t limit);
   QueueStats Stats(TimePoint now);
+  // The sweeper's actions, each bounded to `limit` rows in one transaction
+  // (FOR UPDATE SKIP LOCKED, so two sweepers at once double nothing):
+  // lapsed locks back to Enqueued (count unchanged; NOTIFYs the devices),
+  // messages past expiry dead-lettered (Expired, with feedback), terminal
+  // messages whose outcome is older than `retention` deleted. Each returns
+  // the rows it changed.
+  std::int64_t ReleaseLapsedLocks(TimePoint now, int limit);
+  std::int64_t ExpireMessages(TimePoint now, int limit);
+  std::int64_t TrimFinished(TimePoint now, std::chrono::seconds retention, int limit);
+
   // How many of `lock_tokens` still hold a lock on one of the device's messages.
   std::int64_t CountLocked(const std::string& device_id, const std::vector<std::string>& lock_tokens, TimePoint now);
 
@@ -104,9 +126,15 @@ class Store final {
   [[nodiscard]] int max_depth() const { return max_depth_; }
 
  private:
+  // Runs `body` in a transaction; reports the feedback it wrote once committed.
+  template <typename Fn>
+  auto Transaction(Fn&& body);
+
   pg::Pool& pool_;
   const Limits limits_;
   const int max_depth_;
+  const FeedbackOptions feedback_;
+  std::function<void(Outcome)> on_feedback_;
 };
 
 // A random lock token (32 hex digits).

@@ -18,8 +18,8 @@ WakeHub::~WakeHub() {
   thread_.join();
 }
 
-void WakeHub::Attach(pg::Listener& listener) {
-  listener.Subscribe("ferry_c2d", [this](const std::string& device_id) { Notify(device_id); });
+void WakeHub::Attach(pg::Listener& listener, const std::string& channel) {
+  listener.Subscribe(channel, [this](const std::string& key) { Notify(key); });
   listener.OnResync([this] { NotifyAll(); });
 }
 
@@ -123,7 +123,9 @@ void WakeHub::Run() {
     if (by_time_.empty()) {
       cv_.wait(lock);
     } else {
-      cv_.wait_until(lock, by_time_.begin()->first);
+      // A copy: the set may change while we wait.
+      const Clock::time_point until = by_time_.begin()->first;
+      cv_.wait_until(lock, until);
     }
   }
 }

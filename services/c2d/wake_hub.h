@@ -35,8 +35,9 @@ class WakeHub final {
   WakeHub(const WakeHub&) = delete;
   WakeHub& operator=(const WakeHub&) = delete;
 
-  // Subscribes to `ferry_c2d` and to resyncs, before the listener starts.
-  void Attach(pg::Listener& listener);
+  // Subscribes to `channel` (its payload is the key to wake) and to
+  // resyncs, before the listener starts.
+  void Attach(pg::Listener& listener, const std::string& channel = "ferry_c2d");
 
   // Registers a one-shot wake-up; returns its id. After Shutdown the
   // callback runs at once (on the timer thread) with kShutdown.

@@ -38,6 +38,8 @@
 #include "services/auth/credential_cache.h"
 #include "services/c2d/c2d_service.h"
 #include "services/c2d/c2d_store.h"
+#include "services/c2d/feedback.h"
+#include "services/c2d/sweeper.h"
 #include "services/c2d/wake_hub.h"
 #include "services/device/device_messaging_service.h"
 #include "services/events/events_service.h"
@@ -232,12 +234,21 @@ int Serve(const FerrydConfig& config) {
   d2c::EventReader event_reader(pool);
   c2d::Store c2d_store(pool,
                        c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count},
-                       config.c2d_max_queue_depth);
+                       config.c2d_max_queue_depth,
+                       c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)});
   c2d::Metrics c2d_metrics(*registry);
+  c2d::FeedbackMetrics feedback_metrics(*registry);
+  c2d_store.OnFeedback([&feedback_metrics](c2d::Outcome o) {
+    feedback_metrics.written.Add({{"status", std::string(c2d::OutcomeName(o))}}).Increment();
+  });
+  c2d::FeedbackStore feedback_store(pool, config.feedback_max_delivery_count);
   c2d::WakeHub wake_hub;
   wake_hub.Attach(listener);
+  c2d::WakeHub feedback_hub;
+  feedback_hub.Attach(listener, "ferry_feedback");
   c2d::DeviceC2d device_c2d(runtime, c2d_store, wake_hub, executor, clock, c2d_metrics);
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service;
+  std::unique_ptr<c2d::FeedbackService> feedback_service;
   std::unique_ptr<device::DeviceMessagingService> device_service;
   std::unique_ptr<events::EventsService> events_service;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle;
@@ -259,9 +270,24 @@ int Serve(const FerrydConfig& config) {
     services.push_back(&routing_service);
     services.push_back(events_service.get());
     services.push_back(c2d_service.get());
+    feedback_service = std::make_unique<c2d::FeedbackService>(runtime, feedback_store, feedback_hub, executor, clock,
+                                                              feedback_metrics);
+    services.push_back(feedback_service.get());
   }
   listener.Start();
   if (lifecycle) lifecycle->Start();
+  std::unique_ptr<c2d::Sweeper> sweeper;
+  if (config.role_set.count("sweeper") != 0) {
+    c2d::SweeperOptions so;
+    so.interval = std::chrono::milliseconds(config.sweeper_interval_ms);
+    so.history_retention = std::chrono::hours(config.c2d_history_retention_hours);
+    so.partitions_ahead_days = config.partitions_ahead_days;
+    so.retention_days = config.retention_days;
+    so.partitions_interval = std::chrono::seconds(config.maintenance_interval_seconds);
+    sweeper = std::make_unique<c2d::Sweeper>(pool, c2d_store, feedback_store, &event_store, clock, so, *registry,
+                                             &feedback_metrics);
+    sweeper->Start();
+  }
   GrpcServer server({.listen = config.grpc_listen,
                      .reflection = config.grpc_reflection,
                      .tls_cert_file = config.tls_cert_file,
@@ -340,7 +366,9 @@ int Serve(const FerrydConfig& config) {
   if (maintenance) maintenance->Stop();
   if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
   if (lifecycle) lifecycle->Stop();
+  if (sweeper) sweeper->Stop();
   wake_hub.Shutdown();  // waiting receives answer now, streams end
+  feedback_hub.Shutdown();
   server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   executor.Stop();
   listener.Stop();

@@ -60,7 +60,7 @@ void AddCommonOptions(CLI::App& app, FerrydConfig& c) {
 }
 
 void AddServeOptions(CLI::App& s, FerrydConfig& c) {
-  s.add_option("--roles", c.roles, "Comma-separated roles to run (this build: api, d2c)")
+  s.add_option("--roles", c.roles, "Comma-separated roles to run: api, d2c, sweeper")
       ->envname("FERRY_ROLES")
       ->capture_default_str();
   s.add_option("--grpc-listen", c.grpc_listen, "gRPC listen address host:port")
@@ -160,6 +160,20 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "Pending C2D messages per device (Enqueued + Invisible; 1 to 5000)")
       ->envname("FERRY_C2D_MAX_QUEUE_DEPTH")
       ->capture_default_str();
+  s.add_option("--c2d-history-retention-hours", c.c2d_history_retention_hours,
+               "How long finished C2D messages are kept (their ids stay known for idempotent sends)")
+      ->envname("FERRY_C2D_HISTORY_RETENTION_HOURS")
+      ->capture_default_str();
+  s.add_option("--feedback-ttl-seconds", c.feedback_ttl_seconds, "How long feedback records live (60 to 172800)")
+      ->envname("FERRY_FEEDBACK_TTL_SECONDS")
+      ->capture_default_str();
+  s.add_option("--feedback-max-delivery-count", c.feedback_max_delivery_count,
+               "Abandons that drop a feedback record (1 to 100)")
+      ->envname("FERRY_FEEDBACK_MAX_DELIVERY_COUNT")
+      ->capture_default_str();
+  s.add_option("--sweeper-interval-ms", c.sweeper_interval_ms, "Pause between sweeper passes")
+      ->envname("FERRY_SWEEPER_INTERVAL_MS")
+      ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -199,6 +213,10 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.c2d_max_delivery_count, 1, 100, "--c2d-max-delivery-count", "FERRY_C2D_MAX_DELIVERY_COUNT");
   Range(c.c2d_default_ttl_seconds, 60, 172800, "--c2d-default-ttl-seconds", "FERRY_C2D_DEFAULT_TTL_SECONDS");
   Range(c.c2d_max_queue_depth, 1, 5000, "--c2d-max-queue-depth", "FERRY_C2D_MAX_QUEUE_DEPTH");
+  Range(c.c2d_history_retention_hours, 1, 720, "--c2d-history-retention-hours", "FERRY_C2D_HISTORY_RETENTION_HOURS");
+  Range(c.feedback_ttl_seconds, 60, 172800, "--feedback-ttl-seconds", "FERRY_FEEDBACK_TTL_SECONDS");
+  Range(c.feedback_max_delivery_count, 1, 100, "--feedback-max-delivery-count", "FERRY_FEEDBACK_MAX_DELIVERY_COUNT");
+  Range(c.sweeper_interval_ms, 50, 600000, "--sweeper-interval-ms", "FERRY_SWEEPER_INTERVAL_MS");
   Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",
         "FERRY_MAINTENANCE_INTERVAL_SECONDS");
   Range(c.embedded_kafka_partitions, 1, 1024, "--embedded-kafka-partitions",

@@ -17,7 +17,7 @@ struct FerrydConfig {
   std::string log_format = "json";
 
   // serve
-  std::string roles = "api,d2c";
+  std::string roles = "api,d2c,sweeper";
   std::string grpc_listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";
   bool grpc_reflection = true;
@@ -58,13 +58,17 @@ struct FerrydConfig {
   int c2d_max_delivery_count = 10;
   int c2d_default_ttl_seconds = 3600;
   int c2d_max_queue_depth = 50;
+  int c2d_history_retention_hours = 48;
+  int feedback_ttl_seconds = 3600;
+  int feedback_max_delivery_count = 10;
+  int sweeper_interval_ms = 1000;
 
   std::set<std::string> role_set;  // parsed from roles
 };
 
 // The roles this build has. Later roles (d2c, sweeper) join as they land.
 inline const std::set<std::string>& KnownRoles() {
-  static const std::set<std::string> roles = {"api", "d2c"};
+  static const std::set<std::string> roles = {"api", "d2c", "sweeper"};
   return roles;
 }
 

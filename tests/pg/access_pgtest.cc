@@ -9,6 +9,7 @@
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
+#include "ferry/v1/feedback.grpc.pb.h"
 #include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "services/rpc/method_rules.h"
@@ -28,7 +29,8 @@ std::vector<const google::protobuf::ServiceDescriptor*> FerryServices() {
           v1::D2cMessage::descriptor()->file()->FindServiceByName("DeviceMessaging"),
           v1::Route::descriptor()->file()->FindServiceByName("Routing"),
           v1::StoredEvent::descriptor()->file()->FindServiceByName("Events"),
-          v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice")};
+          v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice"),
+          v1::FeedbackRecord::descriptor()->file()->FindServiceByName("Feedback")};
 }
 
 // Calls any method with an empty request message, through the generic

@@ -35,6 +35,10 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
                                                                *registry_);
   lifecycle_->Attach(listener_);
   wake_hub_.Attach(listener_);
+  feedback_hub_.Attach(listener_, "ferry_feedback");
+  c2d_store_.OnFeedback([this](c2d::Outcome o) {
+    feedback_metrics_.written.Add({{"status", std::string(c2d::OutcomeName(o))}}).Increment();
+  });
   listener_.Start();
   if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("the LISTEN connection did not come up");
@@ -47,24 +51,28 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   device_c2d_ = std::make_unique<c2d::DeviceC2d>(runtime_, c2d_store_, wake_hub_, executor_, clock_, c2d_metrics_);
   c2d_service_ = std::make_unique<c2d::CloudToDeviceService>(runtime_, c2d_store_, clock_, c2d_metrics_,
                                                              std::chrono::hours(1));
+  feedback_service_ = std::make_unique<c2d::FeedbackService>(runtime_, feedback_store_, feedback_hub_, executor_,
+                                                             clock_, feedback_metrics_);
   device_service_ = std::make_unique<device::DeviceMessagingService>(runtime_, *producer_, "ferry.d2c", clock_,
                                                                      device_c2d_.get());
   server_ = std::make_unique<GrpcServer>(
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
       std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get(),
                                   &routing_service_, events_service_.get(),
-                                  c2d_service_.get()});
+                                  c2d_service_.get(), feedback_service_.get()});
   server_->SetReady(true);
 }
 
 ApiHarness::~ApiHarness() {
   wake_hub_.Shutdown();
+  feedback_hub_.Shutdown();
   server_->Shutdown(std::chrono::seconds(5));
   executor_.Stop();
   lifecycle_->Stop();
   device_service_.reset();
   events_service_.reset();
   c2d_service_.reset();
+  feedback_service_.reset();
   lifecycle_.reset();
   sink_.reset();
   producer_.reset();

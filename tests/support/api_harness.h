@@ -21,6 +21,8 @@
 #include "services/auth/policy_store.h"
 #include "services/c2d/c2d_service.h"
 #include "services/c2d/c2d_store.h"
+#include "services/c2d/feedback.h"
+#include "services/c2d/sweeper.h"
 #include "services/c2d/wake_hub.h"
 #include "services/events/events_service.h"
 #include "services/registry/device_store.h"
@@ -67,6 +69,10 @@ class ApiHarness final {
   // (on the fake clock).
   c2d::Store& c2d_store() { return c2d_store_; }
   c2d::WakeHub& wake_hub() { return wake_hub_; }
+  // Feedback (TTL 1 hour, 10 deliveries) and a sweeper that is not started:
+  // tests run its passes.
+  c2d::FeedbackStore& feedback_store() { return feedback_store_; }
+  c2d::Sweeper& sweeper() { return sweeper_; }
 
   // A token of the owner policy (all four permissions), valid for an hour
   // of the fake clock.
@@ -106,6 +112,12 @@ class ApiHarness final {
   c2d::Store c2d_store_{pool_, c2d::Limits{}, 50};
   c2d::Metrics c2d_metrics_{*registry_};
   c2d::WakeHub wake_hub_;
+  c2d::FeedbackMetrics feedback_metrics_{*registry_};
+  c2d::FeedbackStore feedback_store_{pool_, 10};
+  c2d::WakeHub feedback_hub_;
+  c2d::Sweeper sweeper_{pool_, c2d_store_, feedback_store_, &event_store_, clock_, c2d::SweeperOptions{}, *registry_,
+                        &feedback_metrics_};
+  std::unique_ptr<c2d::FeedbackService> feedback_service_;
   std::unique_ptr<c2d::DeviceC2d> device_c2d_;
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service_;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle_;

@@ -38,7 +38,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocs) {
   EXPECT_EQ(c.grpc_listen, "127.0.0.1:50051");
   EXPECT_EQ(c.metrics_listen, "127.0.0.1:9464");
   EXPECT_TRUE(c.grpc_reflection);
-  EXPECT_EQ(c.role_set, (std::set<std::string>{"api", "d2c"}));
+  EXPECT_EQ(c.role_set, (std::set<std::string>{"api", "d2c", "sweeper"}));
   EXPECT_EQ(c.d2c_topic, "ferry.d2c");
   EXPECT_EQ(c.d2c_group, "ferry-d2c");
   EXPECT_EQ(c.retention_days, 1);

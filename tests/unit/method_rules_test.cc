@@ -9,6 +9,7 @@
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
+#include "ferry/v1/feedback.grpc.pb.h"
 #include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -26,6 +27,7 @@ std::vector<const google::protobuf::ServiceDescriptor*> ServedServices() {
           v1::Route::descriptor()->file()->FindServiceByName("Routing"),
           v1::StoredEvent::descriptor()->file()->FindServiceByName("Events"),
           v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice"),
+          v1::FeedbackRecord::descriptor()->file()->FindServiceByName("Feedback"),
           grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")};
 }
 

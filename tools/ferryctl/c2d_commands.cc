@@ -9,6 +9,7 @@
 
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
+#include "ferry/v1/feedback.grpc.pb.h"
 #include "tools/ferryctl/ferryctl.h"
 
 namespace ferry::ctl {
@@ -166,7 +167,75 @@ class C2dClient final : public Session {
     return kExitOk;
   }
 
+  void PrintFeedback(const v1::FeedbackBatch& batch) {
+    if (options_.json) {
+      for (const auto& r : batch.records()) out_ << Json(r) << "\n";
+      return;
+    }
+    for (const auto& r : batch.records()) {
+      out_ << Time(r.enqueued_time()) << "  " << r.device_id() << "  " << r.original_message_id() << "  "
+           << r.status_code() << "  " << r.description() << "\n";
+    }
+  }
+
+  int FeedbackReceive(int lock_seconds) {
+    v1::ReceiveFeedbackRequest req;
+    if (lock_seconds > 0) *req.mutable_lock_duration() = TimeUtil::SecondsToDuration(lock_seconds);
+    v1::FeedbackBatch batch;
+    const grpc::Status s = feedback_->Receive(Context().get(), req, &batch);
+    if (!s.ok()) return Fail(s);
+    if (batch.records().empty()) {
+      if (!options_.json) err_ << "no feedback\n";
+      return kExitOk;
+    }
+    if (options_.json) {
+      out_ << Json(batch) << "\n";
+      return kExitOk;
+    }
+    out_ << "lock token: " << batch.lock_token() << " (until " << Time(batch.lock_until()) << ")\n";
+    PrintFeedback(batch);
+    return kExitOk;
+  }
+
+  int FeedbackSettle(bool complete, const std::string& token) {
+    v1::SettleFeedbackRequest req;
+    req.set_lock_token(token);
+    v1::SettleFeedbackResponse resp;
+    const grpc::Status s = complete ? feedback_->Complete(Context().get(), req, &resp)
+                                    : feedback_->Abandon(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (!options_.json) out_ << (complete ? "completed\n" : "abandoned\n");
+    return kExitOk;
+  }
+
+  int FeedbackWatch(const std::string& position, long count) {
+    v1::WatchFeedbackRequest req;
+    req.set_position(position);
+    auto ctx = Context(false);
+    auto stream = feedback_->Watch(ctx.get(), req);
+    v1::FeedbackBatch batch;
+    long seen = 0;
+    while (stream->Read(&batch)) {
+      v1::FeedbackBatch shown;
+      for (const auto& r : batch.records()) {
+        if (count > 0 && seen >= count) break;
+        *shown.add_records() = r;
+        ++seen;
+      }
+      PrintFeedback(shown);
+      out_.flush();
+      if (count > 0 && seen >= count) {
+        ctx->TryCancel();
+        break;
+      }
+    }
+    const grpc::Status s = stream->Finish();
+    if (count > 0 && seen >= count) return kExitOk;
+    return s.ok() ? kExitOk : Fail(s);
+  }
+
  private:
+  std::unique_ptr<v1::Feedback::Stub> feedback_ = v1::Feedback::NewStub(channel_);
   std::unique_ptr<v1::CloudToDevice::Stub> c2d_ = v1::CloudToDevice::NewStub(channel_);
   std::unique_ptr<v1::DeviceMessaging::Stub> device_ = v1::DeviceMessaging::NewStub(channel_);
 };
@@ -182,6 +251,8 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
     std::int64_t sequence = 0;
     bool all = false;
     double wait = 0;
+    int lock = 0;
+    long count = 0;
   };
   auto st = std::make_shared<State>();
   auto client = [&options, &out, &err] { return C2dClient(options, out, err); };
@@ -259,6 +330,28 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
     cmd->add_option("lock-token", st->token, "The lock token from receive")->required();
     cmd->callback([st, client, action, &code] { code = client().Settle(action, st->device, st->token); });
   }
+
+
+  CLI::App* feedback = app.add_subcommand("feedback", "Delivery feedback of C2D messages (needs ServiceConnect)")
+                           ->footer("Example: ferryctl feedback watch");
+  feedback->require_subcommand(1);
+  CLI::App* freceive = feedback->add_subcommand("receive", "Take a locked batch of at most 64 records")
+                           ->footer("Example: ferryctl feedback receive --lock-seconds 120");
+  freceive->add_option("--lock-seconds", st->lock, "Lock duration, 5 to 300 (default 60)");
+  freceive->callback([st, client, &code] { code = client().FeedbackReceive(st->lock); });
+  for (const bool complete : {true, false}) {
+    CLI::App* cmd = feedback->add_subcommand(complete ? "complete" : "abandon",
+                                             complete ? "Complete a received batch" : "Give a batch back")
+                        ->footer(std::string("Example: ferryctl feedback ") + (complete ? "complete" : "abandon") +
+                                 " LOCK_TOKEN");
+    cmd->add_option("lock-token", st->token, "The batch's lock token")->required();
+    cmd->callback([st, client, complete, &code] { code = client().FeedbackSettle(complete, st->token); });
+  }
+  CLI::App* fwatch = feedback->add_subcommand("watch", "Follow every feedback record as it is written (Ctrl-C stops)")
+                         ->footer("Example: ferryctl feedback watch --count 1");
+  fwatch->add_option("--after", st->token, "Resume after this position (default: every record still kept)");
+  fwatch->add_option("--count", st->count, "Stop after this many records (0: never)");
+  fwatch->callback([st, client, &code] { code = client().FeedbackWatch(st->token, st->count); });
 }
 
 }  // namespace ferry::ctl

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "core/clock.h"
+
+#include <pqxx/connection>
+
+namespace ferry::pg {
+class Pool;
+}
+
+namespace ferry::d2c {
+class EventStore;
+}
+
+namespace ferry::c2d {
+
+class FeedbackStore;
+class Store;
+struct FeedbackMetrics;
+
+struct SweeperOptions {
+  std::chrono::milliseconds interval{1000};
+  std::chrono::seconds history_retention{48 * 3600};  // terminal messages kept, ids known for idempotent sends
+  int batch = 500;                                    // rows per statement
+  // Event-store day partitions, as the d2c role keeps them.
+  int partitions_ahead_days = 3;
+  int retention_days = 1;
+  std::chrono::seconds partitions_interval{600};
+};
+
+struct PassResult {
+  std::int64_t released = 0;          // lapsed locks back to Enqueued
+  std::int64_t expired = 0;           // messages dead-lettered at expiry
+  std::int64_t trimmed = 0;           // terminal messages past history retention
+  std::int64_t feedback_expired = 0;  // feedback records past their TTL
+};
+
+// The `sweeper` role: one active sweeper across replicas (a session advisory
+// lock on a dedicated connection, re-checked each pass). Each pass returns
+// lapsed locks to Enqueued and NOTIFYs, dead-letters expired messages with
+// their Expired feedback, deletes feedback past its TTL, trims terminal
+// messages after the history retention, and (every partitions_interval)
+// creates the event store's next day partitions and applies its retention.
+// Every statement is idempotent and bounded (FOR UPDATE SKIP LOCKED LIMIT
+// batch): two sweepers at once double nothing. Metrics:
+// ferry_sweeper_passes_total, ferry_sweeper_pass_duration_seconds,
+// ferry_sweeper_rows_total{action}, ferry_sweeper_last_pass_timestamp_seconds,
+// ferry_sweeper_active.
+class Sweeper final {
+ public:
+  Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, d2c::EventStore* events, const Clock& clock,
+          SweeperOptions options, prometheus::Registry& registry, FeedbackMetrics* feedback_metrics = nullptr);
+  ~Sweeper();
+  Sweeper(const Sweeper&) = delete;
+  Sweeper& operator=(const Sweeper&) = delete;
+
+  void Start();
+  void Stop();
+  // One pass, without the lock (tests run two at once).
+  PassResult Pass();
+
+ private:
+  void Run();
+  bool HoldLock();
+
+  pg::Pool& pool_;
+  Store& store_;
+  FeedbackStore& feedback_;
+  d2c::EventStore* events_;
+  const Clock& clock_;
+  const SweeperOptions options_;
+  FeedbackMetrics* feedback_metrics_;
+  prometheus::Counter& passes_;
+  prometheus::Histogram& duration_;
+  prometheus::Family<prometheus::Counter>& rows_;
+  prometheus::Gauge& last_pass_;
+  prometheus::Gauge& active_;
+  std::unique_ptr<pqxx::connection> lock_connection_;
+  std::chrono::steady_clock::time_point next_partitions_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace ferry::c2d
