@@ -210,7 +210,16 @@ TEST(C2d, ReadmeWalkThroughWithFerryctl) {
   EXPECT_NE(received.output.find("\"kind\":\"setpoint\""), std::string::npos) << received.output;
   const auto state = Ctl({"c2d", "get", "thermostat-7", "--message-id", "set-21"}, env);
   EXPECT_NE(state.output.find("Invisible"), std::string::npos) << state.output;
+  // Feedback followed live: the Success record shows as the device completes.
+  testing::ChildProcess watch(testing::BinPath("ferryctl"), {"feedback", "watch", "--count", "1"}, env);
+  ASSERT_TRUE(ferryd.process().WaitForLine(std::regex("feedback watch opened"), 20s).has_value()) << watch.Output();
+  const auto completed_at = std::chrono::steady_clock::now();
   ASSERT_EQ(Ctl({"device", "complete", "thermostat-7", token[1].str()}, env).exit_code, 0);
+  ASSERT_TRUE(watch.WaitForLine(std::regex("thermostat-7  set-21  Success"), 20s).has_value()) << watch.Output();
+  const auto shown = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - completed_at);
+  std::cout << "complete → feedback on watch (ferryctl processes included): " << shown.count() << " ms\n";
+  EXPECT_LT(shown, 2s);
+  EXPECT_EQ(watch.Wait(10s), 0);
   const auto done = Ctl({"c2d", "get", "thermostat-7", "--message-id", "set-21"}, env);
   EXPECT_NE(done.output.find("Completed"), std::string::npos) << done.output;
   EXPECT_NE(done.output.find("Success"), std::string::npos) << done.output;
