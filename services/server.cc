@@ -71,6 +71,10 @@ GrpcServer::GrpcServer(const GrpcServerOptions& options,
   }
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Bounded requests: the largest is a SendEventBatch of 256 KB of events;
+  // metadata carries a SAS token.
+  builder.SetMaxReceiveMessageSize(1 << 20);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 * 1024);
   builder.AddListeningPort(options.listen, Credentials(options), &port_);
   for (grpc::Service* service : services) builder.RegisterService(service);
   server_ = builder.BuildAndStart();

@@ -199,6 +199,7 @@ OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::
   if (!m.content_encoding().empty()) out.content_encoding = m.content_encoding();
   std::size_t size = m.body().size() + out.message_id.size() + m.correlation_id().size() + m.user_id().size() +
                      m.content_type().size() + m.content_encoding().size() + AckName(out.ack).size();
+  if (m.properties_size() > 128) throw Error(Reason::kArgumentInvalid, "at most 128 application properties");
   for (const auto& [k, v] : m.properties()) {
     ValidateProperty(k, "name");
     ValidateProperty(v, "value");

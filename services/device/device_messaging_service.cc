@@ -90,6 +90,9 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
         FormatTime(FromUnixMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(m.creation_time()))));
   }
   // Sorted, so the record does not depend on map iteration order.
+  if (m.properties_size() > static_cast<int>(kMaxProperties)) {
+    throw Error(Reason::kArgumentInvalid, fmt::format("at most {} application properties", kMaxProperties));
+  }
   std::vector<std::pair<std::string, std::string>> props(m.properties().begin(), m.properties().end());
   std::sort(props.begin(), props.end());
   for (auto& [name, value] : props) {

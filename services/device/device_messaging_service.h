@@ -51,6 +51,7 @@ class DeviceMessagingService final : public ferry::v1::DeviceMessaging::Callback
 
 inline constexpr std::size_t kMaxBatchMessages = 500;
 inline constexpr std::size_t kMaxMessageBytes = 256 * 1024;
+inline constexpr std::size_t kMaxProperties = 128;
 
 // The record for one message (exposed for tests). Throws ferry::Error:
 // kArgumentInvalid for bad property names or ids, kMessageTooLarge over

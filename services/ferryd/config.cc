@@ -174,6 +174,19 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
   s.add_option("--sweeper-interval-ms", c.sweeper_interval_ms, "Pause between sweeper passes")
       ->envname("FERRY_SWEEPER_INTERVAL_MS")
       ->capture_default_str();
+  s.add_option("--throttle-d2c-sends", c.throttle_d2c_sends,
+               "SendEvent/SendEventBatch calls a second on this replica (0: unlimited)")
+      ->envname("FERRY_THROTTLE_D2C_SENDS")
+      ->capture_default_str();
+  s.add_option("--throttle-c2d-sends", c.throttle_c2d_sends, "CloudToDevice.Send calls a second on this replica")
+      ->envname("FERRY_THROTTLE_C2D_SENDS")
+      ->capture_default_str();
+  s.add_option("--throttle-c2d-receives", c.throttle_c2d_receives, "C2D Receive calls a second on this replica")
+      ->envname("FERRY_THROTTLE_C2D_RECEIVES")
+      ->capture_default_str();
+  s.add_option("--throttle-registry", c.throttle_registry, "Registry calls a second on this replica")
+      ->envname("FERRY_THROTTLE_REGISTRY")
+      ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -217,6 +230,12 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.feedback_ttl_seconds, 60, 172800, "--feedback-ttl-seconds", "FERRY_FEEDBACK_TTL_SECONDS");
   Range(c.feedback_max_delivery_count, 1, 100, "--feedback-max-delivery-count", "FERRY_FEEDBACK_MAX_DELIVERY_COUNT");
   Range(c.sweeper_interval_ms, 50, 600000, "--sweeper-interval-ms", "FERRY_SWEEPER_INTERVAL_MS");
+  for (const auto& [value, flag] : {std::pair{c.throttle_d2c_sends, "--throttle-d2c-sends"},
+                                    std::pair{c.throttle_c2d_sends, "--throttle-c2d-sends"},
+                                    std::pair{c.throttle_c2d_receives, "--throttle-c2d-receives"},
+                                    std::pair{c.throttle_registry, "--throttle-registry"}}) {
+    if (value < 0 || value > 1e7) throw std::invalid_argument(std::string(flag) + " must be 0 to 10000000");
+  }
   Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",
         "FERRY_MAINTENANCE_INTERVAL_SECONDS");
   Range(c.embedded_kafka_partitions, 1, 1024, "--embedded-kafka-partitions",

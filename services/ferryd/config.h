@@ -63,6 +63,12 @@ struct FerrydConfig {
   int feedback_max_delivery_count = 10;
   int sweeper_interval_ms = 1000;
 
+  // throttles, calls a second per replica (0: unlimited)
+  double throttle_d2c_sends = 20000;
+  double throttle_c2d_sends = 5000;
+  double throttle_c2d_receives = 20000;
+  double throttle_registry = 1000;
+
   std::set<std::string> role_set;  // parsed from roles
 };
 

@@ -7,6 +7,10 @@
 
 namespace ferry::rpc {
 
+// The operation classes throttled per replica (iothub-semantics.md §4.2).
+enum class Throttle { kNone, kD2cSend, kC2dSend, kC2dReceive, kRegistry };
+inline constexpr int kThrottleClasses = 5;
+
 // What one RPC method needs before its handler may run.
 struct MethodRule {
   std::string_view service;  // full proto name, e.g. "ferry.v1.Registry"
@@ -15,6 +19,7 @@ struct MethodRule {
   // The call acts for one device, named by the request's device_id field:
   // a device token must be that device's, and the device must be enabled.
   bool device_scoped = false;
+  Throttle throttle = Throttle::kNone;
 };
 
 // Every method of every Ferry service. A unit test walks the proto

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <fmt/format.h>
+
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 
@@ -17,12 +19,17 @@ struct RpcMetrics {
                      .Name("ferry_grpc_requests_total")
                      .Help("gRPC calls handled, by service, method and status code.")
                      .Register(registry)),
+        throttled(prometheus::BuildCounter()
+                      .Name("ferry_throttled_total")
+                      .Help("Calls refused with ThrottlingException, by operation class.")
+                      .Register(registry)),
         duration(prometheus::BuildHistogram()
                      .Name("ferry_grpc_request_duration_seconds")
                      .Help("Time from a call's arrival to its status, by service and method.")
                      .Register(registry)) {}
 
   prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Counter>& throttled;
   prometheus::Family<prometheus::Histogram>& duration;
 };
 
@@ -102,6 +109,16 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
         Reason::kServerError);
     return;
   }
+  if (const auto& bucket = buckets_[static_cast<std::size_t>(rule->throttle)]; bucket && !bucket->TryTake()) {
+    static constexpr std::array<std::string_view, kThrottleClasses> kNames = {"none", "d2c_sends", "c2d_sends",
+                                                                             "c2d_receives", "registry"};
+    metrics_->throttled.Add({{"class", std::string(kNames[static_cast<std::size_t>(rule->throttle)])}}).Increment();
+    const Error e(Reason::kThrottlingException,
+                  fmt::format("over {:g} calls a second for this operation on this replica; retry with backoff",
+                              bucket->rate()));
+    end(ToStatus(e), e.reason());
+    return;
+  }
   if (!rule->device_scoped) device_id.reset();
 
   auto task = [this, ctx, rule, authorization = std::move(authorization),
@@ -129,6 +146,17 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
     end(grpc::Status(grpc::StatusCode::UNAVAILABLE, "ServiceUnavailable: shutting down"),
         Reason::kServiceUnavailable);
   }
+}
+
+void RpcRuntime::SetThrottles(const ThrottleRates& rates) {
+  const auto make = [](double rate) -> std::unique_ptr<TokenBucket> {
+    if (rate <= 0) return nullptr;
+    return std::make_unique<TokenBucket>(rate, rate);
+  };
+  buckets_[static_cast<std::size_t>(Throttle::kD2cSend)] = make(rates.d2c_sends);
+  buckets_[static_cast<std::size_t>(Throttle::kC2dSend)] = make(rates.c2d_sends);
+  buckets_[static_cast<std::size_t>(Throttle::kC2dReceive)] = make(rates.c2d_receives);
+  buckets_[static_cast<std::size_t>(Throttle::kRegistry)] = make(rates.registry);
 }
 
 Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <functional>
 #include <mutex>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "core/auth/credentials.h"
 #include "core/executor.h"
+#include "core/throttle.h"
 #include "services/rpc/method_rules.h"
 
 namespace ferry::rpc {
@@ -58,6 +60,15 @@ class AllowAllAuthorizer final : public Authorizer {
 
 struct RpcMetrics;
 
+// Calls a second per replica, by operation class; 0: unlimited. Each bucket
+// holds one second's worth, so short bursts pass.
+struct ThrottleRates {
+  double d2c_sends = 0;
+  double c2d_sends = 0;
+  double c2d_receives = 0;
+  double registry = 0;
+};
+
 // A unary reactor that tells its handler when the client cancels (the
 // default reactor cannot): for calls that wait.
 class CancellableReactor final : public grpc::ServerUnaryReactor {
@@ -83,6 +94,12 @@ class RpcRuntime final {
   ~RpcRuntime();
   RpcRuntime(const RpcRuntime&) = delete;
   RpcRuntime& operator=(const RpcRuntime&) = delete;
+
+  // Throttles calls per operation class (method_rules.cc); a call over its
+  // class's rate is refused before authorization with RESOURCE_EXHAUSTED
+  // (ThrottlingException) and counted in ferry_throttled_total{class}. Call
+  // before serving.
+  void SetThrottles(const ThrottleRates& rates);
 
   // Finishes an asynchronous call: once, from any thread. With an error the
   // call fails with ToStatus(error); without, it succeeds.
@@ -166,6 +183,7 @@ class RpcRuntime final {
 
   Executor& executor_;
   Authorizer& authorizer_;
+  std::array<std::unique_ptr<TokenBucket>, kThrottleClasses> buckets_;
   std::unique_ptr<RpcMetrics> metrics_;
 };
 

@@ -377,5 +377,23 @@ TEST_F(C2dTest, SubscribeStreamsMessagesHoldingAtMostMaxInFlightLocked) {
   (void)stream->Finish();
 }
 
+TEST_F(C2dTest, CallsOverAClassRateAreThrottledWithIotHubsReason) {
+  api_->runtime().SetThrottles({.c2d_sends = 5});
+  int ok = 0, throttled = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::string reason;
+    const grpc::Status s = Send("dev-1", "t-" + std::to_string(i), nullptr, &reason);
+    if (s.ok()) ++ok;
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == "ThrottlingException") ++throttled;
+  }
+  EXPECT_GE(ok, 5);
+  EXPECT_LE(ok, 8);  // the burst, and what refilled meanwhile
+  EXPECT_EQ(ok + throttled, 20);
+  // Other classes are not affected.
+  grpc::Status s;
+  (void)Receive("dev-1", 0ms, &s);
+  EXPECT_TRUE(s.ok());
+}
+
 }  // namespace
 }  // namespace ferry

@@ -57,6 +57,7 @@ class ApiHarness final {
   const auth::SasAuthorizer& authorizer() const { return sas_; }
   access::CredentialCache& credentials() { return cache_; }
   pg::Listener& listener() { return listener_; }
+  rpc::RpcRuntime& runtime() { return runtime_; }
   // The Kafka DeviceMessaging produces to (topic "ferry.d2c", 4 partitions).
   kafka::MockCluster& kafka() { return kafka_; }
   // The event store ferry.v1.Events reads and re-drives with (group
