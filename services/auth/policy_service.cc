@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "core/error.h"
+#include "services/rpc/proto_time.h"
 #include "core/log.h"
 #include "services/registry/device_rules.h"
 
@@ -50,10 +51,8 @@ void Encode(const StoredPolicy& p, v1::Policy* out) {
   out->set_primary_key(p.credentials.primary_key);
   out->set_secondary_key(p.credentials.secondary_key);
   for (const auto perm : p.credentials.permissions.List()) out->add_permissions(ToProto(perm));
-  *out->mutable_created_time() =
-      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(p.created_at));
-  *out->mutable_updated_time() =
-      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(p.updated_at));
+  *out->mutable_created_time() = rpc::ToProtoTime(p.created_at);
+  *out->mutable_updated_time() = rpc::ToProtoTime(p.updated_at);
 }
 
 std::optional<std::string> KeyOrKeep(const std::string& key, std::string_view field) {

@@ -1,6 +1,7 @@
 #include "services/device/device_messaging_service.h"
 
 #include "services/c2d/c2d_service.h"
+#include "services/rpc/proto_time.h"
 
 #include <algorithm>
 #include <atomic>
@@ -87,7 +88,7 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
   }
   if (m.has_creation_time()) {
     add("iothub-creation-time-utc",
-        FormatTime(FromUnixMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(m.creation_time()))));
+        FormatTime(rpc::FromProtoTime(m.creation_time())));
   }
   // Sorted, so the record does not depend on map iteration order.
   if (m.properties_size() > static_cast<int>(kMaxProperties)) {
@@ -138,8 +139,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEvent(grpc::CallbackServer
               }
               resp.set_partition(r.partition);
               resp.set_offset(r.offset);
-              *resp.mutable_enqueued_time() =
-                  google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(now));
+              *resp.mutable_enqueued_time() = rpc::ToProtoTime(now);
               finish(std::nullopt);
             });
         if (!queued) {
@@ -192,8 +192,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
                   if (r.status == kafka::ProduceResult::Status::kAcknowledged) {
                     slot->set_partition(r.partition);
                     slot->set_offset(r.offset);
-                    *slot->mutable_enqueued_time() =
-                        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(now));
+                    *slot->mutable_enqueued_time() = rpc::ToProtoTime(now);
                   } else if (!progress->error) {
                     progress->error = Unavailable(r);
                   }

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "services/registry/device_rules.h"
+#include "services/rpc/proto_time.h"
 
 namespace ferry::registry {
 namespace {
@@ -16,10 +17,6 @@ constexpr int kMaxPageSize = 1000;
 const std::shared_ptr<spdlog::logger>& Logger() {
   static const auto logger = log::Get("registry");
   return logger;
-}
-
-google::protobuf::Timestamp ToTimestamp(TimePoint t) {
-  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(t));
 }
 
 DeviceStatus StatusFromProto(v1::DeviceStatus s) {
@@ -54,17 +51,17 @@ void ToProto(const Device& d, v1::Device* out) {
   out->set_status(d.status == DeviceStatus::kEnabled ? v1::DEVICE_STATUS_ENABLED
                                                      : v1::DEVICE_STATUS_DISABLED);
   out->set_status_reason(d.status_reason);
-  *out->mutable_status_update_time() = ToTimestamp(d.status_updated_at);
+  *out->mutable_status_update_time() = rpc::ToProtoTime(d.status_updated_at);
   out->mutable_authentication()->set_primary_key(d.primary_key);
   out->mutable_authentication()->set_secondary_key(d.secondary_key);
   out->set_connection_state(d.connection_state == ConnectionState::kConnected
                                 ? v1::CONNECTION_STATE_CONNECTED
                                 : v1::CONNECTION_STATE_DISCONNECTED);
   if (d.connection_state_updated_at) {
-    *out->mutable_connection_state_update_time() = ToTimestamp(*d.connection_state_updated_at);
+    *out->mutable_connection_state_update_time() = rpc::ToProtoTime(*d.connection_state_updated_at);
   }
-  if (d.last_activity_at) *out->mutable_last_activity_time() = ToTimestamp(*d.last_activity_at);
-  *out->mutable_created_time() = ToTimestamp(d.created_at);
+  if (d.last_activity_at) *out->mutable_last_activity_time() = rpc::ToProtoTime(*d.last_activity_at);
+  *out->mutable_created_time() = rpc::ToProtoTime(d.created_at);
 }
 
 grpc::ServerUnaryReactor* RegistryService::CreateDevice(grpc::CallbackServerContext* ctx,

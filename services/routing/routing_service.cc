@@ -8,15 +8,12 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/routing/query.h"
+#include "services/rpc/proto_time.h"
 
 namespace ferry::routing {
 namespace {
 
 constexpr std::string_view kService = "ferry.v1.Routing";
-
-google::protobuf::Timestamp Ts(TimePoint t) {
-  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(t));
-}
 
 void Encode(const RouteRecord& r, v1::Route* out) {
   out->set_name(r.name);
@@ -25,15 +22,15 @@ void Encode(const RouteRecord& r, v1::Route* out) {
   out->set_condition(r.condition);
   out->set_endpoint(r.endpoint);
   out->set_enabled(r.enabled);
-  *out->mutable_created_time() = Ts(r.created_at);
-  *out->mutable_updated_time() = Ts(r.updated_at);
+  *out->mutable_created_time() = rpc::ToProtoTime(r.created_at);
+  *out->mutable_updated_time() = rpc::ToProtoTime(r.updated_at);
 }
 
 void Encode(const EndpointRecord& e, v1::Endpoint* out) {
   out->set_name(e.name);
   out->set_kind(e.kafka ? v1::ENDPOINT_KIND_KAFKA : v1::ENDPOINT_KIND_EVENT_STORE);
   out->set_kafka_topic(e.kafka_topic);
-  *out->mutable_created_time() = Ts(e.created_at);
+  *out->mutable_created_time() = rpc::ToProtoTime(e.created_at);
 }
 
 // Parses or refuses with the position of the error.
