@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <ctime>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -208,8 +209,13 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
   e.system_properties[std::string(kDeviceHeader)] = e.device_id;
 
   if (hono && hono_ttl_ms && hono_creation_ms) {
-    const auto expires = std::chrono::milliseconds(*hono_creation_ms + *hono_ttl_ms);
-    if (now.time_since_epoch() > expires) {
+    // creation-time is inside 1970 to 2199 (checked above); a ttl past
+    // what int64 milliseconds can add to it never expires.
+    const std::int64_t creation = *hono_creation_ms;
+    const std::int64_t ttl = *hono_ttl_ms;
+    const bool never = ttl > 0 && creation > std::numeric_limits<std::int64_t>::max() - ttl;
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    if (!never && now_ms > creation + ttl) {
       return Dead(DeadLetterReason::kExpired, "Hono ttl has passed");
     }
   }

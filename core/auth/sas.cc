@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <cctype>
 #include <charconv>
 
 #include "core/auth/base64.h"
@@ -70,7 +71,11 @@ std::string UrlDecode(std::string_view text) {
       out += ' ';
     } else if (text[i] == '%') {
       int value = 0;
-      if (i + 2 >= text.size()) Malformed("bad percent escape");
+      // Two hex digits exactly (from_chars alone would take "%-1").
+      if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+        Malformed("bad percent escape");
+      }
       const auto [ptr, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
       if (ec != std::errc() || ptr != text.data() + i + 3) Malformed("bad percent escape");
       out += static_cast<char>(value);
@@ -124,6 +129,9 @@ SasToken ParseSasToken(std::string_view header) {
   }
   if (!have_sr || !have_sig || !have_se) Malformed("sr, sig and se are required");
   if (token.resource.empty() || token.signature.empty()) Malformed("empty sr or sig");
+  // A resource is {host}[/path]: one that starts with '/' names no hub and
+  // would cover nothing.
+  if (token.resource.front() == '/') Malformed("sr must start with the hub's host name");
   return token;
 }
 

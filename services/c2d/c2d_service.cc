@@ -17,44 +17,10 @@ namespace {
 
 constexpr std::string_view kService = "ferry.v1.CloudToDevice";
 constexpr std::string_view kDeviceService = "ferry.v1.DeviceMessaging";
-constexpr std::size_t kMaxIdLength = 128;
 
 const std::shared_ptr<spdlog::logger>& Logger() {
   static const auto logger = log::Get("c2d");
   return logger;
-}
-
-bool IsMessageIdChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 && static_cast<unsigned char>(c) < 0x80 ? true
-         : std::string_view("-:.+%_#*?!(),=@;$'").find(c) != std::string_view::npos;
-}
-
-bool IsPropertyChar(char c) {
-  return (std::isalnum(static_cast<unsigned char>(c)) != 0 && static_cast<unsigned char>(c) < 0x80) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-void ValidateId(const std::string& id, std::string_view field, bool required) {
-  if (id.empty()) {
-    if (required) throw Error(Reason::kArgumentInvalid, fmt::format("{} is required", field));
-    return;
-  }
-  bool ok = id.size() <= kMaxIdLength;
-  for (const char c : id) ok = ok && IsMessageIdChar(c);
-  if (!ok) {
-    throw Error(Reason::kArgumentInvalid,
-                fmt::format("{} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '", field));
-  }
-}
-
-void ValidateProperty(const std::string& text, std::string_view what) {
-  bool ok = true;
-  for (const char c : text) ok = ok && IsPropertyChar(c);
-  if (!ok || (what == "name" && text.empty())) {
-    throw Error(Reason::kArgumentInvalid,
-                fmt::format("property {} '{}' may hold only ASCII letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
-                            what, text.substr(0, 64)));
-  }
 }
 
 Ack AckFromProto(v1::AckMode a) {
@@ -169,48 +135,20 @@ Metrics::Metrics(prometheus::Registry& r)
                                                                                   0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
 
 OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::chrono::seconds default_ttl) {
-  registry::ValidateDeviceId(req.device_id());
   const v1::C2dMessage& m = req.message();
-  OutgoingMessage out;
-  out.device_id = req.device_id();
-  ValidateId(m.message_id(), "message_id", false);
-  ValidateId(m.correlation_id(), "correlation_id", false);
-  out.message_id = m.message_id().empty() ? registry::NewEtag() : m.message_id();
-  if (!m.correlation_id().empty()) out.correlation_id = m.correlation_id();
-  if (!m.user_id().empty()) {
-    ValidateId(m.user_id(), "user_id", false);
-    out.user_id = m.user_id();
-  }
-  out.ack = AckFromProto(m.ack());
-  if (m.has_expiry_time() && m.has_ttl()) {
-    throw Error(Reason::kArgumentInvalid, "give expiry_time or ttl, not both");
-  }
-  std::chrono::microseconds ttl = default_ttl;
-  if (m.has_ttl()) ttl = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(m.ttl()));
-  if (m.has_expiry_time()) ttl = std::chrono::duration_cast<std::chrono::microseconds>(rpc::FromProtoTime(m.expiry_time()) - now);
-  if (ttl < kMinTtl || ttl > kMaxTtl) {
-    throw Error(Reason::kArgumentInvalid, "the message must expire 1 minute to 2 days from now");
-  }
-  out.expires_at = now + ttl;
-  for (const std::string* text : {&m.content_type(), &m.content_encoding()}) {
-    if (text->size() > 256) throw Error(Reason::kArgumentInvalid, "content type and encoding: at most 256 characters");
-  }
-  if (!m.content_type().empty()) out.content_type = m.content_type();
-  if (!m.content_encoding().empty()) out.content_encoding = m.content_encoding();
-  std::size_t size = m.body().size() + out.message_id.size() + m.correlation_id().size() + m.user_id().size() +
-                     m.content_type().size() + m.content_encoding().size() + AckName(out.ack).size();
-  if (m.properties_size() > 128) throw Error(Reason::kArgumentInvalid, "at most 128 application properties");
-  for (const auto& [k, v] : m.properties()) {
-    ValidateProperty(k, "name");
-    ValidateProperty(v, "value");
-    size += k.size() + v.size();
-    out.properties[k] = v;
-  }
-  if (size > kMaxC2dMessageBytes) {
-    throw Error(Reason::kMessageTooLarge, fmt::format("the message is {} bytes as IoT Hub counts; at most 64 KB", size));
-  }
-  out.body = m.body();
-  return out;
+  SendRequest r;
+  r.device_id = req.device_id();
+  r.message_id = m.message_id();
+  r.correlation_id = m.correlation_id();
+  r.user_id = m.user_id();
+  r.ack = AckFromProto(m.ack());
+  if (m.has_ttl()) r.ttl = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(m.ttl()));
+  if (m.has_expiry_time()) r.expiry_time = rpc::FromProtoTime(m.expiry_time());
+  r.content_type = m.content_type();
+  r.content_encoding = m.content_encoding();
+  r.properties.assign(m.properties().begin(), m.properties().end());
+  r.body = m.body();
+  return c2d::ValidateSend(r, now, default_ttl, [] { return registry::NewEtag(); });
 }
 
 CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store, const Clock& clock,

@@ -20,9 +20,6 @@
 
 namespace ferry::c2d {
 
-inline constexpr std::size_t kMaxC2dMessageBytes = 64 * 1024;
-inline constexpr std::chrono::seconds kMinTtl{60};
-inline constexpr std::chrono::seconds kMaxTtl{2 * 24 * 3600};
 inline constexpr std::chrono::seconds kMaxReceiveWait{120};
 
 // C2D metrics (no device ids in labels).
@@ -45,9 +42,9 @@ struct Metrics {
   prometheus::Histogram& first_delivery_seconds;
 };
 
-// What operators send, checked against IoT Hub's rules (ids, property
-// characters, 64 KB as IoT Hub counts, expiry 1 minute to 2 days).
-// Throws ferry::Error(kArgumentInvalid or kMessageTooLarge).
+// What operators send, mapped onto c2d::SendRequest and checked by
+// c2d::ValidateSend (core/c2d/send.h). Throws ferry::Error(kArgumentInvalid
+// or kMessageTooLarge).
 OutgoingMessage ValidateSend(const v1::SendC2dRequest& request, TimePoint now, std::chrono::seconds default_ttl);
 
 // ferry.v1.CloudToDevice.

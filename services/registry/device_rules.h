@@ -3,18 +3,19 @@
 #include <string>
 #include <string_view>
 
+#include "core/device_id.h"
+
 namespace ferry::registry {
 
 // IoT Hub's identity rules. Each Validate* throws
 // ferry::Error(kArgumentInvalid) naming the field and the rule broken.
 
-inline constexpr std::size_t kMaxDeviceIdLength = 128;
+using ferry::IsDeviceIdChar;
+using ferry::kMaxDeviceIdLength;
+using ferry::ValidateDeviceId;
+
 inline constexpr std::size_t kMaxStatusReasonLength = 128;
 
-// Case-sensitive, 1 to 128 characters: ASCII alphanumerics and
-// - . + % _ # * ? ! ( ) , = @ $ '
-void ValidateDeviceId(std::string_view id);
-[[nodiscard]] bool IsDeviceIdChar(char c);
 // At most 128 characters (UTF-8 code points).
 void ValidateStatusReason(std::string_view reason);
 // Base64 of 16 to 64 bytes.

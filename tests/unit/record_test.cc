@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "consumers/d2c/record.h"
 
 namespace ferry::d2c {
@@ -83,6 +85,23 @@ TEST(Record, HonoHeadersAreAcceptedAndExpireByTtl) {
   EXPECT_EQ(expired.dead_letter->reason, DeadLetterReason::kExpired);
   EXPECT_EQ(Decode(Record({{"device_id", "dev-2"}}), kNow).dead_letter->reason,
             DeadLetterReason::kDeviceMismatch);
+}
+
+// Found by reasoning over fuzz/kafka_record_fuzz.cc: creation-time plus a
+// ttl near int64's maximum overflowed (undefined behaviour, caught by UBSan
+// in the sanitizer build). Such a message never expires.
+TEST(Record, HonoTtlTooLargeToAddNeverExpires) {
+  const Decoded d = Decode(Record({{"device_id", "dev-1"},
+                                   {"creation-time", "1795600000000"},
+                                   {"ttl", std::to_string(std::numeric_limits<std::int64_t>::max())}}),
+                           kNow);
+  ASSERT_TRUE(d.event);
+  const Decoded past = Decode(Record({{"device_id", "dev-1"},
+                                      {"creation-time", "1000"},
+                                      {"ttl", std::to_string(std::numeric_limits<std::int64_t>::min())}}),
+                              kNow);
+  ASSERT_TRUE(past.dead_letter);
+  EXPECT_EQ(past.dead_letter->reason, DeadLetterReason::kExpired);
 }
 
 TEST(Record, UndecodableHeadersAreDeadLettered) {

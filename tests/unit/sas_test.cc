@@ -71,7 +71,14 @@ TEST(Sas, MalformedTokensAreUnauthorized) {
                                 "SharedAccessSignature sr=a&sig=b&se=1&se=2",
                                 "SharedAccessSignature sr=a&sig=b&se=1&what=x",
                                 "SharedAccessSignature sr=%zz&sig=b&se=1",
-                                "SharedAccessSignature sr=a&sig=b&se=-5", "SharedAccessSignature sr"}) {
+                                "SharedAccessSignature sr=a&sig=b&se=-5", "SharedAccessSignature sr",
+                                // Found by fuzz/credentials_fuzz.cc: an sr of
+                                // only slashes names no hub (it parsed, and
+                                // covered nothing, not even itself).
+                                "SharedAccessSignature sr=//&sig=b&se=1",
+                                "SharedAccessSignature sr=%2Fhub&sig=b&se=1",
+                                // "%-1" passed from_chars as hex -1.
+                                "SharedAccessSignature sr=a%-1&sig=b&se=1"}) {
     EXPECT_EQ(ReasonOf([&] { (void)ParseSasToken(bad); }), Reason::kIotHubUnauthorizedAccess)
         << bad;
   }
