@@ -1,10 +1,12 @@
 // audit: checks a Ferry database against what devsim recorded Ferry
 // acknowledged. Prints the figures; exits 1 on any loss, duplicate or
 // inconsistency, 2 on a usage error.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,7 +22,29 @@ struct Figures {
   long c2d_accepted = 0, c2d_missing = 0, c2d_inconsistent = 0;
   std::map<std::string, long> c2d_by_outcome;
   long feedback_expected = 0, feedback_found = 0, feedback_missing = 0, feedback_unasked = 0, feedback_doubled = 0;
+  long feedback_watched = 0, feedback_not_watched = 0;
+  long deepest_queue = 0, queues_over_depth = 0;
 };
+
+// The most messages a device ever had pending, from each message's pending
+// interval [enqueued, min(outcome time, expiry)): the count only rises when
+// a message is enqueued, so checking at every enqueue is exact. Ends sort
+// before starts at the same instant (half-open, as the store counts).
+long DeepestQueue(const std::vector<std::pair<long long, long long>>& intervals) {
+  std::vector<std::pair<long long, int>> events;
+  events.reserve(intervals.size() * 2);
+  for (const auto& [from, to] : intervals) {
+    events.emplace_back(from, +1);
+    events.emplace_back(to, -1);
+  }
+  std::sort(events.begin(), events.end());
+  long depth = 0, deepest = 0;
+  for (const auto& [at, step] : events) {
+    depth += step;
+    deepest = std::max(deepest, depth);
+  }
+  return deepest;
+}
 
 ferry::c2d::Ack AckOf(int proto) {
   switch (proto) {
@@ -37,16 +61,20 @@ int main(int argc, char** argv) {
   CLI::App app{"audit: did Ferry keep everything it acknowledged, exactly once?"};
   app.footer("Example: audit --postgres-url postgresql://... --record sim.jsonl");
   std::string url, group = "ferry-d2c";
+  long max_depth = 50;
   std::vector<std::string> records;
   app.add_option("--postgres-url", url, "Ferry's database")->envname("FERRY_POSTGRES_URL")->required();
   app.add_option("--record", records, "devsim record files (JSON lines)")->required();
   app.add_option("--group", group, "D2C consumer group")->capture_default_str();
+  app.add_option("--max-queue-depth", max_depth, "ferryd's --c2d-max-queue-depth: no device may ever have had more")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   std::map<std::string, std::pair<int, long>> d2c;  // message id → partition, offset acknowledged
   std::map<std::string, long> d2c_acks;
   std::map<std::pair<std::string, std::string>, int> c2d;  // (device, message id) → ack
   std::map<std::pair<std::string, std::string>, std::multiset<std::string>> settles;
+  std::set<std::tuple<std::string, std::string, std::string>> watched;  // device, message id, status
   for (const auto& path : records) {
     std::ifstream in(path);
     if (!in) {
@@ -70,6 +98,8 @@ int main(int argc, char** argv) {
         c2d[{j.at("device"), j.at("message_id")}] = j.at("ack").get<int>();
       } else if (kind == "settle") {
         settles[{j.at("device"), j.at("message_id")}].insert(j.at("action").get<std::string>());
+      } else if (kind == "feedback") {
+        watched.emplace(j.at("device"), j.at("message_id"), j.at("status"));
       }
     }
   }
@@ -152,6 +182,12 @@ int main(int argc, char** argv) {
           found += n;
           if (n > 1) f.feedback_doubled += n - 1;
           if (!wanted || status != outcome) ++f.feedback_unasked;
+          // The operator following Watch saw it (at least once).
+          if (watched.count({key.first, key.second, status}) > 0) {
+            ++f.feedback_watched;
+          } else {
+            ++f.feedback_not_watched;
+          }
         }
       }
       if (wanted) {
@@ -159,6 +195,23 @@ int main(int argc, char** argv) {
         if (found == 0) ++f.feedback_missing;
       }
       f.feedback_found += found;
+    }
+    // No queue ever held more pending messages than its depth.
+    std::map<std::string, std::vector<std::pair<long long, long long>>> pending;
+    for (const auto& r : tx.exec(
+             "SELECT device_id, (extract(epoch FROM enqueued_at) * 1000000)::bigint,"
+             " (extract(epoch FROM least(coalesce(outcome_at, expires_at), expires_at)) * 1000000)::bigint"
+             " FROM c2d_messages")) {
+      pending[r[0].as<std::string>()].emplace_back(r[1].as<long long>(), r[2].as<long long>());
+    }
+    for (const auto& [device, intervals] : pending) {
+      const long deepest = DeepestQueue(intervals);
+      f.deepest_queue = std::max(f.deepest_queue, deepest);
+      if (deepest > max_depth) {
+        ++f.queues_over_depth;
+        std::cerr << "audit: device " << device << " had " << deepest << " pending messages (depth " << max_depth
+                  << ")\n";
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "audit: " << e.what() << "\n";
@@ -173,10 +226,13 @@ int main(int argc, char** argv) {
             << f.c2d_inconsistent << "; by outcome:";
   for (const auto& [outcome, n] : f.c2d_by_outcome) std::cout << " " << outcome << " " << n;
   std::cout << "\nFeedback expected " << f.feedback_expected << ", found " << f.feedback_found << ", missing "
-            << f.feedback_missing << ", unasked " << f.feedback_unasked << ", doubled " << f.feedback_doubled << "\n";
+            << f.feedback_missing << ", unasked " << f.feedback_unasked << ", doubled " << f.feedback_doubled
+            << "; delivered to the watcher " << f.feedback_watched << ", not delivered " << f.feedback_not_watched << "\n"
+            << "C2D deepest queue " << f.deepest_queue << " of " << max_depth << " allowed, queues over depth "
+            << f.queues_over_depth << "\n";
   const bool bad = f.d2c_lost + f.d2c_duplicated + f.d2c_misplaced + f.offsets_unaccounted + f.offsets_doubled +
                        f.c2d_missing + f.c2d_inconsistent + f.feedback_missing + f.feedback_unasked +
-                       f.feedback_doubled >
+                       f.feedback_doubled + f.feedback_not_watched + f.queues_over_depth >
                    0;
   std::cout << (bad ? "AUDIT FAILED" : "AUDIT PASSED") << "\n";
   return bad ? 1 : 0;

@@ -32,6 +32,9 @@ using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
+// The feedback watcher outlives the rest by a moment, to see the feedback
+// of the last settlements.
+std::atomic<bool> g_feedback_stop{false};
 
 struct Options {
   std::string endpoint = "127.0.0.1:50051";
@@ -43,11 +46,13 @@ struct Options {
   double complete = 0.8, abandon = 0.1, reject = 0.1;
   double duration = 0;  // seconds; 0: until SIGINT/SIGTERM
   int receivers = 4;
+  int offline = 0;  // the last N devices never receive C2D: their queues fill
   std::string record;
 };
 
 struct Counters {
-  std::atomic<long> d2c_ok{0}, d2c_failed{0}, c2d_ok{0}, c2d_failed{0}, received{0}, completed{0}, abandoned{0},
+  std::atomic<long> d2c_ok{0}, d2c_failed{0}, c2d_ok{0}, c2d_failed{0}, c2d_queue_full{0}, received{0}, completed{0},
+      abandoned{0},
       rejected{0}, settle_failed{0}, feedback{0};
 };
 
@@ -91,6 +96,13 @@ class Sim {
   }
 
   std::string Device(int i) const { return o_.prefix + std::to_string(i); }
+
+  // IoT Hub's error reason Ferry put in the trailing metadata, if any.
+  static std::string Reason(const grpc::ClientContext& ctx) {
+    const auto& md = ctx.GetServerTrailingMetadata();
+    const auto it = md.find("ferry-error-reason");
+    return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
 
   bool CreateDevices() {
     auto stub = ferry::v1::Registry::NewStub(channel_);
@@ -156,11 +168,14 @@ class Sim {
       req.mutable_message()->set_ack(acks[n % 4]);
       req.mutable_message()->set_body("command " + std::to_string(n));
       ferry::v1::SendC2dResponse resp;
-      const grpc::Status s = stub->Send(Ctx().get(), req, &resp);
+      const auto ctx = Ctx();
+      const grpc::Status s = stub->Send(ctx.get(), req, &resp);
       if (s.ok()) {
         ++c_.c2d_ok;
         rec_.Write({{"kind", "c2d"}, {"device", device}, {"message_id", id}, {"ack", static_cast<int>(acks[n % 4])},
                     {"sequence", resp.sequence_number()}});
+      } else if (Reason(*ctx) == "DeviceMaximumQueueDepthExceeded") {
+        ++c_.c2d_queue_full;  // expected for offline devices: the limit holding
       } else {
         ++c_.c2d_failed;
       }
@@ -173,7 +188,7 @@ class Sim {
     std::uniform_real_distribution<double> share(0, 1);
     while (!g_stop) {
       bool any = false;
-      for (int i = index; i < o_.devices && !g_stop; i += o_.receivers) {
+      for (int i = index; i < o_.devices - o_.offline && !g_stop; i += o_.receivers) {
         ferry::v1::ReceiveRequest req;
         req.set_device_id(Device(i));
         ferry::v1::ReceiveResponse resp;
@@ -205,14 +220,17 @@ class Sim {
   void Feedback() {
     auto stub = ferry::v1::Feedback::NewStub(channel_);
     std::string position;
-    while (!g_stop) {
+    while (!g_feedback_stop) {
       auto ctx = Ctx(0s);
       ferry::v1::WatchFeedbackRequest req;
       req.set_position(position);
       auto stream = stub->Watch(ctx.get(), req);
+      // Cancels the stream at the end of the run; leaves when the stream
+      // ends first (a replica went away), so that it is opened again.
+      std::atomic<bool> ended{false};
       std::thread canceller([&] {
-        while (!g_stop) std::this_thread::sleep_for(100ms);
-        ctx->TryCancel();
+        while (!g_feedback_stop && !ended) std::this_thread::sleep_for(100ms);
+        if (!ended) ctx->TryCancel();
       });
       ferry::v1::FeedbackBatch batch;
       while (stream->Read(&batch)) {
@@ -224,14 +242,15 @@ class Sim {
         position = batch.position();
       }
       (void)stream->Finish();
+      ended = true;
       canceller.join();
-      if (!g_stop) std::this_thread::sleep_for(500ms);  // reconnect and resume from the position
+      if (!g_feedback_stop) std::this_thread::sleep_for(500ms);  // reconnect and resume from the position
     }
   }
 
   void Progress(std::ostream& out, bool final) {
     out << (final ? "\n" : "\r") << "d2c " << c_.d2c_ok << " (failed " << c_.d2c_failed << ") | c2d " << c_.c2d_ok
-        << " (failed " << c_.c2d_failed << ") | received " << c_.received << ": completed " << c_.completed
+        << " (failed " << c_.c2d_failed << ", queue full " << c_.c2d_queue_full << ") | received " << c_.received << ": completed " << c_.completed
         << ", abandoned " << c_.abandoned << ", rejected " << c_.rejected << " (failed " << c_.settle_failed
         << ") | feedback " << c_.feedback << (final ? "\n" : "   ") << std::flush;
   }
@@ -267,14 +286,17 @@ int main(int argc, char** argv) {
   app.add_option("--reject", o.reject, "Share rejected")->capture_default_str();
   app.add_option("--receivers", o.receivers, "Receiving threads")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--duration", o.duration, "Seconds to run (0: until Ctrl-C)")->capture_default_str();
+  app.add_option("--offline-devices", o.offline, "The last N devices never receive C2D (their queues fill up)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--record", o.record, "Append what Ferry acknowledged here, as JSON lines");
   CLI11_PARSE(app, argc, argv);
   if (std::abs(o.complete + o.abandon + o.reject - 1.0) > 1e-6) {
     std::cerr << "devsim: --complete, --abandon and --reject must add up to 1\n";
     return 2;
   }
-  std::signal(SIGINT, [](int) { g_stop = true; });
-  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = g_feedback_stop = true; });
+  std::signal(SIGTERM, [](int) { g_stop = g_feedback_stop = true; });
   try {
     Recorder rec(o.record);
     Sim sim(o, rec);
@@ -282,7 +304,7 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     threads.emplace_back([&] { sim.D2c(); });
     threads.emplace_back([&] { sim.C2d(); });
-    threads.emplace_back([&] { sim.Feedback(); });
+    std::thread watcher([&] { sim.Feedback(); });
     for (int i = 0; i < o.receivers; ++i) threads.emplace_back([&, i] { sim.Receiver(i); });
     const auto start = Steady::now();
     while (!g_stop) {
@@ -291,7 +313,20 @@ int main(int argc, char** argv) {
       rec.Flush();
       if (o.duration > 0 && Steady::now() - start >= std::chrono::duration<double>(o.duration)) g_stop = true;
     }
+    // Everything but the watcher stops; it drains until no feedback came
+    // for 2 s (at most 15 s), then stops too.
     for (auto& t : threads) t.join();
+    long seen = sim.counters().feedback;
+    auto quiet_since = Steady::now();
+    for (const auto until = Steady::now() + 15s; Steady::now() < until && Steady::now() - quiet_since < 2s;) {
+      std::this_thread::sleep_for(100ms);
+      if (sim.counters().feedback != seen) {
+        seen = sim.counters().feedback;
+        quiet_since = Steady::now();
+      }
+    }
+    g_feedback_stop = true;
+    watcher.join();
     rec.Flush();
     sim.Progress(std::cerr, true);
     return sim.counters().d2c_failed + sim.counters().c2d_failed > 0 ? 1 : 0;
