@@ -238,6 +238,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   // Poll thread only.
   std::map<std::int32_t, PartitionState> parts;
+  // Fetched-but-unlanded bytes over all partitions: past the budget, a
+  // partition that receives more is paused until the total halves.
+  std::size_t buffered_bytes = 0;
   std::uint64_t next_generation = 1;
   SteadyClock::time_point next_lag_report;
   bool epochs_posted = false;
@@ -314,6 +317,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     const auto it = parts.find(p);
     if (it == parts.end()) return;
     if (it->second.phase == PartitionState::Phase::kActive) --active;
+    buffered_bytes -= it->second.buffer_bytes;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     Logger()->info("partition released partition={} why={} owner=\"{}\"", p, why, options.owner);
@@ -396,9 +400,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     }
     if (st.buffer.empty()) st.first_buffered = SteadyClock::now();
     st.buffer_bytes += r.size_bytes();
+    buffered_bytes += r.size_bytes();
     st.expected_offset = r.offset + 1;
     st.buffer.push_back(std::move(r));
-    if (!st.backpressure && st.buffer.size() >= options.max_buffered_records) {
+    if (!st.backpressure &&
+        (st.buffer.size() >= options.max_buffered_records || buffered_bytes >= options.max_buffered_bytes)) {
       SetPaused(m.partition(), true);
       st.backpressure = true;
     }
@@ -443,6 +449,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.phase = PartitionState::Phase::kClaiming;
     st.generation = next_generation++;
     st.buffer.clear();
+    buffered_bytes -= st.buffer_bytes;
     st.buffer_bytes = 0;
     st.retry.reset();
     st.backpressure = false;
@@ -619,12 +626,20 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
       const std::size_t bytes = TakeBatch(st.buffer, limits, b.records);
       st.buffer_bytes -= bytes;
+      buffered_bytes -= bytes;
       if (!st.buffer.empty()) st.first_buffered = now;
-      if (st.backpressure && st.buffer.size() < options.max_buffered_records / 2) {
-        SetPaused(p, false);
-        st.backpressure = false;
-      }
       PostLanding(p, st, std::move(b));
+    }
+    // Resume what backpressure paused once both its own buffer and the
+    // total have halved.
+    if (buffered_bytes < options.max_buffered_bytes / 2) {
+      for (auto& [p, st] : parts) {
+        if (st.backpressure && st.phase == PartitionState::Phase::kActive &&
+            st.buffer.size() < options.max_buffered_records / 2) {
+          SetPaused(p, false);
+          st.backpressure = false;
+        }
+      }
     }
   }
 
@@ -712,7 +727,10 @@ void D2cConsumer::Start() {
   set("enable.auto.offset.store", "false");
   set("auto.offset.reset", "earliest");
   set("enable.partition.eof", "false");
-  set("queued.max.messages.kbytes", "16384");
+  // 8 MiB of prefetch per partition: draining a 1M-event backlog on 128
+  // partitions peaks at about 126 MiB (16 MiB: 327 MiB, for about a third
+  // more throughput on a 32-partition backlog); BENCHMARKS.md has the figures.
+  set("queued.max.messages.kbytes", "8192");
   set("fetch.max.bytes", "16777216");
   set("max.partition.fetch.bytes", "1048576");
   for (const auto& [k, v] : o.kafka) set(k, v);

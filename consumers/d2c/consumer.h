@@ -37,8 +37,12 @@ struct ConsumerOptions {
   std::size_t batch_max_records = 2000;
   std::size_t batch_max_bytes = 4 << 20;
   std::chrono::milliseconds linger{50};
-  // Beyond this many fetched-but-unlanded records a partition is paused.
+  // Beyond this many fetched-but-unlanded records a partition is paused;
+  // so is any partition that receives more while all partitions together
+  // hold max_buffered_bytes (memory stays bounded however many partitions
+  // a replica owns).
   std::size_t max_buffered_records = 20000;
+  std::size_t max_buffered_bytes = 64 << 20;
   std::size_t landing_threads = 2;
   // librdkafka properties, passed through (security.protocol, sasl.*,
   // session.timeout.ms, ...).

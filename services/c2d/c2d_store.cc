@@ -156,43 +156,48 @@ auto Store::Transaction(Fn&& body) {
 }
 
 SendResult Store::Send(const OutgoingMessage& in, TimePoint now) {
+  // Three statements besides BEGIN and COMMIT (round trips, not rows, are
+  // what a send costs): lock the device; count its queue (a statement of
+  // its own, so that its snapshot is taken after the lock is granted: in
+  // one statement with the lock a concurrent send's row would be missed);
+  // take the next sequence number and insert.
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result device = tx.exec_params(
         "SELECT status, generation_id FROM devices WHERE device_id = $1 FOR NO KEY UPDATE", in.device_id);
     if (device.empty() || device[0][0].as<std::string>() != "enabled") DeviceNotFound(in.device_id);
-    const pqxx::result known = tx.exec_params(
-        fmt::format("SELECT {} FROM c2d_messages WHERE device_id = $1 AND message_id = $2", Columns()),
-        in.device_id, in.message_id);
-    if (!known.empty()) return SendResult{FromRow(known[0]), true};
     const pqxx::row counts = tx.exec_params1(
-        fmt::format("SELECT count(*), count(*) FILTER (WHERE state = 'Enqueued' OR lock_until <= {0})"
+        fmt::format("SELECT EXISTS (SELECT 1 FROM c2d_messages WHERE device_id = $1 AND message_id = $2),"
+                    " count(*), count(*) FILTER (WHERE state = 'Enqueued' OR lock_until <= {0})"
                     " FROM c2d_messages WHERE device_id = $1 AND state IN ('Enqueued', 'Invisible')"
                     " AND expires_at > {0}",
-                    pg::TimestampFromMicros("$2")),
-        in.device_id, ToUnixMicros(now));
-    if (counts[0].as<std::int64_t>() >= max_depth_) {
+                    pg::TimestampFromMicros("$3")),
+        in.device_id, in.message_id, ToUnixMicros(now));
+    if (counts[0].as<bool>()) {
+      const pqxx::row known = tx.exec_params1(
+          fmt::format("SELECT {} FROM c2d_messages WHERE device_id = $1 AND message_id = $2", Columns()),
+          in.device_id, in.message_id);
+      return SendResult{FromRow(known), true};
+    }
+    if (counts[1].as<std::int64_t>() >= max_depth_) {
       throw Error(Reason::kDeviceMaximumQueueDepthExceeded,
                   fmt::format("device \"{}\" already has {} pending messages", in.device_id, max_depth_));
     }
-    const std::int64_t sequence =
-        tx.exec_params1(
-              "INSERT INTO c2d_queues (device_id, next_sequence) VALUES ($1, 2) ON CONFLICT (device_id)"
-              " DO UPDATE SET next_sequence = c2d_queues.next_sequence + 1 RETURNING next_sequence - 1",
-              in.device_id)[0]
-            .as<std::int64_t>();
     nlohmann::json props = nlohmann::json::object();
     for (const auto& [k, v] : in.properties) props[k] = v;
     const pqxx::row r = tx.exec_params1(
-        fmt::format("INSERT INTO c2d_messages (device_id, sequence_number, message_id, correlation_id,"
+        fmt::format("WITH q AS (INSERT INTO c2d_queues (device_id, next_sequence) VALUES ($1, 2)"
+                    " ON CONFLICT (device_id) DO UPDATE SET next_sequence = c2d_queues.next_sequence + 1"
+                    " RETURNING next_sequence - 1 AS sequence)"
+                    " INSERT INTO c2d_messages (device_id, sequence_number, message_id, correlation_id,"
                     " user_id, ack, content_type, content_encoding, properties, body, device_generation_id,"
-                    " enqueued_at, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10,"
-                    " $11, {}, {}, 'Enqueued') RETURNING {}",
-                    pg::TimestampFromMicros("$12"), pg::TimestampFromMicros("$13"), Columns()),
-        in.device_id, sequence, in.message_id, in.correlation_id, in.user_id, std::string(AckName(in.ack)),
+                    " enqueued_at, expires_at, state) SELECT $1, q.sequence, $2, $3, $4, $5, $6, $7, $8::jsonb, $9,"
+                    " $10, {}, {}, 'Enqueued' FROM q RETURNING {}",
+                    pg::TimestampFromMicros("$11"), pg::TimestampFromMicros("$12"), Columns()),
+        in.device_id, in.message_id, in.correlation_id, in.user_id, std::string(AckName(in.ack)),
         in.content_type, in.content_encoding, props.dump(), pqxx::binarystring(in.body),
         device[0][1].as<std::string>(), ToUnixMicros(now), ToUnixMicros(in.expires_at));
     // Wake receivers only when the queue had nothing they could take.
-    if (counts[1].as<std::int64_t>() == 0) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", in.device_id);
+    if (counts[2].as<std::int64_t>() == 0) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", in.device_id);
     return SendResult{FromRow(r), false};
   });
 }
