@@ -234,6 +234,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   std::thread poller;
   std::atomic<bool> stopping{false};
+  // Whether a rebalance has handed this consumer an assignment (even an
+  // empty one) yet; see the end of Loop().
+  bool assigned_once = false;
+  bool leak_handle = false;
   std::atomic<std::size_t> active{0};
 
   // Poll thread only.
@@ -280,6 +284,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     Logger()->debug("rebalance event={} partitions={} owner=\"{}\"", RdKafka::err2str(err),
                     partitions.size(), options.owner);
+    assigned_once = true;
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       metrics.rebalances.Add({{"kind", "assign"}}).Increment();
       if (RdKafka::Error* e = c->incremental_assign(partitions)) {
@@ -696,7 +701,24 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       std::unique_lock lock(mutex);
       done_cv.wait_for(lock, std::chrono::milliseconds(20));
     }
+    // librdkafka 2.0.2 aborts when a cooperative-sticky consumer that has
+    // joined its group is destroyed before its first assignment (its
+    // assignor state is still NULL: librdkafka#4312, fixed in 2.3.0); the
+    // soak hit it with SIGTERM right after a start. Such a consumer first
+    // waits a bounded while for that assignment (the callback runs inside
+    // consume(); records cannot arrive, new partitions start paused).
+    const auto first_assignment = SteadyClock::now() + std::chrono::seconds(10);
+    while (!assigned_once && SteadyClock::now() < first_assignment) {
+      std::unique_ptr<RdKafka::Message> ignored(consumer->consume(100));
+    }
     consumer->close();
+    if (!assigned_once) {
+      // Still none (the broker is away): destroying the handle could abort
+      // the process, so it is left to the exit.
+      leak_handle = true;
+      Logger()->warn("d2c consumer stopped before its first assignment; its Kafka handle is left to the process exit"
+                     " (librdkafka 2.0.2 would abort destroying it)");
+    }
     Logger()->info("d2c consumer left the group");
   }
 };
@@ -707,6 +729,11 @@ D2cConsumer::D2cConsumer(ConsumerOptions options, EventStore& store, const Clock
 
 D2cConsumer::~D2cConsumer() {
   Stop();
+  if (impl_->leak_handle) {
+    // The handle's threads may still call back into impl_: both stay.
+    (void)impl_.release();
+    return;
+  }
   delete impl_->consumer;
 }
 

@@ -739,8 +739,19 @@ std::map<std::int32_t, std::pair<std::int64_t, std::string>> EventStore::Epochs(
   });
 }
 
-CheckpointRow EventStore::ResetCheckpoint(const PartitionId& id, std::int64_t next_offset) {
+CheckpointRow EventStore::ResetCheckpoint(const PartitionId& id, std::int64_t next_offset,
+                                          const audit::Entry* audit) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    if (audit != nullptr) {
+      const pqxx::result before = tx.exec_params(
+          "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
+          " AND kafka_partition = $3 FOR UPDATE",
+          id.group, id.topic, id.partition);
+      audit::Write(tx, *audit,
+                   {{"partition", id.partition},
+                    {"from_offset", before.empty() ? nlohmann::json(nullptr) : nlohmann::json(before[0][0].as<std::int64_t>())},
+                    {"to_offset", next_offset}});
+    }
     return CheckpointFromRow(tx.exec_params1(
         fmt::format(
             "INSERT INTO d2c_checkpoints (consumer_group, topic, kafka_partition, next_offset, epoch,"
@@ -783,7 +794,7 @@ std::vector<DeadLetterRow> EventStore::DeadLetters(const DeadLetterFilter& f) {
 
 std::vector<RedriveResult> EventStore::Redrive(
     const std::string& group, const std::string& topic,
-    const std::vector<std::pair<std::int32_t, std::int64_t>>& records, TimePoint now) {
+    const std::vector<std::pair<std::int32_t, std::int64_t>>& records, TimePoint now, const audit::Entry* audit) {
   std::vector<RedriveResult> results;
   const auto routes = Routes();
   for (const auto& [partition, offset] : records) {
@@ -856,6 +867,9 @@ std::vector<RedriveResult> EventStore::Redrive(
             "DELETE FROM d2c_dead_letters WHERE consumer_group = $1 AND topic = $2"
             " AND kafka_partition = $3 AND kafka_offset = $4",
             group, topic, partition, offset);
+        if (audit != nullptr) {
+          audit::Write(tx, *audit, {{"partition", partition}, {"offset", offset}, {"outcome", result.outcome}});
+        }
         if (counts.dropped + counts.routed_elsewhere > 0) {
           tx.exec_params0(
               "UPDATE d2c_checkpoints SET dropped = dropped + $4, routed_elsewhere = routed_elsewhere + $5"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "consumers/d2c/record.h"
+#include "core/audit/audit.h"
 #include "core/clock.h"
 #include "core/kafka/producer.h"
 #include "core/routing/route_set.h"
@@ -167,7 +168,10 @@ class EventStore final {
   // keeping its owner (who sees its fence, re-reads the checkpoint and
   // seeks) and its high offset (what lies below it is a replay). Creates the
   // row for a partition never claimed. Returns the new row.
-  CheckpointRow ResetCheckpoint(const PartitionId& id, std::int64_t next_offset);
+  // Records `audit`, when given, with the old and new offsets in the same
+  // transaction.
+  CheckpointRow ResetCheckpoint(const PartitionId& id, std::int64_t next_offset,
+                                const audit::Entry* audit = nullptr);
 
   std::vector<DeadLetterRow> DeadLetters(const DeadLetterFilter& filter);
   // Takes each record out of the dead letters and through decoding and
@@ -175,7 +179,7 @@ class EventStore final {
   // endpoints, or the dropped count), or stays with its new reason.
   std::vector<RedriveResult> Redrive(const std::string& group, const std::string& topic,
                                      const std::vector<std::pair<std::int32_t, std::int64_t>>& records,
-                                     TimePoint now);
+                                     TimePoint now, const audit::Entry* audit = nullptr);
 
  private:
   LandingOutcome LandOnce(const LandingBatch& batch, std::size_t begin, std::size_t end,

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 
 #include "core/error.h"
 #include "core/pg/copy.h"
@@ -82,10 +83,9 @@ void RunOnce(pqxx::connection& conn, const std::function<void(pqxx::dbtransactio
   }
 }
 
-}  // namespace
-
-void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
-                    const TxOptions& options) {
+// The retry loop shared by transactions and autocommit statements: `run_once`
+// runs the caller's body once on a leased connection.
+void RunAttempts(Pool& pool, const std::function<void(pqxx::connection&)>& run_once, const TxOptions& options) {
   static const auto logger = log::Get("pg");
   std::string last_error;
   for (int attempt = 0; attempt < options.max_attempts; ++attempt) {
@@ -94,7 +94,7 @@ void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>&
     internal::OpenCopies() = 0;
     try {
       lease.emplace(pool.Acquire());
-      RunOnce(**lease, body, options.isolation);
+      run_once(**lease);
       return;
     } catch (const std::exception& e) {
       const Classified c = Classify(std::current_exception());
@@ -131,6 +131,24 @@ void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>&
   throw Error(Reason::kServiceUnavailable,
               "database unavailable after " + std::to_string(options.max_attempts) +
                   " attempts: " + last_error);
+}
+
+}  // namespace
+
+void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
+                    const TxOptions& options) {
+  RunAttempts(pool, [&](pqxx::connection& conn) { RunOnce(conn, body, options.isolation); }, options);
+}
+
+void RunAutocommit(Pool& pool, const std::function<void(pqxx::transaction_base&)>& body,
+                   const TxOptions& options) {
+  RunAttempts(
+      pool,
+      [&](pqxx::connection& conn) {
+        pqxx::nontransaction tx(conn);
+        body(tx);
+      },
+      options);
 }
 
 }  // namespace ferry::pg

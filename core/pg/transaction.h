@@ -37,6 +37,27 @@ struct TxOptions {
 void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
                     const TxOptions& options = {});
 
+// Runs `body` on a pooled connection without BEGIN/COMMIT: each statement
+// commits on its own, a round trip fewer on each side of it. For a body of
+// one statement (a function call, a CTE) whose repetition is harmless: a
+// connection lost mid-statement leaves its outcome unknown, and the body is
+// retried on a new connection like a transaction's. Same errors as
+// RunTransaction.
+void RunAutocommit(Pool& pool, const std::function<void(pqxx::transaction_base&)>& body,
+                   const TxOptions& options = {});
+
+template <typename Fn>
+auto WithAutocommit(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
+  using Result = std::invoke_result_t<Fn&, pqxx::transaction_base&>;
+  if constexpr (std::is_void_v<Result>) {
+    RunAutocommit(pool, fn, options);
+  } else {
+    std::optional<Result> result;
+    RunAutocommit(pool, [&](pqxx::transaction_base& tx) { result.emplace(fn(tx)); }, options);
+    return std::move(*result);
+  }
+}
+
 template <typename Fn>
 auto WithTransaction(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
   using Result = std::invoke_result_t<Fn&, pqxx::dbtransaction&>;

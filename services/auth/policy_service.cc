@@ -98,7 +98,8 @@ grpc::ServerUnaryReactor* PolicyService::CreatePolicy(grpc::CallbackServerContex
             KeyOrKeep(in.secondary_key(), "secondary key").value_or(registry::NewSymmetricKey()),
         .permissions = PermissionsFromProto(in),
     };
-    Encode(store_.Create(p, clock_.Now()), &resp);
+    const auto audit = audit::For(caller, "policy.create", p.name);
+    Encode(store_.Create(p, clock_.Now(), &audit), &resp);
     Logger()->info("policy created policy=\"{}\" permissions=\"{}\" by=\"{}\"", p.name,
                    fmt::join(p.permissions.Names(), ","), caller.principal);
   });
@@ -134,8 +135,9 @@ grpc::ServerUnaryReactor* PolicyService::UpdatePolicy(grpc::CallbackServerContex
     const v1::Policy& in = req.policy();
     ValidatePolicyName(in.name());
     const auth::PermissionSet perms = PermissionsFromProto(in);
+    const auto audit = audit::For(caller, "policy.update", in.name());
     Encode(store_.Update(in.name(), perms, KeyOrKeep(in.primary_key(), "primary key"),
-                         KeyOrKeep(in.secondary_key(), "secondary key"), clock_.Now()),
+                         KeyOrKeep(in.secondary_key(), "secondary key"), clock_.Now(), &audit),
            &resp);
     Logger()->info("policy updated policy=\"{}\" permissions=\"{}\" by=\"{}\"", in.name(),
                    fmt::join(perms.Names(), ","), caller.principal);
@@ -149,7 +151,8 @@ grpc::ServerUnaryReactor* PolicyService::DeletePolicy(grpc::CallbackServerContex
                         [this](const rpc::Caller& caller, const v1::DeletePolicyRequest& req,
                                v1::DeletePolicyResponse&) {
     ValidatePolicyName(req.name());
-    store_.Delete(req.name());
+    const auto audit = audit::For(caller, "policy.delete", req.name());
+    store_.Delete(req.name(), &audit);
     Logger()->info("policy deleted policy=\"{}\" by=\"{}\"", req.name(), caller.principal);
   });
 }
@@ -162,7 +165,8 @@ grpc::ServerUnaryReactor* PolicyService::RegeneratePolicyKey(
                                v1::Policy& resp) {
     ValidatePolicyName(req.name());
     const KeySlot slot = SlotFromProto(req.slot());
-    Encode(store_.SetKey(req.name(), slot, registry::NewSymmetricKey(), clock_.Now()), &resp);
+    const auto audit = audit::For(caller, "policy.regenerate_key", req.name());
+    Encode(store_.SetKey(req.name(), slot, registry::NewSymmetricKey(), clock_.Now(), &audit), &resp);
     Logger()->info("policy key regenerated policy=\"{}\" slot={} by=\"{}\"", req.name(),
                    slot == KeySlot::kPrimary ? "primary" : "secondary", caller.principal);
   });

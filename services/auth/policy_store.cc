@@ -81,7 +81,7 @@ void CheckLimits(pqxx::dbtransaction& tx) {
 
 }  // namespace
 
-StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now) {
+StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now, const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + p.name);
   const std::string sql = fmt::format(
       "INSERT INTO shared_access_policies (name, primary_key, secondary_key, permissions,"
@@ -96,6 +96,7 @@ StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now
       throw Error(Reason::kPolicyAlreadyExists, fmt::format("policy '{}' already exists", p.name));
     }
     CheckLimits(tx);
+    if (audit != nullptr) audit::Write(tx, *audit, {{"permissions", ArrayLiteral(p.permissions)}});
     return FromRow(r[0]);
   });
 }
@@ -122,7 +123,8 @@ std::vector<StoredPolicy> PolicyStore::List() {
 
 StoredPolicy PolicyStore::Update(const std::string& name, const auth::PermissionSet& permissions,
                                  const std::optional<std::string>& primary_key,
-                                 const std::optional<std::string>& secondary_key, TimePoint now) {
+                                 const std::optional<std::string>& secondary_key, TimePoint now,
+                                 const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + name);
   const std::string sql = fmt::format(
       "UPDATE shared_access_policies SET permissions = $2::text[],"
@@ -135,11 +137,17 @@ StoredPolicy PolicyStore::Update(const std::string& name, const auth::Permission
                                           secondary_key, ToUnixMicros(now));
     if (r.empty()) NotFound(name);
     CheckLimits(tx);
+    if (audit != nullptr) {
+      audit::Write(tx, *audit,
+                   {{"permissions", ArrayLiteral(permissions)},
+                    {"primary_key_replaced", primary_key.has_value()},
+                    {"secondary_key_replaced", secondary_key.has_value()}});
+    }
     return FromRow(r[0]);
   });
 }
 
-void PolicyStore::Delete(const std::string& name) {
+void PolicyStore::Delete(const std::string& name, const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + name);
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     Lock(tx);
@@ -147,11 +155,12 @@ void PolicyStore::Delete(const std::string& name) {
         tx.exec_params("DELETE FROM shared_access_policies WHERE name = $1 RETURNING name", name);
     if (r.empty()) NotFound(name);
     CheckLimits(tx);
+    if (audit != nullptr) audit::Write(tx, *audit);
   });
 }
 
 StoredPolicy PolicyStore::SetKey(const std::string& name, KeySlot slot, const std::string& key,
-                                 TimePoint now) {
+                                 TimePoint now, const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + name);
   const std::string column = slot == KeySlot::kPrimary ? "primary_key" : "secondary_key";
   const std::string sql =
@@ -161,6 +170,7 @@ StoredPolicy PolicyStore::SetKey(const std::string& name, KeySlot slot, const st
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(sql, name, key, ToUnixMicros(now));
     if (r.empty()) NotFound(name);
+    if (audit != nullptr) audit::Write(tx, *audit, {{"slot", slot == KeySlot::kPrimary ? "primary" : "secondary"}});
     return FromRow(r[0]);
   });
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/audit/audit.h"
 #include "core/auth/credentials.h"
 #include "core/clock.h"
 #include "services/auth/change_observer.h"
@@ -39,15 +40,18 @@ class PolicyStore final {
   // Told "policy:<name>" after every write.
   void OnChange(ChangeObserver observer) { observer_ = std::move(observer); }
 
-  StoredPolicy Create(const auth::PolicyCredentials& policy, TimePoint now);
+  // The writes record `audit`, when given, in their own transaction.
+  StoredPolicy Create(const auth::PolicyCredentials& policy, TimePoint now, const audit::Entry* audit = nullptr);
   StoredPolicy Get(const std::string& name);
   std::vector<StoredPolicy> List();
   // Replaces permissions; keys replaced only when given.
   StoredPolicy Update(const std::string& name, const auth::PermissionSet& permissions,
                       const std::optional<std::string>& primary_key,
-                      const std::optional<std::string>& secondary_key, TimePoint now);
-  void Delete(const std::string& name);
-  StoredPolicy SetKey(const std::string& name, KeySlot slot, const std::string& key, TimePoint now);
+                      const std::optional<std::string>& secondary_key, TimePoint now,
+                      const audit::Entry* audit = nullptr);
+  void Delete(const std::string& name, const audit::Entry* audit = nullptr);
+  StoredPolicy SetKey(const std::string& name, KeySlot slot, const std::string& key, TimePoint now,
+                      const audit::Entry* audit = nullptr);
 
   // First start: creates `name` with all four permissions and `key` (both
   // slots get fresh keys when `key` is empty, the secondary always does)

@@ -207,7 +207,8 @@ grpc::ServerUnaryReactor* CloudToDeviceService::PurgeQueue(grpc::CallbackServerC
   return runtime_.Unary(ctx, kService, "PurgeQueue", request, response,
                         [this](const rpc::Caller& caller, const v1::PurgeQueueRequest& req, v1::PurgeQueueResponse& resp) {
     registry::ValidateDeviceId(req.device_id());
-    const std::int64_t n = store_.Purge(req.device_id(), clock_.Now());
+    const auto audit = audit::For(caller, "c2d.purge", req.device_id());
+    const std::int64_t n = store_.Purge(req.device_id(), clock_.Now(), &audit);
     metrics_.purged.Increment(static_cast<double>(n));
     resp.set_device_id(req.device_id());
     resp.set_total_messages_purged(n);

@@ -156,84 +156,104 @@ auto Store::Transaction(Fn&& body) {
 }
 
 SendResult Store::Send(const OutgoingMessage& in, TimePoint now) {
-  // Three statements besides BEGIN and COMMIT (round trips, not rows, are
-  // what a send costs): lock the device; count its queue (a statement of
-  // its own, so that its snapshot is taken after the lock is granted: in
-  // one statement with the lock a concurrent send's row would be missed);
-  // take the next sequence number and insert.
-  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
-    const pqxx::result device = tx.exec_params(
-        "SELECT status, generation_id FROM devices WHERE device_id = $1 FOR NO KEY UPDATE", in.device_id);
-    if (device.empty() || device[0][0].as<std::string>() != "enabled") DeviceNotFound(in.device_id);
-    const pqxx::row counts = tx.exec_params1(
-        fmt::format("SELECT EXISTS (SELECT 1 FROM c2d_messages WHERE device_id = $1 AND message_id = $2),"
-                    " count(*), count(*) FILTER (WHERE state = 'Enqueued' OR lock_until <= {0})"
-                    " FROM c2d_messages WHERE device_id = $1 AND state IN ('Enqueued', 'Invisible')"
-                    " AND expires_at > {0}",
-                    pg::TimestampFromMicros("$3")),
-        in.device_id, in.message_id, ToUnixMicros(now));
-    if (counts[0].as<bool>()) {
-      const pqxx::row known = tx.exec_params1(
-          fmt::format("SELECT {} FROM c2d_messages WHERE device_id = $1 AND message_id = $2", Columns()),
-          in.device_id, in.message_id);
-      return SendResult{FromRow(known), true};
-    }
-    if (counts[1].as<std::int64_t>() >= max_depth_) {
-      throw Error(Reason::kDeviceMaximumQueueDepthExceeded,
-                  fmt::format("device \"{}\" already has {} pending messages", in.device_id, max_depth_));
-    }
-    nlohmann::json props = nlohmann::json::object();
-    for (const auto& [k, v] : in.properties) props[k] = v;
-    const pqxx::row r = tx.exec_params1(
-        fmt::format("WITH q AS (INSERT INTO c2d_queues (device_id, next_sequence) VALUES ($1, 2)"
-                    " ON CONFLICT (device_id) DO UPDATE SET next_sequence = c2d_queues.next_sequence + 1"
-                    " RETURNING next_sequence - 1 AS sequence)"
-                    " INSERT INTO c2d_messages (device_id, sequence_number, message_id, correlation_id,"
-                    " user_id, ack, content_type, content_encoding, properties, body, device_generation_id,"
-                    " enqueued_at, expires_at, state) SELECT $1, q.sequence, $2, $3, $4, $5, $6, $7, $8::jsonb, $9,"
-                    " $10, {}, {}, 'Enqueued' FROM q RETURNING {}",
-                    pg::TimestampFromMicros("$11"), pg::TimestampFromMicros("$12"), Columns()),
-        in.device_id, in.message_id, in.correlation_id, in.user_id, std::string(AckName(in.ack)),
-        in.content_type, in.content_encoding, props.dump(), pqxx::binarystring(in.body),
-        device[0][1].as<std::string>(), ToUnixMicros(now), ToUnixMicros(in.expires_at));
-    // Wake receivers only when the queue had nothing they could take.
-    if (counts[2].as<std::int64_t>() == 0) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", in.device_id);
-    return SendResult{FromRow(r), false};
+  // One round trip (round trips, not rows, are what a send costs): the
+  // ferry_c2d_send function (migration 0008) locks the device, checks the
+  // message id and the depth, inserts and wakes receivers, as one autocommit
+  // statement. Repeating it after a lost connection is harmless: the message
+  // id makes a second attempt answer with the row the first one stored.
+  nlohmann::json props = nlohmann::json::object();
+  for (const auto& [k, v] : in.properties) props[k] = v;
+  static const std::string sql = fmt::format(
+      "SELECT s.result, {} FROM ferry_c2d_send($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, {}, {}, $12) s"
+      ", LATERAL (SELECT (s.msg).*) m",
+      Columns(), pg::TimestampFromMicros("$10"), pg::TimestampFromMicros("$11"));
+  const auto [result, message] = pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) {
+    const pqxx::row r = tx.exec_params1(sql, in.device_id, in.message_id, in.correlation_id, in.user_id,
+                                        std::string(AckName(in.ack)), in.content_type, in.content_encoding,
+                                        props.dump(), pqxx::binarystring(in.body), ToUnixMicros(now),
+                                        ToUnixMicros(in.expires_at), static_cast<std::int64_t>(max_depth_));
+    const auto result = r[0].as<std::string>();
+    return std::pair{result, r[1].is_null() ? std::optional<StoredMessage>() : FromRow(r.slice(1, r.size()))};
   });
+  if (result == "not_found") DeviceNotFound(in.device_id);
+  if (result == "full") {
+    throw Error(Reason::kDeviceMaximumQueueDepthExceeded,
+                fmt::format("device \"{}\" already has {} pending messages", in.device_id, max_depth_));
+  }
+  if (!message) throw Error(Reason::kServerError, "ferry_c2d_send answered " + result + " without a message");
+  return SendResult{*message, result == "duplicate"};
 }
 
 ReceiveResult Store::Receive(const std::string& device_id, TimePoint now) {
-  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
-    const pqxx::result found = tx.exec_params(
-        fmt::format("SELECT {1} FROM c2d_messages WHERE device_id = $1 AND state IN ('Enqueued', 'Invisible')"
-                    " AND expires_at > {0} AND (state = 'Enqueued' OR lock_until <= {0})"
-                    " ORDER BY sequence_number LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    pg::TimestampFromMicros("$2"), Columns()),
-        device_id, ToUnixMicros(now));
+  // One autocommit statement locks the oldest deliverable message (what
+  // lifecycle Lock() does: Invisible under a new token until now + lock);
+  // repeating it after a lost connection at worst locks a second message
+  // while the first one's lock lapses. Only an empty queue takes a second
+  // statement, for the device's status and the next lock lapse.
+  static const std::string lock_sql = fmt::format(
+      "UPDATE c2d_messages SET state = 'Invisible', lock_token = $3, lock_until = {1},"
+      " first_delivered_at = coalesce(first_delivered_at, {0})"
+      " WHERE (device_id, sequence_number) = (SELECT device_id, sequence_number FROM c2d_messages"
+      " WHERE device_id = $1 AND state IN ('Enqueued', 'Invisible') AND expires_at > {0}"
+      " AND (state = 'Enqueued' OR lock_until <= {0})"
+      " ORDER BY sequence_number LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {2}",
+      pg::TimestampFromMicros("$2"), pg::TimestampFromMicros("$4"), Columns());
+  static const std::string empty_sql = fmt::format(
+      "SELECT d.status, (SELECT {1} FROM c2d_messages WHERE device_id = $1 AND state = 'Invisible'"
+      " AND lock_until > {0} AND expires_at > {0}) FROM (SELECT $1::text AS device_id) k"
+      " LEFT JOIN devices d ON d.device_id = k.device_id",
+      pg::TimestampFromMicros("$2"), pg::MicrosOf("min(lock_until)"));
+  const std::string token = NewLockToken();
+  return pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) {
     ReceiveResult out;
-    if (!found.empty()) {
-      StoredMessage m = FromRow(found[0]);
-      if (Lock(m.lifecycle, now, limits_, NewLockToken()).verdict == Verdict::kDone) {
-        if (!m.first_delivered_at) m.first_delivered_at = now;
-        WriteLifecycle(tx, m);
-        out.message = std::move(m);
-        return out;
-      }
+    const pqxx::result locked =
+        tx.exec_params(lock_sql, device_id, ToUnixMicros(now), token, ToUnixMicros(now + limits_.lock));
+    if (!locked.empty()) {
+      out.message = FromRow(locked[0]);
+      return out;
     }
-    const auto status = DeviceStatus(tx, device_id);
-    if (!status || *status != "enabled") DeviceNotFound(device_id);
-    const pqxx::row lapse = tx.exec_params1(
-        fmt::format("SELECT {1} FROM (SELECT min(lock_until) AS t FROM c2d_messages WHERE device_id = $1"
-                    " AND state = 'Invisible' AND lock_until > {0} AND expires_at > {0}) q",
-                    pg::TimestampFromMicros("$2"), pg::MicrosOf("t")),
-        device_id, ToUnixMicros(now));
-    out.next_lapse = OptTime(lapse[0]);
+    const pqxx::row r = tx.exec_params1(empty_sql, device_id, ToUnixMicros(now));
+    if (r[0].is_null() || r[0].as<std::string>() != "enabled") DeviceNotFound(device_id);
+    out.next_lapse = OptTime(r[1]);
     return out;
   });
 }
 
+std::optional<SettleResult> Store::TryComplete(const std::string& device_id, const std::string& lock_token,
+                                               TimePoint now) {
+  // The common settlement in one autocommit statement: what lifecycle
+  // Complete() does to a message whose lock this token holds, with the
+  // feedback record its ack asks for and the Watch wake-up. Anything else
+  // (lock lost, a repeat, no such device) takes Settle's transaction, which
+  // tells them apart. Repeating it after a lost connection finds nothing to
+  // update and that transaction answers "already completed".
+  static const std::string sql = fmt::format(
+      "WITH done AS (UPDATE c2d_messages SET state = 'Completed', outcome = 'Success', outcome_at = {0}"
+      " WHERE device_id = $1 AND lock_token = $2 AND state = 'Invisible' AND lock_until > {0} RETURNING *),"
+      " fb AS (INSERT INTO c2d_feedback (device_id, device_generation_id, original_message_id,"
+      " sequence_number, status, description, enqueued_at, expires_at)"
+      " SELECT device_id, device_generation_id, message_id, sequence_number, 'Success', $4, {0}, {1}"
+      " FROM done WHERE ack IN ('positive', 'full') RETURNING 1)"
+      " SELECT {2}, EXISTS (SELECT 1 FROM fb),"
+      " CASE WHEN EXISTS (SELECT 1 FROM fb) THEN pg_notify('ferry_feedback', '') END FROM done",
+      pg::TimestampFromMicros("$3"), pg::TimestampFromMicros("$5"), Columns());
+  bool feedback = false;
+  auto done = pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) -> std::optional<SettleResult> {
+    const pqxx::result r = tx.exec_params(sql, device_id, lock_token, ToUnixMicros(now), Description(Outcome::kSuccess),
+                                          ToUnixMicros(now + feedback_.ttl));
+    if (r.empty()) return std::nullopt;
+    feedback = r[0][r[0].size() - 2].as<bool>();
+    return SettleResult{FromRow(r[0]), false};
+  });
+  if (feedback && on_feedback_) on_feedback_(Outcome::kSuccess);
+  return done;
+}
+
 SettleResult Store::Settle(const std::string& device_id, const std::string& lock_token, Settlement kind,
                            TimePoint now) {
+  if (kind == Settlement::kComplete) {
+    if (auto done = TryComplete(device_id, lock_token, now)) return std::move(*done);
+  }
   return Transaction([&](pqxx::dbtransaction& tx) {
     const pqxx::result found = tx.exec_params(
         fmt::format("SELECT {} FROM c2d_messages WHERE device_id = $1 AND lock_token = $2 FOR UPDATE", Columns()),
@@ -263,7 +283,7 @@ SettleResult Store::Settle(const std::string& device_id, const std::string& lock
   });
 }
 
-std::int64_t Store::Purge(const std::string& device_id, TimePoint now) {
+std::int64_t Store::Purge(const std::string& device_id, TimePoint now, const audit::Entry* audit) {
   return Transaction([&](pqxx::dbtransaction& tx) {
     if (!DeviceStatus(tx, device_id)) DeviceNotFound(device_id);
     std::int64_t purged = 0;
@@ -278,6 +298,7 @@ std::int64_t Store::Purge(const std::string& device_id, TimePoint now) {
       WriteLifecycle(tx, m, before, feedback_.ttl);
       ++purged;
     }
+    if (audit != nullptr) audit::Write(tx, *audit, {{"purged", purged}});
     return purged;
   });
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/audit/audit.h"
 #include "core/c2d/lifecycle.h"
 #include "core/c2d/send.h"
 #include "core/clock.h"
@@ -91,7 +92,8 @@ class Store final {
   SettleResult Settle(const std::string& device_id, const std::string& lock_token, Settlement kind,
                       TimePoint now);
   // Purges the device's pending messages; returns how many.
-  std::int64_t Purge(const std::string& device_id, TimePoint now);
+  // Records `audit`, when given, with the count in the same transaction.
+  std::int64_t Purge(const std::string& device_id, TimePoint now, const audit::Entry* audit = nullptr);
   StoredMessage Get(const std::string& device_id, const std::optional<std::string>& message_id,
                     std::optional<std::int64_t> sequence_number);
   std::vector<StoredMessage> List(const std::string& device_id, bool include_finished,
@@ -117,6 +119,8 @@ class Store final {
   // Runs `body` in a transaction; reports the feedback it wrote once committed.
   template <typename Fn>
   auto Transaction(Fn&& body);
+  // Complete's common case in one statement; nullopt when it does not apply.
+  std::optional<SettleResult> TryComplete(const std::string& device_id, const std::string& lock_token, TimePoint now);
 
   pg::Pool& pool_;
   const Limits limits_;

@@ -327,7 +327,8 @@ grpc::ServerUnaryReactor* EventsService::ResetCheckpoints(grpc::CallbackServerCo
         }
         case v1::ResetCheckpointsRequest::TARGET_NOT_SET: break;
       }
-      const d2c::CheckpointRow row = store_.ResetCheckpoint({group, topic, p}, offset);
+      const auto audit = audit::For(caller, "checkpoint.reset", fmt::format("{}/{}/{}", group, topic, p));
+      const d2c::CheckpointRow row = store_.ResetCheckpoint({group, topic, p}, offset, &audit);
       resets_.Increment();
       Logger()->info("checkpoint reset group=\"{}\" topic=\"{}\" partition={} next_offset={} epoch={}"
                      " owner=\"{}\" by=\"{}\"",
@@ -398,7 +399,8 @@ grpc::ServerUnaryReactor* EventsService::RedriveDeadLetters(grpc::CallbackServer
       f.limit = PageSize(req.limit());
       for (const auto& d : store_.DeadLetters(f)) keys.emplace_back(d.partition, d.offset);
     }
-    for (const auto& r : store_.Redrive(group, topic, keys, clock_.Now())) {
+    const auto audit = audit::For(caller, "deadletter.redrive", group + "/" + topic);
+    for (const auto& r : store_.Redrive(group, topic, keys, clock_.Now(), &audit)) {
       v1::RedriveResult* out = resp.add_results();
       out->set_partition(r.partition);
       out->set_offset(r.offset);

@@ -35,6 +35,7 @@
 #include "core/pg/migrator.h"
 #include "core/pg/pool.h"
 #include "migrations/embedded.h"
+#include "services/audit/audit_service.h"
 #include "services/auth/credential_cache.h"
 #include "services/c2d/c2d_service.h"
 #include "services/c2d/c2d_store.h"
@@ -47,6 +48,7 @@
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
 #include "services/ferryd/config.h"
+#include "services/ferryd/crash.h"
 #include "services/health/readiness.h"
 #include "services/registry/device_rules.h"
 #include "services/registry/device_store.h"
@@ -254,6 +256,7 @@ int Serve(const FerrydConfig& config) {
   std::unique_ptr<device::DeviceMessagingService> device_service;
   std::unique_ptr<events::EventsService> events_service;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle;
+  std::unique_ptr<audit::AuditService> audit_service;
   std::vector<grpc::Service*> services;
   if (config.role_set.count("api") != 0) {
     device_service = std::make_unique<device::DeviceMessagingService>(runtime, *producer,
@@ -275,6 +278,8 @@ int Serve(const FerrydConfig& config) {
     feedback_service = std::make_unique<c2d::FeedbackService>(runtime, feedback_store, feedback_hub, executor, clock,
                                                               feedback_metrics);
     services.push_back(feedback_service.get());
+    audit_service = std::make_unique<audit::AuditService>(runtime, pool);
+    services.push_back(audit_service.get());
   }
   listener.Start();
   if (lifecycle) lifecycle->Start();
@@ -381,6 +386,7 @@ int Serve(const FerrydConfig& config) {
 }  // namespace
 
 int FerrydMain(int argc, char** argv) {
+  InstallCrashHandler();
   const sigset_t signals = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
@@ -392,6 +398,15 @@ int FerrydMain(int argc, char** argv) {
   CLI::App* serve = app.add_subcommand("serve", "Serve gRPC and metrics with the given roles");
   AddServeOptions(*serve, config);
   CLI::App* migrate = app.add_subcommand("migrate", "Apply the database migrations and exit");
+  CLI::App* config_cmd = app.add_subcommand("config", "Show the configuration");
+  config_cmd->require_subcommand(1);
+  CLI::App* print = config_cmd->add_subcommand(
+      "print",
+      "Print the configuration `serve` would run with (same flags and FERRY_* environment), secrets redacted; "
+      "exit 2 if it is invalid.\nExample: FERRY_POSTGRES_URL=postgresql://ferry:pw@db/ferry ferryd config print");
+  bool print_json = false;
+  print->add_flag("--json", print_json, "One JSON object per option");
+  AddServeOptions(*print, config);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -400,10 +415,14 @@ int FerrydMain(int argc, char** argv) {
 
   try {
     log::Init(config.log_level, config.log_format == "text" ? log::Format::kText : log::Format::kJson);
-    FinishConfig(config, serve->parsed());
+    FinishConfig(config, serve->parsed() || print->parsed());
   } catch (const std::invalid_argument& e) {
     std::cerr << "ferryd: " << e.what() << "\n";
     return 2;
+  }
+  if (print->parsed()) {
+    std::cout << DescribeConfig({&app, print}, print_json);
+    return 0;
   }
 
   const auto logger = log::Get("ferryd");

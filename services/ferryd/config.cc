@@ -5,6 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "core/auth/base64.h"
 #include "core/time_text.h"
 
@@ -261,6 +263,91 @@ void FinishConfig(FerrydConfig& c, bool serving) {
     c.role_set.insert(role);
   }
   if (c.role_set.empty()) throw std::invalid_argument("--roles (FERRY_ROLES) names no role");
+}
+
+namespace {
+
+bool SecretKafkaProperty(const std::string& kv) {
+  std::string key = kv.substr(0, kv.find('='));
+  for (char& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* word : {"password", "secret", "key"}) {
+    if (key.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string RedactPostgresUrl(const std::string& url) {
+  std::string out = url;
+  // URL form: scheme://user:password@host...
+  const auto scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const auto at = out.find('@', scheme + 3);
+    const auto colon = out.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at) {
+      out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // password=... as a query parameter or a key=value word.
+  for (std::size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
+    const bool word_start = pos == 0 || out[pos - 1] == ' ' || out[pos - 1] == '?' || out[pos - 1] == '&';
+    pos += 9;
+    if (!word_start) continue;
+    const auto end = out.find_first_of(" &", pos);
+    out.replace(pos, (end == std::string::npos ? out.size() : end) - pos, "***");
+  }
+  return out;
+}
+
+std::string DescribeConfig(const std::vector<const CLI::App*>& apps, bool json) {
+  std::string out;
+  if (!json) {
+    out += "# ferryd configuration in effect: flags, then FERRY_* environment, then defaults; secrets redacted\n";
+  }
+  for (const CLI::App* app : apps) {
+    for (const CLI::Option* opt : app->get_options()) {
+      if (opt->get_lnames().empty()) continue;
+      const std::string name = opt->get_lnames().front();
+      if (name == "help" || name == "version" || name == "json") continue;
+      // A *-file twin is shown through the value it filled in.
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, "-file") == 0 &&
+          name.rfind("tls-", 0) != 0) {
+        continue;
+      }
+      std::vector<std::string> values = opt->results();
+      std::string source = "default";
+      const std::string env = opt->get_envname();
+      if (opt->count() > 0) {
+        source = !env.empty() && std::getenv(env.c_str()) != nullptr ? env : "flag";
+      } else {
+        const std::string d = opt->get_default_str();
+        values = d.empty() ? std::vector<std::string>{} : std::vector<std::string>{d};
+      }
+      // A secret filled from its *-file twin counts as set.
+      for (const CLI::Option* twin : app->get_options()) {
+        if (!twin->get_lnames().empty() && twin->get_lnames().front() == name + "-file" && twin->count() > 0) {
+          const std::string twin_env = twin->get_envname();
+          source = !twin_env.empty() && std::getenv(twin_env.c_str()) != nullptr ? twin_env : "--" + name + "-file";
+          values = {"(from file)"};
+        }
+      }
+      if (opt->get_expected_max() == 0) values = {opt->count() > 0 ? "true" : "false"};  // a flag
+      for (std::string& v : values) {
+        if (name == "owner-key" && v != "(from file)") v = "***";
+        if (name == "postgres-url") v = RedactPostgresUrl(v);
+        if (name == "kafka-property" && SecretKafkaProperty(v)) v = v.substr(0, v.find('=') + 1) + "***";
+      }
+      std::string value;
+      for (const auto& v : values) value += (value.empty() ? "" : ";") + v;
+      if (json) {
+        out += nlohmann::json{{"name", name}, {"value", value}, {"source", source}, {"env", env}}.dump() + "\n";
+      } else {
+        out += name + " = " + nlohmann::json(value).dump() + "  # " + source + "\n";
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace ferry

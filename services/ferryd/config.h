@@ -86,4 +86,13 @@ void AddServeOptions(CLI::App& serve, FerrydConfig& config);
 // std::invalid_argument with a message naming the flag and its env twin.
 void FinishConfig(FerrydConfig& config, bool serving);
 
+// `ferryd config print`: every option of `apps` (the root's common options,
+// then serve's) with the value in effect and where it came from (flag,
+// environment, default), secrets redacted: the owner key, the PostgreSQL
+// URL's password, and Kafka properties whose name says password, secret or
+// key. One `name = value  # source` line each, or JSON lines with --json.
+[[nodiscard]] std::string DescribeConfig(const std::vector<const CLI::App*>& apps, bool json);
+// A libpq URL or key=value string with its password replaced by "***".
+[[nodiscard]] std::string RedactPostgresUrl(const std::string& url);
+
 }  // namespace ferry

@@ -112,7 +112,7 @@ Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
   });
 }
 
-void DeviceStore::Delete(std::string_view id, std::string_view if_match) {
+void DeviceStore::Delete(std::string_view id, std::string_view if_match, const audit::Entry* audit) {
   const access::NotifyOnExit notify(observer_, "device:" + std::string(id));
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result current =
@@ -123,6 +123,7 @@ void DeviceStore::Delete(std::string_view id, std::string_view if_match) {
                   fmt::format("etag {} does not match device \"{}\"'s current etag", if_match, id));
     }
     tx.exec_params0("DELETE FROM devices WHERE device_id = $1", std::string(id));
+    if (audit != nullptr) audit::Write(tx, *audit, {{"etag", current[0][0].as<std::string>()}});
   });
 }
 

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/audit/audit.h"
 #include "core/clock.h"
 #include "services/auth/change_observer.h"
 #include "services/registry/device.h"
@@ -49,7 +50,8 @@ class DeviceStore final {
   Device Create(const NewDevice& device, TimePoint now);
   Device Get(std::string_view id);
   Device Update(const DeviceUpdate& update, TimePoint now);
-  void Delete(std::string_view id, std::string_view if_match);
+  // Records `audit`, when given, in the deleting transaction.
+  void Delete(std::string_view id, std::string_view if_match, const audit::Entry* audit = nullptr);
   // Replaces the primary (`primary` true) or secondary key.
   Device SetKey(std::string_view id, bool primary, const std::string& key,
                 const std::string& new_etag, TimePoint now);

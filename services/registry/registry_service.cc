@@ -133,7 +133,8 @@ grpc::ServerUnaryReactor* RegistryService::DeleteDevice(grpc::CallbackServerCont
                         [this](const rpc::Caller& caller, const v1::DeleteDeviceRequest& req,
                                v1::DeleteDeviceResponse&) {
     ValidateDeviceId(req.device_id());
-    store_.Delete(req.device_id(), req.if_match());
+    const auto audit = audit::For(caller, "device.delete", req.device_id());
+    store_.Delete(req.device_id(), req.if_match(), &audit);
     Logger()->info("device deleted device=\"{}\" by=\"{}\"", req.device_id(), caller.principal);
   });
 }

@@ -56,6 +56,7 @@ constexpr std::array kRules = {
     MethodRule{"ferry.v1.Events", "ResetCheckpoints", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Events", "ListDeadLetters", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Events", "RedriveDeadLetters", Permission::kServiceConnect},
+    MethodRule{"ferry.v1.AuditLog", "ListAuditRecords", Permission::kServiceConnect},
     // gRPC's built-in health service: no token, by design (probes).
     MethodRule{"grpc.health.v1.Health", "Check", Permission::kNone},
     MethodRule{"grpc.health.v1.Health", "Watch", Permission::kNone},

@@ -84,6 +84,24 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   EXPECT_NE(ferryd.process().Output().find("\"msg\":\"stopped\""), std::string::npos);
 }
 
+TEST(Ferryd, AFatalSignalIsReportedWithTheCrashingStack) {
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate"});
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor([&] { return HealthStatus(channel, "") == "SERVING"; }, 15s))
+      << ferryd.process().Output();
+  ferryd.process().Signal(SIGSEGV);
+  const auto status = ferryd.process().Wait(15s);
+  ASSERT_TRUE(status.has_value()) << "ferryd did not die of SIGSEGV";
+  // The default action still runs after the report: killed by the signal.
+  EXPECT_EQ(*status, 128 + SIGSEGV);
+  const std::string out = ferryd.process().Output();
+  EXPECT_NE(out.find("ferryd: fatal signal Segmentation fault; stack of the crashing thread:"), std::string::npos)
+      << out;
+  // At least one frame of ferryd itself, in the form addr2line reads.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(ferryd\(\S*\+0x[0-9a-f]+\) ?\[0x[0-9a-f]+\])"))) << out;
+}
+
 TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
   testing::TestDatabase db;
   testing::FerrydProcess ferryd(db.url(), {"--migrate"});

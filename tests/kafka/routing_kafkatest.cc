@@ -320,6 +320,10 @@ TEST_F(RoutingLandingTest, ResetToEarliestReplaysWithoutDuplicatesAndKafkaGetsIt
   EXPECT_EQ(reset_resp.checkpoints(0).next_offset(), 0);
   EXPECT_EQ(reset_resp.checkpoints(0).high_offset(), 50);
   EXPECT_EQ(reset_resp.checkpoints(0).owner(), "routing-test");
+  // Audited in the reset's transaction, with who and what.
+  EXPECT_EQ(Text("SELECT actor || ' ' || actor_kind || ' ' || target || ' ' || (details->>'from_offset')"
+                 " || '->' || (details->>'to_offset') FROM audit_log WHERE action = 'checkpoint.reset'"),
+            "iothubowner policy ferry-d2c/" + std::string(kSource) + "/0 50->0");
 
   // The owner sees its fence, re-reads the checkpoint and replays: nothing
   // lands twice, every record is skipped and counted, Kafka gets the hot
@@ -388,6 +392,12 @@ TEST_F(RoutingLandingTest, ReDrivenDeadLettersLandOnce) {
   EXPECT_EQ(Count("SELECT count(DISTINCT kafka_offset) FROM d2c_events"), 5);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
   EXPECT_EQ(Metric(api_->metrics(), "ferry_d2c_redriven_total", {{"outcome", "stored"}}), 3);
+  // One audit record per record taken out of the dead letters; none for
+  // the repeat that found nothing.
+  EXPECT_EQ(Count("SELECT count(*) FROM audit_log WHERE action = 'deadletter.redrive' AND actor = 'iothubowner'"
+                  " AND details->>'outcome' = 'stored'"),
+            3);
+  EXPECT_EQ(Count("SELECT count(*) FROM audit_log"), 3);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "core/auth/sas.h"
 #include "core/error.h"
 #include "ferry/v1/access.grpc.pb.h"
+#include "ferry/v1/audit.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
@@ -30,7 +31,8 @@ std::vector<const google::protobuf::ServiceDescriptor*> FerryServices() {
           v1::Route::descriptor()->file()->FindServiceByName("Routing"),
           v1::StoredEvent::descriptor()->file()->FindServiceByName("Events"),
           v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice"),
-          v1::FeedbackRecord::descriptor()->file()->FindServiceByName("Feedback")};
+          v1::FeedbackRecord::descriptor()->file()->FindServiceByName("Feedback"),
+          v1::AuditRecord::descriptor()->file()->FindServiceByName("AuditLog")};
 }
 
 // Calls any method with an empty request message, through the generic
@@ -344,6 +346,98 @@ TEST_F(AccessTest, AuthorizingCostsNoDatabaseRoundTripOnceCached) {
   const double before = misses();
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(ListDevices(api_->OwnerToken()).ok());
   EXPECT_EQ(misses(), before);
+}
+
+TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
+  const v1::Policy ops = CreatePolicy("ops", {v1::ACCESS_PERMISSION_SERVICE_CONNECT,
+                                              v1::ACCESS_PERMISSION_REGISTRY_WRITE,
+                                              v1::ACCESS_PERMISSION_REGISTRY_READ});
+  const std::string ops_token = PolicyToken(ops);
+  auto call = [&](const std::string& token, auto&& rpc) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", token);
+    return rpc(ctx);
+  };
+  {
+    v1::UpdatePolicyRequest req;
+    *req.mutable_policy() = ops;
+    req.mutable_policy()->clear_primary_key();
+    req.mutable_policy()->clear_secondary_key();
+    v1::Policy out;
+    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) { return policies_->UpdatePolicy(&ctx, req, &out); }).ok());
+    v1::RegeneratePolicyKeyRequest regen;
+    regen.set_name("ops");
+    regen.set_slot(v1::KEY_SLOT_SECONDARY);
+    ASSERT_TRUE(
+        call(api_->OwnerToken(), [&](auto& ctx) { return policies_->RegeneratePolicyKey(&ctx, regen, &out); }).ok());
+  }
+  CreateDevice("doomed");
+  auto c2d = v1::CloudToDevice::NewStub(api_->Channel());
+  {
+    v1::PurgeQueueRequest purge;
+    purge.set_device_id("doomed");
+    v1::PurgeQueueResponse purged;
+    ASSERT_TRUE(call(ops_token, [&](auto& ctx) { return c2d->PurgeQueue(&ctx, purge, &purged); }).ok());
+    v1::DeleteDeviceRequest del;
+    del.set_device_id("doomed");
+    v1::DeleteDeviceResponse ignored;
+    ASSERT_TRUE(call(ops_token, [&](auto& ctx) { return registry_->DeleteDevice(&ctx, del, &ignored); }).ok());
+    // A refused operation changed nothing and leaves no record.
+    EXPECT_EQ(call(ops_token, [&](auto& ctx) { return registry_->DeleteDevice(&ctx, del, &ignored); }).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::DeletePolicyRequest del;
+    del.set_name("ops");
+    v1::DeletePolicyResponse ignored;
+    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) { return policies_->DeletePolicy(&ctx, del, &ignored); }).ok());
+  }
+
+  // Read back through the API, two at a time.
+  auto audit = v1::AuditLog::NewStub(api_->Channel());
+  std::vector<v1::AuditRecord> records;
+  v1::ListAuditRecordsRequest req;
+  req.set_page_size(2);
+  for (int pages = 0; pages < 10; ++pages) {
+    v1::ListAuditRecordsResponse page;
+    const grpc::Status s = call(api_->OwnerToken(), [&](auto& ctx) { return audit->ListAuditRecords(&ctx, req, &page); });
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    records.insert(records.end(), page.records().begin(), page.records().end());
+    if (page.next_after_id() == 0) break;
+    req.set_after_id(page.next_after_id());
+  }
+  std::vector<std::string> seen;
+  for (const auto& r : records) {
+    seen.push_back(r.action() + " " + r.target() + " by " + r.actor_kind() + ":" + r.actor());
+    EXPECT_GT(r.time().seconds(), 0);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "policy.create ops by policy:iothubowner",
+                      "policy.update ops by policy:iothubowner",
+                      "policy.regenerate_key ops by policy:iothubowner",
+                      "c2d.purge doomed by policy:ops",
+                      "device.delete doomed by policy:ops",
+                      "policy.delete ops by policy:iothubowner",
+                  }));
+  ASSERT_EQ(records.size(), 6u);
+  EXPECT_NE(records[2].details_json().find("\"slot\": \"secondary\""), std::string::npos) << records[2].details_json();
+  EXPECT_NE(records[3].details_json().find("\"purged\": 0"), std::string::npos) << records[3].details_json();
+
+  // Filters, and who may read it: not a device.
+  v1::ListAuditRecordsRequest only_deletes;
+  only_deletes.set_action("device.delete");
+  v1::ListAuditRecordsResponse deletes;
+  ASSERT_TRUE(
+      call(api_->OwnerToken(), [&](auto& ctx) { return audit->ListAuditRecords(&ctx, only_deletes, &deletes); }).ok());
+  ASSERT_EQ(deletes.records_size(), 1);
+  EXPECT_EQ(deletes.records(0).target(), "doomed");
+  EXPECT_EQ(deletes.next_after_id(), 0);
+  const v1::Device device = CreateDevice("reader");
+  v1::ListAuditRecordsResponse denied;
+  EXPECT_EQ(call(DeviceToken("reader", device.authentication().primary_key()),
+                 [&](auto& ctx) { return audit->ListAuditRecords(&ctx, only_deletes, &denied); })
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
       std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get(),
                                   &routing_service_, events_service_.get(),
-                                  c2d_service_.get(), feedback_service_.get()});
+                                  c2d_service_.get(), feedback_service_.get(), &audit_service_});
   server_->SetReady(true);
 }
 

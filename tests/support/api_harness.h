@@ -16,6 +16,7 @@
 #include "services/device/device_messaging_service.h"
 #include "core/pg/listener.h"
 #include "core/pg/pool.h"
+#include "services/audit/audit_service.h"
 #include "services/auth/credential_cache.h"
 #include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
@@ -122,6 +123,7 @@ class ApiHarness final {
   std::unique_ptr<c2d::DeviceC2d> device_c2d_;
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service_;
   std::unique_ptr<registry::LifecyclePublisher> lifecycle_;
+  audit::AuditService audit_service_{runtime_, pool_};
   std::unique_ptr<GrpcServer> server_;
 };
 

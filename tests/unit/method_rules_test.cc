@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "ferry/v1/access.grpc.pb.h"
+#include "ferry/v1/audit.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
@@ -28,6 +29,7 @@ std::vector<const google::protobuf::ServiceDescriptor*> ServedServices() {
           v1::StoredEvent::descriptor()->file()->FindServiceByName("Events"),
           v1::C2dMessage::descriptor()->file()->FindServiceByName("CloudToDevice"),
           v1::FeedbackRecord::descriptor()->file()->FindServiceByName("Feedback"),
+          v1::AuditRecord::descriptor()->file()->FindServiceByName("AuditLog"),
           grpc::health::v1::HealthCheckRequest::descriptor()->file()->FindServiceByName("Health")};
 }
 

@@ -97,7 +97,10 @@ int main(int argc, char** argv) {
       } else if (kind == "c2d") {
         c2d[{j.at("device"), j.at("message_id")}] = j.at("ack").get<int>();
       } else if (kind == "settle") {
-        settles[{j.at("device"), j.at("message_id")}].insert(j.at("action").get<std::string>());
+        // An unacknowledged settle (the call failed on the way) may or may
+        // not have happened: it allows its outcome but does not demand it.
+        const bool acked = j.value("acked", true);
+        settles[{j.at("device"), j.at("message_id")}].insert((acked ? "" : "maybe-") + j.at("action").get<std::string>());
       } else if (kind == "feedback") {
         watched.emplace(j.at("device"), j.at("message_id"), j.at("status"));
       }
@@ -169,7 +172,9 @@ int main(int argc, char** argv) {
       const std::string& outcome = it->second.second;
       ++f.c2d_by_outcome[outcome.empty() ? "(pending)" : outcome];
       const auto& did = settles[key];
-      if ((outcome == "Success" && did.count("complete") == 0) || (outcome == "Rejected" && did.count("reject") == 0) ||
+      const bool completed = did.count("complete") + did.count("maybe-complete") > 0;
+      const bool rejected = did.count("reject") + did.count("maybe-reject") > 0;
+      if ((outcome == "Success" && !completed) || (outcome == "Rejected" && !rejected) ||
           (did.count("complete") > 0 && outcome != "Success")) {
         ++f.c2d_inconsistent;
       }
