@@ -285,11 +285,19 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     Logger()->debug("rebalance event={} partitions={} owner=\"{}\"", RdKafka::err2str(err),
                     partitions.size(), options.owner);
     assigned_once = true;
+    // Eager (the default, see Start) hands over the whole assignment each
+    // time; cooperative only what changes. The claims below work either way.
+    const bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       metrics.rebalances.Add({{"kind", "assign"}}).Increment();
-      if (RdKafka::Error* e = c->incremental_assign(partitions)) {
-        Logger()->error("incremental_assign failed error=\"{}\"", e->str());
-        delete e;
+      if (cooperative) {
+        if (RdKafka::Error* e = c->incremental_assign(partitions)) {
+          Logger()->error("incremental_assign failed error=\"{}\"", e->str());
+          delete e;
+          return;
+        }
+      } else if (const RdKafka::ErrorCode e = c->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
+        Logger()->error("assign failed error=\"{}\"", RdKafka::err2str(e));
         return;
       }
       c->pause(partitions);
@@ -304,9 +312,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       const bool lost = c->assignment_lost();
       metrics.rebalances.Add({{"kind", lost ? "lost" : "revoke"}}).Increment();
       for (auto* tp : partitions) Release(tp->partition(), lost ? "lost" : "revoked");
-      if (RdKafka::Error* e = c->incremental_unassign(partitions)) {
-        Logger()->error("incremental_unassign failed error=\"{}\"", e->str());
-        delete e;
+      if (cooperative) {
+        if (RdKafka::Error* e = c->incremental_unassign(partitions)) {
+          Logger()->error("incremental_unassign failed error=\"{}\"", e->str());
+          delete e;
+        }
+      } else if (const RdKafka::ErrorCode e = c->unassign(); e != RdKafka::ERR_NO_ERROR) {
+        Logger()->error("unassign failed error=\"{}\"", RdKafka::err2str(e));
       }
     } else {
       Logger()->error("rebalance error error=\"{}\"", RdKafka::err2str(err));
@@ -325,6 +337,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     buffered_bytes -= it->second.buffer_bytes;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
+    // Its lag and position are the new owner's to report now: no stale
+    // series left behind here.
+    metrics.lag.Remove(&metrics.lag.Add({{"partition", metrics.P(p)}}));
+    metrics.next_offset.Remove(&metrics.next_offset.Add({{"partition", metrics.P(p)}}));
     Logger()->info("partition released partition={} why={} owner=\"{}\"", p, why, options.owner);
   }
 
@@ -425,6 +441,40 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     RdKafka::TopicPartition::destroy(tps);
   }
 
+  // Assigns `tp` again at its offset, the other partitions as they are.
+  bool Reassign(const RdKafka::TopicPartition& tp) {
+    if (consumer->rebalance_protocol() == "COOPERATIVE") {
+      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
+      if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
+      RdKafka::Error* ae = consumer->incremental_assign(tps);
+      RdKafka::TopicPartition::destroy(tps);
+      if (ae == nullptr) return true;
+      Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(), ae->str());
+      delete ae;
+      return false;
+    }
+    // Eager: the whole assignment, with this partition's new offset; the
+    // others resume from their fetch positions, paused ones stay paused.
+    std::vector<RdKafka::TopicPartition*> all;
+    if (consumer->assignment(all) != RdKafka::ERR_NO_ERROR) return false;
+    consumer->position(all);
+    std::vector<RdKafka::TopicPartition*> paused;
+    for (auto* a : all) {
+      if (a->partition() == tp.partition()) a->set_offset(tp.offset());
+      const auto it = parts.find(a->partition());
+      if (it != parts.end() && a->partition() != tp.partition() &&
+          (it->second.phase == PartitionState::Phase::kClaiming || it->second.backpressure)) {
+        paused.push_back(a);
+      }
+    }
+    const RdKafka::ErrorCode e = consumer->assign(all);
+    if (e == RdKafka::ERR_NO_ERROR && !paused.empty()) consumer->pause(paused);
+    RdKafka::TopicPartition::destroy(all);
+    if (e == RdKafka::ERR_NO_ERROR) return true;
+    Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(), RdKafka::err2str(e));
+    return false;
+  }
+
   // Starts fetching `p` at `offset` (absolute or logical); false if it
   // could not (the partition is then claimed afresh, with backoff).
   bool StartAt(std::int32_t p, std::int64_t offset) {
@@ -433,11 +483,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (e != RdKafka::ERR_NO_ERROR) {
       // Not fetching yet: re-assign with the offset instead.
       Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p, RdKafka::err2str(e));
-      std::vector<RdKafka::TopicPartition*> tps = {tp};
-      if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
-      if (RdKafka::Error* ae = consumer->incremental_assign(tps)) {
-        Logger()->error("re-assign failed partition={} error=\"{}\"", p, ae->str());
-        delete ae;
+      if (!Reassign(*tp)) {
         delete tp;
         return false;
       }
@@ -749,7 +795,15 @@ void D2cConsumer::Start() {
   set("bootstrap.servers", o.brokers);
   set("group.id", o.group);
   set("client.id", "ferryd-" + o.owner);
-  set("partition.assignment.strategy", "cooperative-sticky");
+  // Eager round-robin, not cooperative-sticky: librdkafka 2.0.2's sticky
+  // assignor crashes the process (a SIGSEGV in its own thread, where no
+  // handler runs) when partition ownership changes under it, as it does
+  // with members killed and restarted (fixed in 2.2.0, librdkafka#4252; the
+  // soak found it), and aborts when destroyed before its first assignment
+  // (#4312). Eager rebalances pause every partition for a moment; fencing
+  // keeps landing exactly-once either way. `--kafka-property
+  // partition.assignment.strategy=cooperative-sticky` still works.
+  set("partition.assignment.strategy", "roundrobin");
   set("enable.auto.commit", "false");
   set("enable.auto.offset.store", "false");
   set("auto.offset.reset", "earliest");

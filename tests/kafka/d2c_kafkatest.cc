@@ -149,6 +149,55 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
   EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total"), total);
 }
 
+// The soak's finding: with librdkafka 2.0.2's cooperative-sticky assignor,
+// members joining and leaving while partitions change hands crashed the
+// process (a SIGSEGV in librdkafka's own thread), and one stopped between
+// joining and its first assignment aborted on destroy. Ferry now uses an
+// eager assignor and waits for a first assignment before destroying; this
+// churns members the same way, in this process, and everything must land
+// exactly once.
+TEST_F(D2cTest, MembersComingAndGoingFastCrashNothingAndLoseAndDoubleNothing) {
+  prometheus::Registry ra, rb, rc, rd;
+  long sent = 0;
+  auto send = [&] {
+    producer_->Send(kTopic, Events(static_cast<int>(sent), 100));
+    sent += 100;
+  };
+  auto a = Consumer("churn-a", ra);
+  send();
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
+  // b joins and is stopped at once, before any assignment reaches it.
+  auto b = Consumer("churn-b", rb);
+  send();
+  const auto stop_started = std::chrono::steady_clock::now();
+  b->Stop();
+  b.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_started, 20s);
+  // c joins, a leaves mid-stream, d joins, c leaves: partitions keep moving.
+  auto c = Consumer("churn-c", rc);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        send();
+        return Metric(rc, "ferry_d2c_events_landed_total") > 0;
+      },
+      60s, 200ms));
+  a->Stop();
+  auto d = Consumer("churn-d", rd);
+  send();
+  c->Stop();
+  for (int i = 0; i < 3; ++i) send();
+  const long total = sent;
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
+      << Count("SELECT count(*) FROM d2c_events") << " of " << total;
+  d->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), total);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
+  EXPECT_EQ(BodySum(), total * (total - 1) / 2);
+  EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total") +
+                Metric(rc, "ferry_d2c_events_landed_total") + Metric(rd, "ferry_d2c_events_landed_total"),
+            total);
+}
+
 TEST_F(D2cTest, AZombieCannotCommitAndResyncs) {
   prometheus::Registry registry;
   auto consumer = Consumer("zombie-to-be", registry);
