@@ -5,6 +5,7 @@
 #include <optional>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <pqxx/transaction>
 
@@ -56,6 +57,18 @@ auto WithAutocommit(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
     RunAutocommit(pool, [&](pqxx::transaction_base& tx) { result.emplace(fn(tx)); }, options);
     return std::move(*result);
   }
+}
+
+// Runs `sql` as the prepared statement `name` on the transaction's
+// connection: parsed and planned once per connection (PostgreSQL then keeps
+// a generic plan), not on every call. The first use on a connection
+// registers it (one more round trip, once). `name` must always come with the
+// same `sql`.
+template <typename... Args>
+pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& name, const std::string& sql,
+                          Args&&... args) {
+  tx.conn().prepare(name, sql);  // a map lookup once known
+  return tx.exec_prepared(name, std::forward<Args>(args)...);
 }
 
 template <typename Fn>

@@ -168,10 +168,12 @@ SendResult Store::Send(const OutgoingMessage& in, TimePoint now) {
       ", LATERAL (SELECT (s.msg).*) m",
       Columns(), pg::TimestampFromMicros("$10"), pg::TimestampFromMicros("$11"));
   const auto [result, message] = pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) {
-    const pqxx::row r = tx.exec_params1(sql, in.device_id, in.message_id, in.correlation_id, in.user_id,
-                                        std::string(AckName(in.ack)), in.content_type, in.content_encoding,
-                                        props.dump(), pqxx::binarystring(in.body), ToUnixMicros(now),
-                                        ToUnixMicros(in.expires_at), static_cast<std::int64_t>(max_depth_));
+    const pqxx::result rows = pg::ExecPrepared(
+        tx, "ferry_c2d_send", sql, in.device_id, in.message_id, in.correlation_id, in.user_id,
+        std::string(AckName(in.ack)), in.content_type, in.content_encoding, props.dump(), pqxx::binarystring(in.body),
+        ToUnixMicros(now), ToUnixMicros(in.expires_at), static_cast<std::int64_t>(max_depth_));
+    if (rows.size() != 1) throw Error(Reason::kServerError, "ferry_c2d_send answered no row");
+    const pqxx::row r = rows[0];
     const auto result = r[0].as<std::string>();
     return std::pair{result, r[1].is_null() ? std::optional<StoredMessage>() : FromRow(r.slice(1, r.size()))};
   });
@@ -206,13 +208,14 @@ ReceiveResult Store::Receive(const std::string& device_id, TimePoint now) {
   const std::string token = NewLockToken();
   return pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) {
     ReceiveResult out;
-    const pqxx::result locked =
-        tx.exec_params(lock_sql, device_id, ToUnixMicros(now), token, ToUnixMicros(now + limits_.lock));
+    const pqxx::result locked = pg::ExecPrepared(tx, "ferry_c2d_receive", lock_sql, device_id, ToUnixMicros(now),
+                                                 token, ToUnixMicros(now + limits_.lock));
     if (!locked.empty()) {
       out.message = FromRow(locked[0]);
       return out;
     }
-    const pqxx::row r = tx.exec_params1(empty_sql, device_id, ToUnixMicros(now));
+    const pqxx::result rows = pg::ExecPrepared(tx, "ferry_c2d_receive_empty", empty_sql, device_id, ToUnixMicros(now));
+    const pqxx::row r = rows.at(0);
     if (r[0].is_null() || r[0].as<std::string>() != "enabled") DeviceNotFound(device_id);
     out.next_lapse = OptTime(r[1]);
     return out;
@@ -239,8 +242,8 @@ std::optional<SettleResult> Store::TryComplete(const std::string& device_id, con
       pg::TimestampFromMicros("$3"), pg::TimestampFromMicros("$5"), Columns());
   bool feedback = false;
   auto done = pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) -> std::optional<SettleResult> {
-    const pqxx::result r = tx.exec_params(sql, device_id, lock_token, ToUnixMicros(now), Description(Outcome::kSuccess),
-                                          ToUnixMicros(now + feedback_.ttl));
+    const pqxx::result r = pg::ExecPrepared(tx, "ferry_c2d_complete", sql, device_id, lock_token, ToUnixMicros(now),
+                                            Description(Outcome::kSuccess), ToUnixMicros(now + feedback_.ttl));
     if (r.empty()) return std::nullopt;
     feedback = r[0][r[0].size() - 2].as<bool>();
     return SettleResult{FromRow(r[0]), false};
