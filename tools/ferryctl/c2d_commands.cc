@@ -35,6 +35,15 @@ std::string StateName(v1::C2dState s) {
   }
 }
 
+// name=value options into a property map; throws CLI::ValidationError.
+void AddProperties(const std::vector<std::string>& pairs, google::protobuf::Map<std::string, std::string>& to) {
+  for (const auto& p : pairs) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos) throw CLI::ValidationError("--property", "'" + p + "' is not name=value");
+    to[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+}
+
 class C2dClient final : public Session {
  public:
   using Session::Session;
@@ -163,8 +172,15 @@ class C2dClient final : public Session {
     if (action == "abandon") s = device_->Abandon(Context().get(), req, &resp);
     if (action == "reject") s = device_->Reject(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    if (!options_.json) out_ << action << "d\n";
-    return kExitOk;
+    return Done(req, action == "complete" ? "completed" : action == "abandon" ? "abandoned" : "rejected");
+  }
+
+  int SendEvent(const v1::SendEventRequest& req) {
+    v1::SendEventResponse resp;
+    const grpc::Status s = device_->SendEvent(Context().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    return Done(resp, "sent to partition " + std::to_string(resp.partition()) + " offset " +
+                          std::to_string(resp.offset()) + " at " + Time(resp.enqueued_time()));
   }
 
   void PrintFeedback(const v1::FeedbackBatch& batch) {
@@ -204,8 +220,7 @@ class C2dClient final : public Session {
     const grpc::Status s = complete ? feedback_->Complete(Context().get(), req, &resp)
                                     : feedback_->Abandon(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    if (!options_.json) out_ << (complete ? "completed\n" : "abandoned\n");
-    return kExitOk;
+    return Done(req, complete ? "completed" : "abandoned");
   }
 
   int FeedbackWatch(const std::string& position, long count) {
@@ -289,11 +304,7 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
     if (!st->expiry.empty()) *m->mutable_expiry_time() = TimeOption("--expiry", st->expiry);
     m->set_content_type(st->content_type);
     m->set_content_encoding(st->content_encoding);
-    for (const auto& p : st->properties) {
-      const auto eq = p.find('=');
-      if (eq == std::string::npos) throw CLI::ValidationError("--property", "'" + p + "' is not name=value");
-      (*m->mutable_properties())[p.substr(0, eq)] = p.substr(eq + 1);
-    }
+    AddProperties(st->properties, *m->mutable_properties());
     code = client().Send(req);
   });
   CLI::App* purge = c2d->add_subcommand("purge", "Remove a device's pending messages")
@@ -312,8 +323,9 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
   get->add_option("--sequence", st->sequence, "Sequence number")->excludes(by_id);
   get->callback([st, client, &code] { code = client().Get(st->device, st->message_id, st->sequence); });
 
-  CLI::App* device = app.add_subcommand("device", "Act as a device: receive and settle C2D messages (needs "
-                                                  "DeviceConnect: a device connection string, or a policy's)")
+  CLI::App* device = app.add_subcommand("device", "Act as a device: send events, receive and settle C2D messages "
+                                                  "(needs DeviceConnect: a device connection string, or a "
+                                                  "policy's)")
                          ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
   device->require_subcommand(1);
   CLI::App* receive = device->add_subcommand("receive", "Lock the next message (waits up to --wait seconds)")
@@ -330,7 +342,29 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
     cmd->add_option("lock-token", st->token, "The lock token from receive")->required();
     cmd->callback([st, client, action, &code] { code = client().Settle(action, st->device, st->token); });
   }
-
+  CLI::App* dsend = device->add_subcommand("send", "Send a device-to-cloud event (SendEvent), as the device")
+                        ->footer("Answers once Kafka acknowledged the event: its partition and offset.\n"
+                                 "Example: ferryctl device send thermostat-7 --body '{\"temp\":31}' "
+                                 "--content-type application/json --content-encoding utf-8 --property site=plant-7");
+  dsend->add_option("device-id", st->device, "Device id")->required();
+  dsend->add_option("--body", st->body, "Event body");
+  dsend->add_option("--message-id", st->message_id, "Message id");
+  dsend->add_option("--correlation-id", st->correlation_id, "Correlation id");
+  dsend->add_option("--content-type", st->content_type, "Content type");
+  dsend->add_option("--content-encoding", st->content_encoding, "Content encoding");
+  dsend->add_option("--property", st->properties, "Application property name=value (repeatable)");
+  dsend->callback([st, client, &code] {
+    v1::SendEventRequest req;
+    req.set_device_id(st->device);
+    v1::D2cMessage* m = req.mutable_message();
+    m->set_body(st->body);
+    m->set_message_id(st->message_id);
+    m->set_correlation_id(st->correlation_id);
+    m->set_content_type(st->content_type);
+    m->set_content_encoding(st->content_encoding);
+    AddProperties(st->properties, *m->mutable_properties());
+    code = client().SendEvent(req);
+  });
 
   CLI::App* feedback = app.add_subcommand("feedback", "Delivery feedback of C2D messages (needs ServiceConnect)")
                            ->footer("Example: ferryctl feedback watch");

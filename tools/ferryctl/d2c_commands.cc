@@ -182,8 +182,7 @@ class D2cClient final : public Session {
     v1::DeleteEnrichmentResponse resp;
     const grpc::Status s = routing_->DeleteEnrichment(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    if (!options_.json) out_ << "deleted enrichment " << key << "\n";
-    return kExitOk;
+    return Done(req, "deleted enrichment " + key);
   }
 
  private:

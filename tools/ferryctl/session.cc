@@ -74,7 +74,12 @@ int Session::Fail(const grpc::Status& status) const {
     return kExitUnavailable;
   }
   err_ << "\n";
-  return kExitRefused;
+  return status.error_code() == grpc::StatusCode::NOT_FOUND ? kExitNotFound : kExitRefused;
+}
+
+int Session::Done(const google::protobuf::Message& m, const std::string& text) const {
+  out_ << (options_.json ? Json(m) : text) << "\n";
+  return kExitOk;
 }
 
 std::string Json(const google::protobuf::Message& m) {

@@ -36,8 +36,12 @@ class Session {
   // false: streams) and, given a connection string, a SAS token signed here
   // for --token-ttl seconds.
   [[nodiscard]] std::unique_ptr<grpc::ClientContext> Context(bool deadline = true) const;
-  // Prints a failed call's status; returns the exit code it means.
+  // Prints a failed call's status; returns the exit code it means
+  // (kExitNotFound, kExitUnavailable or kExitRefused; see ferryctl.h).
   int Fail(const grpc::Status& status) const;
+  // What a command that changes something prints on success: `m` as JSON
+  // (--json) or `text` for people. Returns kExitOk.
+  int Done(const google::protobuf::Message& m, const std::string& text) const;
 
  protected:
   const Options& options_;
