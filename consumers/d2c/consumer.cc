@@ -836,4 +836,8 @@ void D2cConsumer::Stop() {
 
 std::size_t D2cConsumer::active_partitions() const { return impl_->active.load(); }
 
+std::string D2cConsumer::rebalance_protocol() const {
+  return impl_->consumer == nullptr ? "NONE" : impl_->consumer->rebalance_protocol();
+}
+
 }  // namespace ferry::d2c

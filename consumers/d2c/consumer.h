@@ -74,6 +74,10 @@ class D2cConsumer final {
 
   // Partitions currently claimed and consuming.
   [[nodiscard]] std::size_t active_partitions() const;
+  // The group's rebalance protocol as librdkafka reports it once joined:
+  // "EAGER" with Ferry's default assignor, "COOPERATIVE" with a sticky one,
+  // "NONE" before the first join.
+  [[nodiscard]] std::string rebalance_protocol() const;
 
  private:
   struct Impl;

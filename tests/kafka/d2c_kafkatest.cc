@@ -153,10 +153,12 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
 // members joining and leaving while partitions change hands crashed the
 // process (a SIGSEGV in librdkafka's own thread), and one stopped between
 // joining and its first assignment aborted on destroy. Ferry now uses an
-// eager assignor and waits for a first assignment before destroying; this
-// churns members the same way, in this process, and everything must land
-// exactly once.
-TEST_F(D2cTest, MembersComingAndGoingFastCrashNothingAndLoseAndDoubleNothing) {
+// eager assignor (asserted here, so that a change back fails with this
+// reason) and waits for a first assignment before destroying; this churns
+// members in one process and everything must land exactly once. It does not
+// reproduce librdkafka's crash itself (that needs members that vanish
+// without leaving, as in the soak's SIGKILLs): the soak remains its test.
+TEST_F(D2cTest, MembersComingAndGoingFastLoseAndDoubleNothing) {
   prometheus::Registry ra, rb, rc, rd;
   long sent = 0;
   auto send = [&] {
@@ -166,6 +168,8 @@ TEST_F(D2cTest, MembersComingAndGoingFastCrashNothingAndLoseAndDoubleNothing) {
   auto a = Consumer("churn-a", ra);
   send();
   ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
+  EXPECT_EQ(a->rebalance_protocol(), "EAGER")
+      << "librdkafka 2.0.2's cooperative-sticky assignor crashes under membership churn (docs/reliability.md)";
   // b joins and is stopped at once, before any assignment reaches it.
   auto b = Consumer("churn-b", rb);
   send();
