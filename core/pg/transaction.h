@@ -38,6 +38,22 @@ struct TxOptions {
 void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
                     const TxOptions& options = {});
 
+namespace internal {
+// Calls `run` with a body that runs `fn` on the transaction it is given and
+// keeps what `fn` returns, then returns that (or nothing for a void `fn`).
+template <typename Tx, typename Run, typename Fn>
+auto WithResult(Run&& run, Fn&& fn) {
+  using Result = std::invoke_result_t<Fn&, Tx&>;
+  if constexpr (std::is_void_v<Result>) {
+    run(std::function<void(Tx&)>(fn));
+  } else {
+    std::optional<Result> result;
+    run(std::function<void(Tx&)>([&](Tx& tx) { result.emplace(fn(tx)); }));
+    return std::move(*result);
+  }
+}
+}  // namespace internal
+
 // Runs `body` on a pooled connection without BEGIN/COMMIT: each statement
 // commits on its own, a round trip fewer on each side of it. For a body of
 // one statement (a function call, a CTE) whose repetition is harmless: a
@@ -49,14 +65,8 @@ void RunAutocommit(Pool& pool, const std::function<void(pqxx::transaction_base&)
 
 template <typename Fn>
 auto WithAutocommit(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
-  using Result = std::invoke_result_t<Fn&, pqxx::transaction_base&>;
-  if constexpr (std::is_void_v<Result>) {
-    RunAutocommit(pool, fn, options);
-  } else {
-    std::optional<Result> result;
-    RunAutocommit(pool, [&](pqxx::transaction_base& tx) { result.emplace(fn(tx)); }, options);
-    return std::move(*result);
-  }
+  return internal::WithResult<pqxx::transaction_base>(
+      [&](const auto& body) { RunAutocommit(pool, body, options); }, std::forward<Fn>(fn));
 }
 
 // Runs `sql` as the prepared statement `name` on the transaction's
@@ -73,14 +83,8 @@ pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& name, c
 
 template <typename Fn>
 auto WithTransaction(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
-  using Result = std::invoke_result_t<Fn&, pqxx::dbtransaction&>;
-  if constexpr (std::is_void_v<Result>) {
-    RunTransaction(pool, fn, options);
-  } else {
-    std::optional<Result> result;
-    RunTransaction(pool, [&](pqxx::dbtransaction& tx) { result.emplace(fn(tx)); }, options);
-    return std::move(*result);
-  }
+  return internal::WithResult<pqxx::dbtransaction>(
+      [&](const auto& body) { RunTransaction(pool, body, options); }, std::forward<Fn>(fn));
 }
 
 }  // namespace ferry::pg

@@ -190,8 +190,9 @@ ReceiveResult Store::Receive(const std::string& device_id, TimePoint now) {
   // One autocommit statement locks the oldest deliverable message (what
   // lifecycle Lock() does: Invisible under a new token until now + lock);
   // repeating it after a lost connection at worst locks a second message
-  // while the first one's lock lapses. Only an empty queue takes a second
-  // statement, for the device's status and the next lock lapse.
+  // while the first one's lock lapses (each attempt under a token of its own,
+  // so that one Complete can never settle both). Only an empty queue takes a
+  // second statement, for the device's status and the next lock lapse.
   static const std::string lock_sql = fmt::format(
       "UPDATE c2d_messages SET state = 'Invisible', lock_token = $3, lock_until = {1},"
       " first_delivered_at = coalesce(first_delivered_at, {0})"
@@ -205,9 +206,9 @@ ReceiveResult Store::Receive(const std::string& device_id, TimePoint now) {
       " AND lock_until > {0} AND expires_at > {0}) FROM (SELECT $1::text AS device_id) k"
       " LEFT JOIN devices d ON d.device_id = k.device_id",
       pg::TimestampFromMicros("$2"), pg::MicrosOf("min(lock_until)"));
-  const std::string token = NewLockToken();
   return pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) {
     ReceiveResult out;
+    const std::string token = NewLockToken();
     const pqxx::result locked = pg::ExecPrepared(tx, "ferry_c2d_receive", lock_sql, device_id, ToUnixMicros(now),
                                                  token, ToUnixMicros(now + limits_.lock));
     if (!locked.empty()) {
