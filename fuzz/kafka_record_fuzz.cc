@@ -1,4 +1,4 @@
-// Kafka record decoding (consumers/d2c/record.h, the contract of
+// Kafka record decoding (core/d2c/record.h, the contract of
 // docs/d2c-record-contract.md). The input is taken apart into a key, a
 // value, a timestamp and headers, named from the contract's header names or
 // arbitrarily. Properties: Decode never throws and gives exactly one of an
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "consumers/d2c/record.h"
+#include "core/d2c/record.h"
 #include "fuzz/fuzz_check.h"
 
 namespace {

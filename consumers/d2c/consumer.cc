@@ -125,6 +125,11 @@ struct Metrics {
                           "d2c.telemetry.egress.dropped).")
                     .Register(r)
                     .Add({})),
+        oversized(prometheus::BuildCounter()
+                      .Name("ferry_d2c_endpoint_oversized_total")
+                      .Help("D2C messages not delivered to a Kafka endpoint because its enrichments made "
+                            "them larger than 256 KB, by endpoint (IoT Hub's d2c.telemetry.egress.invalid).")
+                      .Register(r)),
         undefined(prometheus::BuildCounter()
                       .Name("ferry_d2c_route_evaluation_undefined_total")
                       .Help("Route conditions that evaluated to undefined or null (a missing "
@@ -162,6 +167,7 @@ struct Metrics {
   prometheus::Counter& landing_retries;
   prometheus::Family<prometheus::Counter>& routed;
   prometheus::Counter& dropped;
+  prometheus::Family<prometheus::Counter>& oversized;
   prometheus::Family<prometheus::Counter>& undefined;
   prometheus::Counter& replay_skipped;
   prometheus::Counter& resets;
@@ -634,6 +640,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     }
     for (const auto& [endpoint, n] : o.routed) {
       metrics.routed.Add({{"endpoint", endpoint}}).Increment(static_cast<double>(n));
+    }
+    for (const auto& [endpoint, n] : o.oversized) {
+      metrics.oversized.Add({{"endpoint", endpoint}}).Increment(static_cast<double>(n));
     }
     for (const auto& [route, n] : o.undefined) {
       metrics.undefined.Add({{"route", route}}).Increment(static_cast<double>(n));

@@ -115,7 +115,8 @@ struct Row {
   std::optional<Event> event;
   std::optional<DeadLetter> dead;
   bool to_store = false;
-  std::vector<std::size_t> kafka;  // Kafka endpoints, by index in the route set
+  std::vector<std::size_t> kafka;  // Kafka endpoints matched, by index in the route set
+  std::vector<std::size_t> deliver;  // those delivered to (EndpointRecords)
   bool skip = false;               // already covered by the checkpoint
   bool replay = false;             // below the high offset
 };
@@ -205,6 +206,33 @@ kafka::OutgoingRecord ToEndpointRecord(const Event& e, const std::string& topic,
   for (const auto& [k, v] : extra) app[k] = v;
   for (const auto& [k, v] : app) r.headers.emplace_back(k, v);
   return r;
+}
+
+// The records for the Kafka endpoints of `row`, enrichments added. An
+// endpoint whose enrichments push the message past kMaxD2cMessageBytes is
+// not delivered to (as IoT Hub drops it there): it is left out of
+// row.deliver and counted in out.oversized, so a row left with no endpoint
+// counts as dropped. Safe to repeat on a retried transaction.
+std::vector<kafka::OutgoingRecord> EndpointRecords(Row& row, const routing::RouteSet& routes,
+                                                   const std::string& hub_name,
+                                                   const std::map<std::string, routing::DeviceFields>& fields,
+                                                   LandingOutcome& out) {
+  std::vector<kafka::OutgoingRecord> records;
+  row.deliver.clear();
+  for (const std::size_t i : row.kafka) {
+    const auto extra = routes.Enrich(i, hub_name, FieldsOf(fields, row.event->device_id));
+    const std::string& name = routes.endpoints()[i].name;
+    if (const std::size_t size = MessageSize(*row.event, extra); size > kMaxD2cMessageBytes) {
+      ++out.oversized[name];
+      Logger()->warn("message not delivered to endpoint: over 256 KB with its enrichments endpoint=\"{}\""
+                     " partition={} offset={} bytes={}",
+                     name, row.record->partition, row.record->offset, size);
+      continue;
+    }
+    row.deliver.push_back(i);
+    records.push_back(ToEndpointRecord(*row.event, routes.endpoints()[i].kafka_topic, extra));
+  }
+  return records;
 }
 
 std::optional<std::string> RecordTime(const KafkaRecord& r) {
@@ -442,6 +470,7 @@ LandingOutcome EventStore::LandSplitting(const LandingBatch& batch, std::size_t 
       right.replay_skipped += left.replay_skipped;
       for (const auto& [reason, n] : left.dead_letters) right.dead_letters[reason] += n;
       for (const auto& [name, n] : left.routed) right.routed[name] += n;
+      for (const auto& [name, n] : left.oversized) right.oversized[name] += n;
       for (const auto& [name, n] : left.undefined) right.undefined[name] += n;
       return right;
     }
@@ -536,30 +565,31 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
         fence[0][0].is_null() ? std::numeric_limits<std::int64_t>::min() : fence[0][0].as<std::int64_t>();
     const std::int64_t high =
         fence[0][1].is_null() ? std::numeric_limits<std::int64_t>::min() : fence[0][1].as<std::int64_t>();
-    Counts counts;
-    counts.route_version = routes.version();
     for (Row& row : rows) {
       row.skip = row.record->offset < landed_below;
       row.replay = row.record->offset < high;
+    }
+    std::map<std::string, routing::DeviceFields> fields;
+    if (routes.needs_device_fields()) fields = LoadDeviceFields(tx, rows);
+    // Kafka endpoints first: acknowledged before the checkpoint commits.
+    std::vector<kafka::OutgoingRecord> deliveries;
+    out.oversized.clear();
+    for (Row& row : rows) {
+      if (row.skip || !row.event) continue;
+      for (auto& record : EndpointRecords(row, routes, hub_name_, fields, out)) {
+        deliveries.push_back(std::move(record));
+      }
+      for (const std::size_t i : row.deliver) ++out.routed[routes.endpoints()[i].name];
+    }
+    Counts counts;
+    counts.route_version = routes.version();
+    for (const Row& row : rows) {
       if (row.skip) continue;
-      if (row.event && !row.dead && !row.to_store && row.kafka.empty()) {
+      if (row.event && !row.dead && !row.to_store && row.deliver.empty()) {
         ++out.dropped;
         if (!row.replay) ++counts.dropped;
       } else if (row.event && !row.to_store && !row.dead) {
         if (!row.replay) ++counts.routed_elsewhere;
-      }
-    }
-    std::map<std::string, routing::DeviceFields> fields;
-    if (routes.needs_device_fields()) fields = LoadDeviceFields(tx, rows);
-
-    // Kafka endpoints first: acknowledged before the checkpoint commits.
-    std::vector<kafka::OutgoingRecord> deliveries;
-    for (const Row& row : rows) {
-      if (row.skip || !row.event) continue;
-      for (const std::size_t i : row.kafka) {
-        const auto extra = routes.Enrich(i, hub_name_, FieldsOf(fields, row.event->device_id));
-        deliveries.push_back(ToEndpointRecord(*row.event, routes.endpoints()[i].kafka_topic, extra));
-        ++out.routed[routes.endpoints()[i].name];
       }
     }
     Deliver(deliveries);
@@ -837,13 +867,7 @@ std::vector<RedriveResult> EventStore::Redrive(
         }
         std::map<std::string, routing::DeviceFields> fields;
         if (routes->needs_device_fields()) fields = LoadDeviceFields(tx, rows);
-        std::vector<kafka::OutgoingRecord> deliveries;
-        for (const std::size_t i : row.kafka) {
-          deliveries.push_back(ToEndpointRecord(
-              *row.event, routes->endpoints()[i].kafka_topic,
-              routes->Enrich(i, hub_name_, FieldsOf(fields, row.event->device_id))));
-        }
-        Deliver(deliveries);
+        Deliver(EndpointRecords(row, *routes, hub_name_, fields, routed));
         Counts counts;
         if (row.to_store) {
           const Event& e = *row.event;
@@ -856,7 +880,7 @@ std::vector<RedriveResult> EventStore::Redrive(
               e.correlation_id, e.content_type, e.content_encoding, OptionalTime(e.creation_time),
               Json(e.system_properties), Json(extra, e.application_properties), pqxx::binarystring(e.body));
           result.outcome = "stored";
-        } else if (!row.kafka.empty()) {
+        } else if (!row.deliver.empty()) {
           counts.routed_elsewhere = 1;
           result.outcome = "routed";
         } else {

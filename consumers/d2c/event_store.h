@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "consumers/d2c/record.h"
+#include "core/d2c/record.h"
 #include "core/audit/audit.h"
 #include "core/clock.h"
 #include "core/kafka/producer.h"
@@ -58,6 +58,9 @@ struct LandingOutcome {
   // condition evaluated to undefined, by route name.
   std::map<std::string, std::size_t> routed;
   std::size_t dropped = 0;
+  // Messages not delivered to a Kafka endpoint because its enrichments made
+  // them larger than IoT Hub's 256 KB, by endpoint name.
+  std::map<std::string, std::size_t> oversized;
   std::map<std::string, std::size_t> undefined;
   // Replay (records below the partition's high offset): rows already in the
   // store or the dead letters, and records past retention, skipped.

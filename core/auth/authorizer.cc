@@ -39,7 +39,7 @@ Caller SasAuthorizer::Authorize(const AccessRequest& request, std::string_view a
   const SasToken token = ParseSasToken(authorization);
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        clock_.Now().time_since_epoch()).count();
-  if (token.expiry + clock_skew_.count() < now) {
+  if (token.expiry < now - clock_skew_.count()) {  // never overflows: se > 0, skew <= 1 h
     Unauthenticated(fmt::format("SAS token expired at {} (now {})", token.expiry, now));
   }
   return token.key_name ? AuthorizePolicy(request, token) : AuthorizeDevice(request, token);

@@ -129,6 +129,12 @@ SasToken ParseSasToken(std::string_view header) {
   }
   if (!have_sr || !have_sig || !have_se) Malformed("sr, sig and se are required");
   if (token.resource.empty() || token.signature.empty()) Malformed("empty sr or sig");
+  // %00 decodes to a NUL, which no device id or policy name holds (and a
+  // database lookup would cut the name there).
+  if (token.resource.find('\0') != std::string::npos ||
+      (token.key_name && token.key_name->find('\0') != std::string::npos)) {
+    Malformed("sr or skn holds a NUL character");
+  }
   // A resource is {host}[/path]: one that starts with '/' names no hub and
   // would cover nothing.
   if (token.resource.front() == '/') Malformed("sr must start with the hub's host name");

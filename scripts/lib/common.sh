@@ -39,8 +39,9 @@ build() {
   while [[ $# -gt 0 && $1 != "--" ]]; do args+=("$1"); shift; done
   [[ ${1:-} == "--" ]] && shift
   targets=("$@")
-  cmake -S "$FERRY_ROOT" -B "$dir" "${args[@]}" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log" >&2; return 1; }
+  mkdir -p "$dir"
+  cmake -S "$FERRY_ROOT" -B "$dir" "${args[@]}" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log" >&2; return 1; }
   local target_args=()
   for t in "${targets[@]}"; do target_args+=(--target "$t"); done
   cmake --build "$dir" -j "${FERRY_JOBS:-$(nproc)}" "${target_args[@]}"

@@ -27,7 +27,7 @@ grpc::ServerUnaryReactor* AuditService::ListAuditRecords(grpc::CallbackServerCon
     if (req.after_id() < 0) throw Error(Reason::kArgumentInvalid, "after_id must not be negative");
     const std::int64_t limit = req.page_size() == 0 ? 100 : req.page_size();
     const std::optional<std::int64_t> since =
-        req.has_since() ? std::optional<std::int64_t>(ToUnixMicros(rpc::FromProtoTime(req.since()))) : std::nullopt;
+        req.has_since() ? std::optional<std::int64_t>(ToUnixMicros(rpc::FromProtoTime(req.since(), "since"))) : std::nullopt;
     static const std::string sql = fmt::format(
         "SELECT id, {}, actor, actor_kind, action, target, details::text FROM audit_log"
         " WHERE id > $1 AND ($2 = '' OR action = $2) AND ($3 = '' OR target = $3) AND ($4 = '' OR actor = $4)"

@@ -142,8 +142,8 @@ OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::
   r.correlation_id = m.correlation_id();
   r.user_id = m.user_id();
   r.ack = AckFromProto(m.ack());
-  if (m.has_ttl()) r.ttl = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(m.ttl()));
-  if (m.has_expiry_time()) r.expiry_time = rpc::FromProtoTime(m.expiry_time());
+  if (m.has_ttl()) r.ttl = rpc::FromProtoDuration(m.ttl(), "ttl");
+  if (m.has_expiry_time()) r.expiry_time = rpc::FromProtoTime(m.expiry_time(), "expiry_time");
   r.content_type = m.content_type();
   r.content_encoding = m.content_encoding();
   r.properties.assign(m.properties().begin(), m.properties().end());
@@ -358,7 +358,7 @@ grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx, c
                                [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
                                            rpc::RpcRuntime::Finish finish, rpc::CancellableReactor& reactor) {
     registry::ValidateDeviceId(req.device_id());
-    const auto wait = std::chrono::microseconds(google::protobuf::util::TimeUtil::DurationToMicroseconds(req.wait()));
+    const auto wait = rpc::FromProtoDuration(req.wait(), "wait");
     if (wait < std::chrono::microseconds(0) || wait > kMaxReceiveWait) {
       throw Error(Reason::kArgumentInvalid, "wait must be 0 to 120 seconds");
     }
@@ -418,6 +418,7 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
       : PollingWriteReactor(owner.hub_, owner.executor_, request.device_id()),
         owner_(owner),
         ctx_(ctx),
+        request_(request),
         device_id_(request.device_id()),
         max_in_flight_(request.max_in_flight()),
         started_(std::chrono::steady_clock::now()) {
@@ -429,7 +430,7 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
  private:
   std::optional<WakeHub::Clock::time_point> Poll(v1::ReceivedMessage& out) override {
     if (!authorized_) {
-      owner_.runtime_.AuthorizeStream(ctx_, kDeviceService, "Subscribe", device_id_);
+      owner_.runtime_.AuthorizeStream(ctx_, kDeviceService, "Subscribe", request_, device_id_);
       registry::ValidateDeviceId(device_id_);
       if (max_in_flight_ < 0 || max_in_flight_ > 50) {
         throw Error(Reason::kArgumentInvalid, "max_in_flight must be 0 (10) to 50");
@@ -469,6 +470,7 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
 
   DeviceC2d& owner_;
   grpc::CallbackServerContext* ctx_;
+  const v1::SubscribeRequest request_;
   const std::string device_id_;
   int max_in_flight_;
   const std::chrono::steady_clock::time_point started_;

@@ -231,6 +231,7 @@ class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::Feedb
       : PollingWriteReactor(owner.hub_, owner.executor_, ""),
         owner_(owner),
         ctx_(ctx),
+        request_(request),
         position_text_(request.position()),
         started_(std::chrono::steady_clock::now()) {
     owner_.metrics_.watch_streams.Increment();
@@ -241,7 +242,7 @@ class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::Feedb
  private:
   std::optional<WakeHub::Clock::time_point> Poll(v1::FeedbackBatch& out) override {
     if (!position_) {
-      const rpc::Caller caller = owner_.runtime_.AuthorizeStream(ctx_, kService, "Watch", std::nullopt);
+      const rpc::Caller caller = owner_.runtime_.AuthorizeStream(ctx_, kService, "Watch", request_, std::nullopt);
       if (position_text_.empty()) {
         position_ = d2c::Position{0, -1};
       } else {
@@ -266,6 +267,7 @@ class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::Feedb
 
   FeedbackService& owner_;
   grpc::CallbackServerContext* ctx_;
+  const v1::WatchFeedbackRequest request_;
   const std::string position_text_;
   const std::chrono::steady_clock::time_point started_;
   std::optional<d2c::Position> position_;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/time_util.h>
 
+#include "core/d2c/record.h"
 #include "core/error.h"
 #include "core/time_text.h"
 
@@ -26,13 +27,11 @@ grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* ctx) {
 constexpr std::string_view kService = "ferry.v1.DeviceMessaging";
 constexpr auto kMaxWait = std::chrono::seconds(10);
 
+// Application property names a device may not use: IoT Hub's system
+// properties, and every iothub-* name (so that no device can pass for the
+// hub's own stamps or lifecycle notifications).
 bool IsReservedName(std::string_view name) {
-  static constexpr std::string_view kSystem[] = {"message-id", "correlation-id", "content-type",
-                                                 "content-encoding", "user-id", "to"};
-  for (const auto n : kSystem) {
-    if (n == name) return true;
-  }
-  return name.rfind("iothub-", 0) == 0 || name.rfind("x-opt-", 0) == 0;
+  return d2c::IsSystemProperty(name) || name.rfind("iothub-", 0) == 0;
 }
 
 bool IsText(std::string_view s) {
@@ -63,6 +62,11 @@ Error Unavailable(const kafka::ProduceResult& r) {
                    : "Kafka refused the event: " + r.error);
 }
 
+// Now, at the precision the record carries the enqueued time (the
+// iothub-enqueuedtime header and the Kafka timestamp hold milliseconds), so
+// that the time SendEvent answers is the time the store holds.
+TimePoint EnqueuedNow(const Clock& clock) { return std::chrono::floor<std::chrono::milliseconds>(clock.Now()); }
+
 }  // namespace
 
 kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& caller,
@@ -72,9 +76,11 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
   r.key = caller.device_id.value_or("");
   r.value = m.body();
   r.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  // d2c::MessageSize, header by header: the consumer counts the same
+  // headers the same way, so what is accepted here is never too large there.
   std::size_t size = m.body().size();
   auto add = [&](std::string name, std::string value) {
-    size += name.size() + value.size();
+    size += d2c::PropertySize(name, value);
     r.headers.emplace_back(std::move(name), std::move(value));
   };
   for (const auto& [name, value] : {std::pair{"message-id", m.message_id()},
@@ -87,8 +93,12 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
     if (!value.empty()) add(name, value);
   }
   if (m.has_creation_time()) {
-    add("iothub-creation-time-utc",
-        FormatTime(rpc::FromProtoTime(m.creation_time())));
+    // What the consumer can land (d2c::Decode dead-letters other times).
+    const TimePoint created = rpc::FromProtoTime(m.creation_time(), "creation_time");
+    if (!d2c::IsStorableTime(created)) {
+      throw Error(Reason::kArgumentInvalid, "creation_time must be in the years 1970 to 2199");
+    }
+    add("iothub-creation-time-utc", FormatTime(created));
   }
   // Sorted, so the record does not depend on map iteration order.
   if (m.properties_size() > static_cast<int>(kMaxProperties)) {
@@ -106,17 +116,18 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
     }
     add(std::move(name), std::move(value));
   }
-  if (size > kMaxMessageBytes) {
-    throw Error(Reason::kMessageTooLarge,
-                fmt::format("message is {} bytes (body plus property names and values); the limit "
-                            "is 256 KB",
-                            size));
-  }
+  // The hub's stamps (they add nothing to the size).
   add("iothub-connection-device-id", r.key);
   add("iothub-connection-auth-generation-id", caller.generation_id.value_or(""));
   add("iothub-connection-auth-method", AuthMethod(caller));
   add("iothub-enqueuedtime", FormatTime(now));
   add("iothub-message-source", "Telemetry");
+  if (size > d2c::kMaxD2cMessageBytes) {
+    throw Error(Reason::kMessageTooLarge,
+                fmt::format("message is {} bytes as IoT Hub counts (body, system property values, "
+                            "application property names and values); the limit is 256 KB ({} bytes)",
+                            size, d2c::kMaxD2cMessageBytes));
+  }
   if (size_out != nullptr) *size_out = size;
   return r;
 }
@@ -129,7 +140,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEvent(grpc::CallbackServer
       ctx, kService, "SendEvent", request, response,
       [this, wait_until](const rpc::Caller& caller, const v1::SendEventRequest& req,
                          v1::SendEventResponse& resp, rpc::RpcRuntime::Finish finish) {
-        const TimePoint now = clock_.Now();
+        const TimePoint now = EnqueuedNow(clock_);
         const kafka::OutgoingRecord record = BuildRecord(topic_, caller, req.message(), now);
         const bool queued = producer_.Send(
             record, wait_until, [&resp, finish, now](const kafka::ProduceResult& r) {
@@ -159,7 +170,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
         if (req.messages_size() == 0 || static_cast<std::size_t>(req.messages_size()) > kMaxBatchMessages) {
           throw Error(Reason::kArgumentInvalid, "a batch holds 1 to 500 messages");
         }
-        const TimePoint now = clock_.Now();
+        const TimePoint now = EnqueuedNow(clock_);
         std::vector<kafka::OutgoingRecord> records;
         std::size_t total = 0;
         for (const auto& m : req.messages()) {
@@ -167,9 +178,10 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
           records.push_back(BuildRecord(topic_, caller, m, now, &size));
           total += size;
         }
-        if (total > kMaxMessageBytes) {
+        if (total > d2c::kMaxD2cMessageBytes) {
           throw Error(Reason::kMessageTooLarge,
-                      fmt::format("batch is {} bytes; the limit is 256 KB in all", total));
+                      fmt::format("batch is {} bytes as IoT Hub counts; the limit is 256 KB ({} bytes) in all",
+                                  total, d2c::kMaxD2cMessageBytes));
         }
         for (std::size_t i = 0; i < records.size(); ++i) resp.add_results();
         struct Progress {

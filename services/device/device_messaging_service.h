@@ -50,12 +50,11 @@ class DeviceMessagingService final : public ferry::v1::DeviceMessaging::Callback
 };
 
 inline constexpr std::size_t kMaxBatchMessages = 500;
-inline constexpr std::size_t kMaxMessageBytes = 256 * 1024;
 inline constexpr std::size_t kMaxProperties = 128;
 
 // The record for one message (exposed for tests). Throws ferry::Error:
 // kArgumentInvalid for bad property names or ids, kMessageTooLarge over
-// 256 KB counted as IoT Hub counts.
+// d2c::kMaxD2cMessageBytes as d2c::MessageSize counts.
 kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& caller,
                                   const v1::D2cMessage& message, TimePoint now,
                                   std::size_t* size_out = nullptr);

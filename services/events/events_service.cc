@@ -126,7 +126,7 @@ class EventsService::TailReactor final : public grpc::ServerWriteReactor<v1::Tai
   void Run() {
     std::optional<Error> error;
     try {
-      const rpc::Caller caller = service_.runtime_.AuthorizeStream(ctx_, kService, "TailEvents", std::nullopt);
+      const rpc::Caller caller = service_.runtime_.AuthorizeStream(ctx_, kService, "TailEvents", request_, std::nullopt);
       d2c::EventQuery q;
       q.group = service_.Group(request_.consumer_group());
       if (!request_.device_id().empty()) q.device_id = request_.device_id();
@@ -220,8 +220,8 @@ grpc::ServerUnaryReactor* EventsService::ReadEvents(grpc::CallbackServerContext*
     d2c::EventQuery q;
     q.group = Group(req.consumer_group());
     if (!req.device_id().empty()) q.device_id = req.device_id();
-    if (req.has_start_time()) q.from = rpc::FromProtoTime(req.start_time());
-    if (req.has_end_time()) q.to = rpc::FromProtoTime(req.end_time());
+    if (req.has_start_time()) q.from = rpc::FromProtoTime(req.start_time(), "start_time");
+    if (req.has_end_time()) q.to = rpc::FromProtoTime(req.end_time(), "end_time");
     if (q.from && q.to && *q.to <= *q.from) {
       throw Error(Reason::kArgumentInvalid, "end_time must be after start_time");
     }
@@ -281,6 +281,12 @@ grpc::ServerUnaryReactor* EventsService::ResetCheckpoints(grpc::CallbackServerCo
     if (req.target_case() == v1::ResetCheckpointsRequest::TARGET_NOT_SET) {
       throw Error(Reason::kArgumentInvalid, "give a target: earliest, latest, offset or time");
     }
+    // Kafka reads negative times as "latest" (-1) and "earliest" (-2).
+    std::int64_t time_ms = 0;
+    if (req.target_case() == v1::ResetCheckpointsRequest::kTime) {
+      time_ms = ToUnixMicros(rpc::FromProtoTime(req.time(), "time")) / 1000;
+      if (time_ms < 0) throw Error(Reason::kArgumentInvalid, "time must not be before 1970");
+    }
     std::vector<std::int32_t> partitions(req.partitions().begin(), req.partitions().end());
     if (partitions.empty()) {
       for (const auto& c : store_.Checkpoints(group, topic)) partitions.push_back(c.partition);
@@ -316,7 +322,7 @@ grpc::ServerUnaryReactor* EventsService::ResetCheckpoints(grpc::CallbackServerCo
         case v1::ResetCheckpointsRequest::kTime: {
           const auto found = kafka_ == nullptr
                                  ? std::nullopt
-                                 : kafka_->OffsetForTime(topic, p, ToUnixMicros(rpc::FromProtoTime(req.time())) / 1000,
+                                 : kafka_->OffsetForTime(topic, p, time_ms,
                                                          kKafkaTimeout);
           if (!found) {
             throw Error(Reason::kServiceUnavailable,

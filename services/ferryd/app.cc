@@ -217,7 +217,7 @@ int Serve(const FerrydConfig& config) {
   Executor executor(static_cast<std::size_t>(config.rpc_workers));
   rpc::RpcRuntime runtime(executor, authorizer, *registry);
   runtime.SetThrottles({config.throttle_d2c_sends, config.throttle_c2d_sends, config.throttle_c2d_receives,
-                        config.throttle_registry});
+                        config.throttle_registry, config.throttle_unauthenticated});
   registry::DeviceStore devices(pool);
   registry::RegistryService registry_service(runtime, devices, clock);
   access::PolicyStore policies(pool);

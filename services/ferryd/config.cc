@@ -189,6 +189,11 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
   s.add_option("--throttle-registry", c.throttle_registry, "Registry calls a second on this replica")
       ->envname("FERRY_THROTTLE_REGISTRY")
       ->capture_default_str();
+  s.add_option("--throttle-unauthenticated", c.throttle_unauthenticated,
+               "Calls a second on this replica that fail authorization (no or a bad token, a missing "
+               "permission), whatever the method; past it they are throttled, never anyone else's calls")
+      ->envname("FERRY_THROTTLE_UNAUTHENTICATED")
+      ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
@@ -235,7 +240,8 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   for (const auto& [value, flag] : {std::pair{c.throttle_d2c_sends, "--throttle-d2c-sends"},
                                     std::pair{c.throttle_c2d_sends, "--throttle-c2d-sends"},
                                     std::pair{c.throttle_c2d_receives, "--throttle-c2d-receives"},
-                                    std::pair{c.throttle_registry, "--throttle-registry"}}) {
+                                    std::pair{c.throttle_registry, "--throttle-registry"},
+                                    std::pair{c.throttle_unauthenticated, "--throttle-unauthenticated"}}) {
     if (value < 0 || value > 1e7) throw std::invalid_argument(std::string(flag) + " must be 0 to 10000000");
   }
   Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",

@@ -68,6 +68,7 @@ struct FerrydConfig {
   double throttle_c2d_sends = 5000;
   double throttle_c2d_receives = 20000;
   double throttle_registry = 1000;
+  double throttle_unauthenticated = 100;  // calls refused by authorization
 
   std::set<std::string> role_set;  // parsed from roles
 };

@@ -64,6 +64,29 @@ v1::TestResult ToProto(Outcome o) {
   return v1::TEST_RESULT_UNDEFINED;
 }
 
+// IoT Hub reserves these endpoint names (compared without case here).
+bool IsReservedEndpointName(std::string_view name) {
+  static constexpr std::string_view kReserved[] = {"events", "filenotifications", "$default"};
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto r : kReserved) {
+    if (lower == r) return true;
+  }
+  return false;
+}
+
+// Kafka's rule for topic names.
+bool IsKafkaTopicName(std::string_view topic) {
+  if (topic.empty() || topic.size() > 249 || topic == "." || topic == "..") return false;
+  for (const char c : topic) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) && static_cast<unsigned char>(c) < 0x80) && c != '.' &&
+        c != '_' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 void ValidateRoutingName(const std::string& name, std::string_view what) {
@@ -98,11 +121,16 @@ grpc::ServerUnaryReactor* RoutingService::CreateEndpoint(grpc::CallbackServerCon
                         [this](const rpc::Caller& caller, const v1::CreateEndpointRequest& req, v1::Endpoint& resp) {
     const v1::Endpoint& in = req.endpoint();
     ValidateRoutingName(in.name(), "endpoint");
+    if (IsReservedEndpointName(in.name())) {
+      throw Error(Reason::kArgumentInvalid,
+                  fmt::format("endpoint name '{}' is reserved (events, fileNotifications, $default)", in.name()));
+    }
     if (in.kind() != v1::ENDPOINT_KIND_KAFKA) {
       throw Error(Reason::kArgumentInvalid, "only KAFKA endpoints can be created; 'events' is built in");
     }
-    if (in.kafka_topic().empty() || in.kafka_topic().size() > 249) {
-      throw Error(Reason::kArgumentInvalid, "a Kafka endpoint needs a topic name (1 to 249 characters)");
+    if (!IsKafkaTopicName(in.kafka_topic())) {
+      throw Error(Reason::kArgumentInvalid,
+                  "a Kafka endpoint needs a topic name: 1 to 249 ASCII letters, digits, '.', '_' or '-'");
     }
     if (in.kafka_topic() == d2c_topic_) {
       throw Error(Reason::kArgumentInvalid, "a Kafka endpoint cannot be the D2C source topic");

@@ -66,7 +66,37 @@ std::string_view CodeName(grpc::StatusCode code) {
   return "UNKNOWN";
 }
 
+void RefuseNul(const google::protobuf::Message& request) {
+  if (const auto field = FieldWithNul(request)) {
+    throw Error(Reason::kArgumentInvalid, fmt::format("{} holds a NUL character, which text fields must not", *field));
+  }
+}
+
 }  // namespace
+
+std::optional<std::string> FieldWithNul(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  std::string scratch;
+  for (const FieldDescriptor* f : fields) {
+    const int n = f->is_repeated() ? reflection->FieldSize(message, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string path = f->is_repeated() ? fmt::format("{}[{}]", f->name(), i) : f->name();
+      if (f->type() == FieldDescriptor::TYPE_STRING) {
+        const std::string& value = f->is_repeated() ? reflection->GetRepeatedStringReference(message, f, i, &scratch)
+                                                    : reflection->GetStringReference(message, f, &scratch);
+        if (value.find('\0') != std::string::npos) return path;
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const google::protobuf::Message& sub =
+            f->is_repeated() ? reflection->GetRepeatedMessage(message, f, i) : reflection->GetMessage(message, f);
+        if (auto inner = FieldWithNul(sub)) return path + "." + *inner;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 RpcRuntime::RpcRuntime(Executor& executor, Authorizer& authorizer, prometheus::Registry& registry)
     : executor_(executor), authorizer_(authorizer), metrics_(std::make_unique<RpcMetrics>(registry)) {}
@@ -75,7 +105,7 @@ RpcRuntime::~RpcRuntime() = default;
 
 void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                           std::string_view service, std::string_view method,
-                          std::optional<std::string> device_id,
+                          const google::protobuf::Message& request, std::optional<std::string> device_id,
                           std::function<void(const Caller&, Finish)> body) {
   static const auto logger = log::Get("rpc");
   const auto started = std::chrono::steady_clock::now();
@@ -109,27 +139,34 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
         Reason::kServerError);
     return;
   }
-  if (const auto& bucket = buckets_[static_cast<std::size_t>(rule->throttle)]; bucket && !bucket->TryTake()) {
-    static constexpr std::array<std::string_view, kThrottleClasses> kNames = {"none", "d2c_sends", "c2d_sends",
-                                                                             "c2d_receives", "registry"};
-    metrics_->throttled.Add({{"class", std::string(kNames[static_cast<std::size_t>(rule->throttle)])}}).Increment();
-    const Error e(Reason::kThrottlingException,
-                  fmt::format("over {:g} calls a second for this operation on this replica; retry with backoff",
-                              bucket->rate()));
-    end(ToStatus(e), e.reason());
-    return;
-  }
   if (!rule->device_scoped) device_id.reset();
 
-  auto task = [this, ctx, rule, authorization = std::move(authorization),
+  auto task = [this, ctx, rule, &request, authorization = std::move(authorization),
                device_id = std::move(device_id), body = std::move(body), end, finish] {
     if (ctx->IsCancelled()) {
       end(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled before it ran"), std::nullopt);
       return;
     }
     try {
-      const Caller caller = authorizer_.Authorize(*rule, authorization, device_id);
-      body(caller, finish);
+      // Authenticate first: a caller without a valid credential never draws
+      // on an operation class's budget. Failed calls draw on a budget of
+      // their own, so that they cannot lock anyone else out.
+      std::optional<Caller> caller;
+      try {
+        RefuseNul(request);
+        caller = authorizer_.Authorize(*rule, authorization, device_id);
+      } catch (const Error&) {
+        if (const auto refused = Throttled(kRefusedClass)) {
+          finish(*refused);
+          return;
+        }
+        throw;
+      }
+      if (const auto refused = Throttled(static_cast<std::size_t>(rule->throttle))) {
+        finish(*refused);
+        return;
+      }
+      body(*caller, finish);
     } catch (const Error& e) {
       finish(e);
     } catch (const std::exception& e) {
@@ -157,10 +194,27 @@ void RpcRuntime::SetThrottles(const ThrottleRates& rates) {
   buckets_[static_cast<std::size_t>(Throttle::kC2dSend)] = make(rates.c2d_sends);
   buckets_[static_cast<std::size_t>(Throttle::kC2dReceive)] = make(rates.c2d_receives);
   buckets_[static_cast<std::size_t>(Throttle::kRegistry)] = make(rates.registry);
+  buckets_[kRefusedClass] = make(rates.unauthenticated);
+}
+
+std::optional<Error> RpcRuntime::Throttled(std::size_t bucket_class) {
+  static constexpr std::array<std::string_view, kBuckets> kNames = {
+      "none", "d2c_sends", "c2d_sends", "c2d_receives", "registry", "unauthenticated"};
+  const auto& bucket = buckets_[bucket_class];
+  if (!bucket || bucket->TryTake()) return std::nullopt;
+  metrics_->throttled.Add({{"class", std::string(kNames[bucket_class])}}).Increment();
+  return Error(Reason::kThrottlingException,
+               bucket_class == kRefusedClass
+                   ? fmt::format("over {:g} calls a second without a valid credential on this replica; retry with "
+                                 "backoff",
+                                 bucket->rate())
+                   : fmt::format("over {:g} calls a second for this operation on this replica; retry with backoff",
+                                 bucket->rate()));
 }
 
 Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,
-                                   std::string_view method, std::optional<std::string> device_id) {
+                                   std::string_view method, const google::protobuf::Message& request,
+                                   std::optional<std::string> device_id) {
   const MethodRule* rule = FindMethodRule(service, method);
   if (rule == nullptr) throw Error(Reason::kServerError, "method has no access rule");
   std::string authorization;
@@ -169,7 +223,13 @@ Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string
     authorization.assign(it->second.data(), it->second.size());
   }
   if (!rule->device_scoped) device_id.reset();
-  return authorizer_.Authorize(*rule, authorization, device_id);
+  try {
+    RefuseNul(request);
+    return authorizer_.Authorize(*rule, authorization, device_id);
+  } catch (const Error&) {
+    if (auto refused = Throttled(kRefusedClass)) throw std::move(*refused);
+    throw;
+  }
 }
 
 grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string_view service,

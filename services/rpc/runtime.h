@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include <google/protobuf/message.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
 #include <prometheus/registry.h>
@@ -60,13 +61,23 @@ class AllowAllAuthorizer final : public Authorizer {
 
 struct RpcMetrics;
 
+// The path of the first text (proto `string`) field of `message`, at any
+// depth, map keys and values included, that holds a NUL character; none if
+// no field does. PostgreSQL text cannot hold NUL and libpq would cut the
+// value there, so every request is checked once, here, before its handler
+// or the authorizer sees it (`bytes` fields may hold anything).
+[[nodiscard]] std::optional<std::string> FieldWithNul(const google::protobuf::Message& message);
+
 // Calls a second per replica, by operation class; 0: unlimited. Each bucket
-// holds one second's worth, so short bursts pass.
+// holds one second's worth, so short bursts pass. `unauthenticated` bounds
+// the calls whose authorization failed (no token, a bad one, a missing
+// permission), whatever their class.
 struct ThrottleRates {
   double d2c_sends = 0;
   double c2d_sends = 0;
   double c2d_receives = 0;
   double registry = 0;
+  double unauthenticated = 0;
 };
 
 // A unary reactor that tells its handler when the client cancels (the
@@ -95,9 +106,10 @@ class RpcRuntime final {
   RpcRuntime(const RpcRuntime&) = delete;
   RpcRuntime& operator=(const RpcRuntime&) = delete;
 
-  // Throttles calls per operation class (method_rules.cc); a call over its
-  // class's rate is refused before authorization with RESOURCE_EXHAUSTED
-  // (ThrottlingException) and counted in ferry_throttled_total{class}. Call
+  // Throttles calls per operation class (method_rules.cc). A call is
+  // authorized first; an authorized call over its class's rate, or a refused
+  // one over the `unauthenticated` rate, fails with RESOURCE_EXHAUSTED
+  // (ThrottlingException), counted in ferry_throttled_total{class}. Call
   // before serving.
   void SetThrottles(const ThrottleRates& rates);
 
@@ -116,7 +128,7 @@ class RpcRuntime final {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, std::move(device_id),
+    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
              [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
                h(caller, *request, *response, std::move(finish));
              });
@@ -133,7 +145,7 @@ class RpcRuntime final {
     auto* reactor = new CancellableReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, std::move(device_id),
+    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
              [request, response, reactor, h = std::move(handler)](const Caller& caller, Finish finish) {
                h(caller, *request, *response, std::move(finish), *reactor);
              });
@@ -150,7 +162,7 @@ class RpcRuntime final {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, std::move(device_id),
+    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
              [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
                h(caller, *request, *response);
                finish(std::nullopt);
@@ -158,10 +170,11 @@ class RpcRuntime final {
     return reactor;
   }
 
- // Server streams: authorizes on the calling thread (throws ferry::Error)
-  // and returns the caller.
+  // Server streams: checks the request's text (RefuseNul) and authorizes on
+  // the calling thread (throws ferry::Error), and returns the caller.
   Caller AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,
-                         std::string_view method, std::optional<std::string> device_id);
+                         std::string_view method, const google::protobuf::Message& request,
+                         std::optional<std::string> device_id);
   // The status a stream ends with (trailers as for unary calls), counted and
   // timed like a unary call from `started`.
   grpc::Status EndStream(grpc::CallbackServerContext* ctx, std::string_view service,
@@ -173,7 +186,7 @@ class RpcRuntime final {
   // passed to the authorizer only for device-scoped methods.
   void Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                 std::string_view service, std::string_view method,
-                std::optional<std::string> device_id,
+                const google::protobuf::Message& request, std::optional<std::string> device_id,
                 std::function<void(const Caller&, Finish)> body);
 
   // Trailers with the reason, and the call counted and timed.
@@ -181,9 +194,17 @@ class RpcRuntime final {
              std::chrono::steady_clock::time_point started, const grpc::Status& status,
              std::optional<Reason> reason);
 
+  // The refusal for a call of `bucket_class` over its rate, counted; none
+  // when it may run.
+  std::optional<Error> Throttled(std::size_t bucket_class);
+
+  // One bucket per operation class, and one for refused calls.
+  static constexpr std::size_t kRefusedClass = kThrottleClasses;
+  static constexpr std::size_t kBuckets = kThrottleClasses + 1;
+
   Executor& executor_;
   Authorizer& authorizer_;
-  std::array<std::unique_ptr<TokenBucket>, kThrottleClasses> buckets_;
+  std::array<std::unique_ptr<TokenBucket>, kBuckets> buckets_;
   std::unique_ptr<RpcMetrics> metrics_;
 };
 

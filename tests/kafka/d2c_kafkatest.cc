@@ -8,7 +8,7 @@
 
 #include "consumers/d2c/consumer.h"
 #include "consumers/d2c/event_store.h"
-#include "consumers/d2c/record.h"
+#include "core/d2c/record.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/pg/pool.h"
 #include "tests/support/fake_clock.h"
@@ -176,7 +176,7 @@ TEST_F(D2cTest, MembersComingAndGoingFastLoseAndDoubleNothing) {
   const auto stop_started = std::chrono::steady_clock::now();
   b->Stop();
   b.reset();
-  EXPECT_LT(std::chrono::steady_clock::now() - stop_started, 20s);
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_started, 40s);  // bounded, not fast
   // c joins, a leaves mid-stream, d joins, c leaves: partitions keep moving.
   auto c = Consumer("churn-c", rc);
   ASSERT_TRUE(testing::WaitFor(

@@ -6,6 +6,7 @@
 #include "consumers/d2c/event_store.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
+#include "services/rpc/proto_time.h"
 #include "tests/support/api_harness.h"
 #include "tests/support/kafka.h"
 #include "tests/support/pg.h"
@@ -55,6 +56,23 @@ class DeviceMessagingTest : public ::testing::Test {
     if (out != nullptr) *out = resp;
     if (reason != nullptr) *reason = testing::ErrorReason(ctx);
     return s;
+  }
+
+  // Runs a D2C consumer until the checkpoints cover `records` records.
+  void LandUntilCheckpointsCover(long records) {
+    pg::Pool pool(pg::PoolOptions{.url = db_.url(), .max_size = 4}, nullptr);
+    d2c::EventStore store(pool);
+    store.EnsureDays(api_->clock().Now(), 3, 1);
+    d2c::ConsumerOptions o;
+    o.brokers = api_->kafka().bootstrap();
+    o.owner = "t";
+    o.kafka = testing::FastGroupTimers();
+    prometheus::Registry registry;
+    d2c::D2cConsumer consumer(o, store, api_->clock(), registry);
+    consumer.Start();
+    EXPECT_TRUE(testing::WaitFor(
+        [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= records; }, 60s));
+    consumer.Stop();
   }
 
   long Count(const std::string& sql) {
@@ -107,20 +125,7 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   EXPECT_EQ(batch_resp.results(2).offset(), 4);  // one device: one partition, in order
 
   // Land them with the d2c consumer and look at what Ferry stamped.
-  pg::Pool pool(pg::PoolOptions{.url = db_.url(), .max_size = 4}, nullptr);
-  d2c::EventStore store(pool);
-  store.EnsureDays(api_->clock().Now(), 3, 1);
-  d2c::ConsumerOptions o;
-  o.brokers = api_->kafka().bootstrap();
-  o.owner = "t";
-  o.kafka = testing::FastGroupTimers();
-  prometheus::Registry registry;
-  d2c::D2cConsumer consumer(o, store, api_->clock(), registry);
-  consumer.Start();
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 4; }, 60s));
-  ASSERT_TRUE(testing::WaitFor(
-      [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= 5; }, 60s));
-  consumer.Stop();
+  LandUntilCheckpointsCover(5);
   // The lifecycle event matched no lifecycle route: dropped and counted.
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 4);
   EXPECT_EQ(Count("SELECT sum(dropped) FROM d2c_checkpoints"), 1);
@@ -136,6 +141,44 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   EXPECT_EQ(Text("SELECT (system_properties->>'iothub-connection-auth-method')::jsonb->>'scope'"
                  " FROM d2c_events WHERE message_id = 'b-0'"),
             "hub");
+}
+
+// Up to exactly 256 KB as IoT Hub counts (body, system property values,
+// application property names and values; not the hub's own stamps): what
+// SendEvent acknowledges lands, at the enqueued time it answered.
+TEST_F(DeviceMessagingTest, WhatIsAcknowledgedUpTo256KBLandsAtTheAnsweredTime) {
+  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
+  // A clock between two milliseconds: an answer with microseconds would
+  // miss the stored time.
+  if (ToUnixMicros(api_->clock().Now()) % 1000 == 0) api_->clock().Advance(std::chrono::microseconds(1));
+  const auto message = [](const std::string& id, std::size_t body) {
+    v1::D2cMessage m;
+    m.set_message_id(id);  // a system property: its value counts
+    (*m.mutable_properties())["site"] = "plant-4";  // 4 + 7
+    m.set_body(std::string(body, 'x'));
+    return m;
+  };
+  const std::size_t props = 6 + 4 + 7;
+  v1::SendEventResponse near, exact;
+  ASSERT_TRUE(Send("thermostat-7", DeviceToken(device_), message("m-near", 262080), &near).ok());
+  ASSERT_TRUE(Send("thermostat-7", DeviceToken(device_), message("m-exac", 256 * 1024 - props), &exact).ok());
+  std::string reason;
+  EXPECT_EQ(Send("thermostat-7", DeviceToken(device_), message("m-over", 256 * 1024 - props + 1), nullptr, &reason)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(reason, "MessageTooLarge");
+
+  LandUntilCheckpointsCover(exact.offset() + 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 2);
+  for (const auto& [id, resp] : {std::pair{"m-near", near}, std::pair{"m-exac", exact}}) {
+    const std::string where = std::string(" FROM d2c_events WHERE message_id = '") + id + "'";
+    EXPECT_EQ(Count("SELECT kafka_offset" + where), resp.offset()) << id;
+    // The answered time, to the microsecond, is the stored one.
+    EXPECT_EQ(Count("SELECT (extract(epoch FROM enqueued_time) * 1000000)::bigint" + where),
+              ToUnixMicros(rpc::FromProtoTime(resp.enqueued_time())))
+        << id;
+  }
 }
 
 TEST_F(DeviceMessagingTest, RefusalsAsIotHubs) {
@@ -170,7 +213,7 @@ TEST_F(DeviceMessagingTest, RefusalsAsIotHubs) {
   ASSERT_TRUE(registry_->UpdateDevice(&ctx, disable, &updated).ok());
   EXPECT_TRUE(testing::WaitFor(
       [&] { return Send("thermostat-7", DeviceToken(device_), m).error_code() == grpc::StatusCode::UNAUTHENTICATED; },
-      2s));
+      10s));
 }
 
 TEST_F(DeviceMessagingTest, KafkaDownAnswersUnavailableAtTheDeadline) {

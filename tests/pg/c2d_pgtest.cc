@@ -310,6 +310,44 @@ TEST_F(C2dTest, BadSendsAreRefusedAsIotHubRefusesThem) {
   EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages"), 1);
 }
 
+// Nothing is cut short or wraps around on its way in: a NUL in any text
+// field, and times or durations past their type's range, are refused whole.
+TEST_F(C2dTest, NulsAndOutOfRangeTimesAreRefusedNotCutOrWrapped) {
+  const std::string nul("text/plain\0evil", 16);
+  for (const auto& [what, edit] : std::vector<std::pair<std::string, std::function<void(v1::C2dMessage&)>>>{
+           {"content_type", [&](v1::C2dMessage& m) { m.set_content_type(nul); }},
+           {"content_encoding", [&](v1::C2dMessage& m) { m.set_content_encoding(nul); }},
+           {"property value", [&](v1::C2dMessage& m) { (*m.mutable_properties())["k"] = nul; }},
+           // 2^58 s wraps to 3600 s in protobuf's own microsecond conversion.
+           {"ttl", [](v1::C2dMessage& m) {
+              m.mutable_ttl()->set_seconds((std::int64_t{1} << 58) + 3600);
+            }},
+           {"expiry_time", [&](v1::C2dMessage& m) {
+              m.mutable_expiry_time()->set_seconds((std::int64_t{1} << 58) +
+                                                   ToUnixMicros(api_->clock().Now()) / 1000000 + 3600);
+            }},
+       }) {
+    std::string reason;
+    EXPECT_EQ(Send("dev-1", "m-" + std::to_string(what.size()), nullptr, &reason, edit).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << what;
+    EXPECT_EQ(reason, "ArgumentInvalid") << what;
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages"), 0);
+  // A Receive wait of 2^58 + 2 s does not wait 2 s: it is refused.
+  v1::ReceiveRequest req;
+  req.set_device_id("dev-1");
+  req.mutable_wait()->set_seconds((std::int64_t{1} << 58) + 2);
+  grpc::ClientContext ctx;
+  api_->AsOwner(ctx);
+  v1::ReceiveResponse resp;
+  const grpc::Status s = device_->Receive(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("wait"), std::string::npos) << s.error_message();
+  // A NUL in a lock token: refused, not settled as the token before it.
+  EXPECT_EQ(Settle("complete", "dev-1", std::string("tok\0x", 5)).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(C2dTest, AWaitingReceiveWakesWhenAMessageIsSent) {
   std::optional<v1::ReceivedMessage> got;
   std::chrono::steady_clock::time_point sent_at, got_at;
@@ -343,7 +381,7 @@ TEST_F(C2dTest, ACancelledReceiveStopsWaitingAtOnce) {
   ctx.TryCancel();
   caller.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(testing::WaitFor([&] { return api_->wake_hub().watching() == 0; }, 2s));
+  EXPECT_TRUE(testing::WaitFor([&] { return api_->wake_hub().watching() == 0; }, 10s));
   // Nothing was locked for the cancelled call.
   ASSERT_TRUE(Send("dev-1", "after").ok());
   EXPECT_TRUE(Receive("dev-1").has_value());
@@ -380,14 +418,17 @@ TEST_F(C2dTest, SubscribeStreamsMessagesHoldingAtMostMaxInFlightLocked) {
 TEST_F(C2dTest, CallsOverAClassRateAreThrottledWithIotHubsReason) {
   api_->runtime().SetThrottles({.c2d_sends = 5});
   int ok = 0, throttled = 0;
+  const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 20; ++i) {
     std::string reason;
     const grpc::Status s = Send("dev-1", "t-" + std::to_string(i), nullptr, &reason);
     if (s.ok()) ++ok;
     if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == "ThrottlingException") ++throttled;
   }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_GE(ok, 5);
-  EXPECT_LE(ok, 8);  // the burst, and what refilled meanwhile
+  // The burst, and what refilled while the calls ran (however slow the machine).
+  EXPECT_LE(ok, 5 + static_cast<int>(took * 5) + 1) << took << " s";
   EXPECT_EQ(ok + throttled, 20);
   // Other classes are not affected.
   grpc::Status s;

@@ -151,6 +151,22 @@ TEST_F(RegistryTest, BadInputIsArgumentInvalidAndChangesNothing) {
   EXPECT_TRUE(ListAll(100).empty());
 }
 
+TEST_F(RegistryTest, ANulInAStatusReasonIsRefusedNotCut) {
+  v1::Device created;
+  ASSERT_TRUE(Create("n", &created).ok());
+  v1::Device change = created;
+  change.set_status_reason(std::string("stolen\0 by a neighbour", 23));
+  std::string reason;
+  v1::Device ignored;
+  const grpc::Status s = Update(change, created.etag(), &ignored, &reason);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(reason, "ArgumentInvalid");
+  EXPECT_NE(s.error_message().find("device.status_reason"), std::string::npos) << s.error_message();
+  v1::Device now;
+  ASSERT_TRUE(Get("n", &now).ok());
+  EXPECT_EQ(now.SerializeAsString(), created.SerializeAsString());
+}
+
 TEST_F(RegistryTest, MissingDeviceIsDeviceNotFound) {
   v1::Device d;
   std::string reason;

@@ -90,6 +90,35 @@ TEST_F(RoutingTest, RoutesAndEndpointsRoundTripWithTheirRules) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// IoT Hub's reserved endpoint names, in any case, and topic names Kafka
+// would refuse (a NUL used to cut "ferry.d2c\0x" into the source topic).
+TEST_F(RoutingTest, ReservedEndpointNamesAndBadTopicsAreRefused) {
+  for (const auto& [name, topic] : std::vector<std::pair<std::string, std::string>>{
+           {"events", "t"},
+           {"fileNotifications", "t"},
+           {"FileNotifications", "t"},
+           {"EVENTS", "t"},
+           {"$default", "t"},
+           {"ok", "has space"},
+           {"ok", std::string(250, 't')},
+           {"ok", ".."},
+           {"ok", std::string("ferry.d2c\0x", 11)}}) {
+    v1::CreateEndpointRequest ep;
+    ep.mutable_endpoint()->set_name(name);
+    ep.mutable_endpoint()->set_kind(v1::ENDPOINT_KIND_KAFKA);
+    ep.mutable_endpoint()->set_kafka_topic(topic);
+    v1::Endpoint out;
+    std::string reason;
+    EXPECT_EQ(Do(&v1::Routing::Stub::CreateEndpoint, ep, &out, &reason).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << name << " " << topic;
+    EXPECT_EQ(reason, "ArgumentInvalid") << name;
+  }
+  v1::ListEndpointsResponse all;
+  ASSERT_TRUE(Do(&v1::Routing::Stub::ListEndpoints, v1::ListEndpointsRequest(), &all).ok());
+  EXPECT_EQ(all.endpoints_size(), 1);  // the built-in events
+}
+
 TEST_F(RoutingTest, TestingConditionsAndAllRoutesAgainstASample) {
   ASSERT_TRUE(CreateRoute("hot", "AS_NUMBER(temperature) > 30").ok());
   ASSERT_TRUE(CreateRoute("json-alert", "$body.alert = true").ok());

@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#include "consumers/d2c/record.h"
+#include "core/d2c/record.h"
 
 namespace ferry::d2c {
 namespace {
@@ -117,15 +117,40 @@ TEST(Record, UndecodableHeadersAreDeadLettered) {
 }
 
 TEST(Record, SizeCountsBodyAndPropertiesAsIotHubDoes) {
-  KafkaRecord r = Record({{"k", "vv"}});
-  r.value = std::string(kMaxD2cMessageBytes - 200, 'x');
+  // Application properties count name and value, system properties their
+  // value, the hub's own stamps nothing.
+  KafkaRecord r = Record({{"k", "vv"},
+                          {"message-id", "m-1"},
+                          {"iothub-connection-device-id", "dev-1"},
+                          {"iothub-enqueuedtime", "2026-11-26T10:00:00.250Z"},
+                          {"iothub-message-source", "Telemetry"}});
+  r.value = std::string(kMaxD2cMessageBytes - 6, 'x');
   const Decoded ok = Decode(r, kNow);
-  ASSERT_TRUE(ok.event);
-  EXPECT_EQ(MessageSize(*ok.event), r.value->size() + 3 +
-                                        std::string("iothub-connection-device-id").size() + 5 +
-                                        std::string("iothub-enqueuedtime").size() + 24);
-  r.value = std::string(kMaxD2cMessageBytes, 'x');
-  EXPECT_EQ(Decode(r, kNow).dead_letter->reason, DeadLetterReason::kTooLarge);
+  ASSERT_TRUE(ok.event) << ok.dead_letter->detail;
+  EXPECT_EQ(MessageSize(*ok.event), kMaxD2cMessageBytes);  // exactly 256 KB lands
+  r.value->push_back('x');
+  const Decoded over = Decode(r, kNow);
+  ASSERT_TRUE(over.dead_letter);
+  EXPECT_EQ(over.dead_letter->reason, DeadLetterReason::kTooLarge);
+  EXPECT_NE(over.dead_letter->detail.find("262145 bytes"), std::string::npos) << over.dead_letter->detail;
+  // Enrichments are application properties; one replacing a property counts once.
+  EXPECT_EQ(MessageSize(*ok.event, {{"k", "v"}}), kMaxD2cMessageBytes - 1);
+  EXPECT_EQ(MessageSize(*ok.event, {{"k", "v"}, {"hub", "h"}}), kMaxD2cMessageBytes + 3);
+}
+
+TEST(Record, IotHubsSystemPropertiesByNameNotByPrefix) {
+  EXPECT_TRUE(IsSystemProperty("message-id"));
+  EXPECT_TRUE(IsSystemProperty("iothub-enqueuedtime"));
+  EXPECT_TRUE(IsSystemProperty("iothub-connection-auth-method"));
+  EXPECT_TRUE(IsSystemProperty("x-opt-offset"));
+  // Lifecycle notifications carry it as an application property, so IoT
+  // Hub's own query `iothub-message-schema = '...'` routes them.
+  EXPECT_FALSE(IsSystemProperty("iothub-message-schema"));
+  EXPECT_FALSE(IsSystemProperty("opType"));
+  const Decoded d = Decode(Record({{"iothub-message-schema", "deviceLifecycleNotification"}}), kNow);
+  ASSERT_TRUE(d.event);
+  EXPECT_EQ(d.event->application_properties.at("iothub-message-schema"), "deviceLifecycleNotification");
+  EXPECT_FALSE(d.event->system_properties.contains("iothub-message-schema"));
 }
 
 TEST(Record, TimesParseInTheUsualForms) {

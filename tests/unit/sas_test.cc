@@ -78,7 +78,11 @@ TEST(Sas, MalformedTokensAreUnauthorized) {
                                 "SharedAccessSignature sr=//&sig=b&se=1",
                                 "SharedAccessSignature sr=%2Fhub&sig=b&se=1",
                                 // "%-1" passed from_chars as hex -1.
-                                "SharedAccessSignature sr=a%-1&sig=b&se=1"}) {
+                                "SharedAccessSignature sr=a%-1&sig=b&se=1",
+                                // %00: a NUL would cut the device or policy
+                                // name at a database lookup.
+                                "SharedAccessSignature sr=hub/devices/dev1%00x&sig=b&se=1",
+                                "SharedAccessSignature sr=hub&sig=b&se=1&skn=owner%00x"}) {
     EXPECT_EQ(ReasonOf([&] { (void)ParseSasToken(bad); }), Reason::kIotHubUnauthorizedAccess)
         << bad;
   }

@@ -324,11 +324,12 @@ int main(int argc, char** argv) {
       if (o.duration > 0 && Steady::now() - start >= std::chrono::duration<double>(o.duration)) g_stop = true;
     }
     // Everything but the watcher stops; it drains until no feedback came
-    // for 2 s (at most 15 s), then stops too.
+    // for 5 s (at most 30 s: Watch shows a record once no older transaction
+    // is open, checking every second, so a loaded machine needs a while).
     for (auto& t : threads) t.join();
     long seen = sim.counters().feedback;
     auto quiet_since = Steady::now();
-    for (const auto until = Steady::now() + 15s; Steady::now() < until && Steady::now() - quiet_since < 2s;) {
+    for (const auto until = Steady::now() + 30s; Steady::now() < until && Steady::now() - quiet_since < 5s;) {
       std::this_thread::sleep_for(100ms);
       if (sim.counters().feedback != seen) {
         seen = sim.counters().feedback;

@@ -331,7 +331,9 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
   CLI::App* receive = device->add_subcommand("receive", "Lock the next message (waits up to --wait seconds)")
                           ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
   receive->add_option("device-id", st->device, "Device id")->required();
-  receive->add_option("--wait", st->wait, "Seconds to wait for a message (0 to 120)")->capture_default_str();
+  receive->add_option("--wait", st->wait, "Seconds to wait for a message (0 to 120)")
+      ->check(SecondsIn(0, 120))
+      ->capture_default_str();
   receive->callback([st, client, &code] { code = client().Receive(st->device, st->wait); });
   for (const std::string action : {"complete", "abandon", "reject"}) {
     CLI::App* cmd = device->add_subcommand(action, action == "complete"  ? "Complete a received message"

@@ -1032,11 +1032,14 @@ std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostr
       ->envname("FERRY_ENDPOINT")
       ->capture_default_str();
   app->add_flag("--json", options.json, "Print JSON (one object per line) instead of tables");
-  app->add_option("--timeout", options.timeout_seconds, "Seconds per call")->capture_default_str();
+  app->add_option("--timeout", options.timeout_seconds, "Seconds per call")
+      ->check(SecondsIn(0.001, 86400))
+      ->capture_default_str();
   app->add_option("--connection-string", options.connection_string,
                   "IoT Hub connection string of a policy or a device; tokens are signed with it")
       ->envname("FERRY_CONNECTION_STRING");
   app->add_option("--token-ttl", options.token_ttl_seconds, "Lifetime of the tokens signed, seconds")
+      ->check(SecondsIn(1, 366 * 86400))
       ->envname("FERRY_TOKEN_TTL")
       ->capture_default_str();
   app->add_flag("--tls", options.tls, "Use TLS with the system's CA certificates")->envname("FERRY_TLS");

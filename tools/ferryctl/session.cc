@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
@@ -13,6 +14,24 @@
 #include "tools/ferryctl/ferryctl.h"
 
 namespace ferry::ctl {
+
+CLI::Validator SecondsIn(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          std::size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) return "not a number of seconds: " + text;
+        } catch (const std::exception&) {
+          return "not a number of seconds: " + text;
+        }
+        if (!(v >= min && v <= max)) return fmt::format("must be {:g} to {:g} seconds", min, max);
+        return "";
+      },
+      fmt::format("SECONDS in [{:g}, {:g}]", min, max));
+}
+
 namespace {
 
 std::string ReadFile(const std::string& path) {

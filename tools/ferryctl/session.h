@@ -9,10 +9,16 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/grpcpp.h>
+#include <CLI/CLI.hpp>
 
 #include "core/auth/connection_string.h"
 
 namespace ferry::ctl {
+
+// A CLI11 check that a number of seconds is in [min, max] (NaN and
+// infinities refused), so that no duration overflows on its way to a
+// deadline or a request.
+[[nodiscard]] CLI::Validator SecondsIn(double min, double max);
 
 struct Options {
   std::string endpoint = "127.0.0.1:50051";

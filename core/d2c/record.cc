@@ -1,4 +1,4 @@
-#include "consumers/d2c/record.h"
+#include "core/d2c/record.h"
 
 #include <charconv>
 #include <ctime>
@@ -11,18 +11,6 @@ namespace {
 
 constexpr std::string_view kDeviceHeader = "iothub-connection-device-id";
 constexpr std::string_view kEnqueuedHeader = "iothub-enqueuedtime";
-
-// Headers that are system properties (IoT Hub wire names); everything else
-// is an application property.
-bool IsSystemProperty(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "message-id",      "correlation-id", "content-type",  "content-encoding", "user-id",
-      "to",              "absolute-expiry-time", "dt-subject", "dt-dataschema"};
-  for (const auto n : kNames) {
-    if (n == name) return true;
-  }
-  return name.rfind("iothub-", 0) == 0 || name.rfind("x-opt-", 0) == 0;
-}
 
 std::optional<std::int64_t> ParseInt(std::string_view text) {
   std::int64_t v = 0;
@@ -126,11 +114,70 @@ std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits
   return bytes;
 }
 
-std::size_t MessageSize(const Event& e) {
+bool IsSystemProperty(std::string_view name) {
+  // IoT Hub's D2C system properties by wire name (and Event Hubs' x-opt-*
+  // annotations). Other iothub-* names are application properties.
+  static constexpr std::string_view kNames[] = {
+      "message-id",
+      "correlation-id",
+      "content-type",
+      "content-encoding",
+      "user-id",
+      "to",
+      "absolute-expiry-time",
+      "dt-subject",
+      "dt-dataschema",
+      "iothub-enqueuedtime",
+      "iothub-creation-time-utc",
+      "iothub-app-iothub-creation-time-utc",
+      "iothub-connection-device-id",
+      "iothub-connection-module-id",
+      "iothub-connection-auth-generation-id",
+      "iothub-connection-auth-method",
+      "iothub-message-source",
+      "iothub-interface-name",
+  };
+  for (const auto n : kNames) {
+    if (n == name) return true;
+  }
+  return name.rfind("x-opt-", 0) == 0;
+}
+
+bool IsStampedProperty(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "iothub-connection-device-id",   "iothub-connection-module-id",
+      "iothub-connection-auth-generation-id", "iothub-connection-auth-method",
+      "iothub-enqueuedtime",           "iothub-message-source",
+  };
+  for (const auto n : kNames) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+std::size_t PropertySize(std::string_view name, std::string_view value) {
+  if (IsStampedProperty(name)) return 0;
+  return IsSystemProperty(name) ? value.size() : name.size() + value.size();
+}
+
+namespace {
+
+std::size_t Size(const Event& e, const std::map<std::string, std::string>& application_properties) {
   std::size_t n = e.body.size();
-  for (const auto& [k, v] : e.system_properties) n += k.size() + v.size();
-  for (const auto& [k, v] : e.application_properties) n += k.size() + v.size();
+  for (const auto& [k, v] : e.system_properties) n += PropertySize(k, v);
+  for (const auto& [k, v] : application_properties) n += PropertySize(k, v);
   return n;
+}
+
+}  // namespace
+
+std::size_t MessageSize(const Event& e) { return Size(e, e.application_properties); }
+
+std::size_t MessageSize(const Event& e, const std::vector<std::pair<std::string, std::string>>& extra) {
+  if (extra.empty()) return MessageSize(e);
+  std::map<std::string, std::string> app = e.application_properties;
+  for (const auto& [k, v] : extra) app[k] = v;
+  return Size(e, app);
 }
 
 Decoded Decode(const KafkaRecord& r, TimePoint now) {
@@ -238,9 +285,11 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
   }
   if (hono && e.content_type) e.system_properties["content-type"] = *e.content_type;
 
-  if (MessageSize(e) > kMaxD2cMessageBytes) {
+  if (const std::size_t size = MessageSize(e); size > kMaxD2cMessageBytes) {
     return Dead(DeadLetterReason::kTooLarge,
-                fmt::format("{} bytes; IoT Hub's limit is 256 KB", MessageSize(e)));
+                fmt::format("{} bytes as IoT Hub counts (body, system property values, application "
+                            "property names and values); the limit is 256 KB ({} bytes)",
+                            size, kMaxD2cMessageBytes));
   }
   return {std::move(e), std::nullopt};
 }

@@ -76,6 +76,7 @@ struct Decoded {
   std::optional<DeadLetter> dead_letter;
 };
 
+// IoT Hub's limit for one D2C message, and for a batch in all (MessageSize).
 inline constexpr std::size_t kMaxD2cMessageBytes = 256 * 1024;
 
 // Batch limits: a batch is cut when it holds max_records records or adding
@@ -101,8 +102,33 @@ std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits
 // content-type, creation-time, ttl, qos). `now` decides Hono expiry. Pure.
 [[nodiscard]] Decoded Decode(const KafkaRecord& record, TimePoint now);
 
-// IoT Hub's size: body plus property names and values.
+// Whether a header is one of IoT Hub's system properties (its wire names:
+// message-id, content-type, iothub-enqueuedtime, ...); every other header is
+// an application property. IoT Hub's list, not a prefix: lifecycle events'
+// `iothub-message-schema` is an application property there, and here.
+[[nodiscard]] bool IsSystemProperty(std::string_view name);
+
+// Whether a system property is one that the hub stamps itself on every
+// message (the connection's device, generation and auth method, the
+// enqueued time, the message source), never the sender.
+[[nodiscard]] bool IsStampedProperty(std::string_view name);
+
+// What one property adds to IoT Hub's message size: system properties count
+// their value, application properties their name and value, and the stamped
+// ones nothing (the sender did not write them, so they cannot make an
+// accepted message too large later).
+[[nodiscard]] std::size_t PropertySize(std::string_view name, std::string_view value);
+
+// IoT Hub's message size, which kMaxD2cMessageBytes limits: the body plus
+// PropertySize of every property. The one definition: SendEvent refuses
+// what is over it, the consumer dead-letters what is over it, routing
+// enrichments are checked against it.
 [[nodiscard]] std::size_t MessageSize(const Event& event);
+
+// MessageSize with `extra` application properties (routing enrichments, which
+// replace a property of the same name) added.
+[[nodiscard]] std::size_t MessageSize(const Event& event,
+                                      const std::vector<std::pair<std::string, std::string>>& extra);
 
 // Years 1970 to 2199: times every reader of the store can represent.
 [[nodiscard]] bool IsStorableTime(TimePoint t);
