@@ -7,7 +7,7 @@
 namespace ferry {
 
 // The domain's error reasons, named as IoT Hub names them
-// (iothub-semantics.md §4.4). Each boundary translates these exactly once:
+// (the error table in README.md). Each boundary translates these exactly once:
 // database errors into reasons in the stores, reasons into grpc::Status in
 // services/rpc/status.cc.
 enum class Reason {

@@ -50,7 +50,7 @@ struct ConsumerOptions {
 };
 
 // The d2c role: a consumer-group member that lands its partitions in the
-// event store exactly once (../shared/DESIGN.md, "D2C path"). A newly
+// event store exactly once (docs/event-store.md, docs/reliability.md). A newly
 // assigned partition stays paused until it is claimed in PostgreSQL (epoch
 // bumped, off the poll thread, retried with backoff); it then resumes from
 // the checkpoint. One landing transaction per partition batch moves the

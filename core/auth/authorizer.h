@@ -11,7 +11,7 @@
 namespace ferry::auth {
 
 // IoT Hub's shared access rules, decided from the `authorization` value of a
-// call (iothub-semantics.md §5):
+// call (README.md, "Access control"):
 // - a policy token (skn present) is signed with either key of that policy,
 //   scoped to {hub} (or, for a device-scoped call, anything covering
 //   {hub}/devices/{id}), and grants the policy's permissions;

@@ -8,7 +8,7 @@
 
 namespace ferry::auth {
 
-// What a call needs (iothub-semantics.md §5.2). kNone is reserved for health
+// What a call needs (IoT Hub's four permissions). kNone is reserved for health
 // checks; kHubOwner means all four permissions (policy management).
 enum class Permission {
   kNone,

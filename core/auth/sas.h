@@ -7,7 +7,7 @@
 
 namespace ferry::auth {
 
-// IoT Hub's shared access signature (iothub-semantics.md §5.1):
+// IoT Hub's shared access signature:
 //   SharedAccessSignature sr={url-encoded resource}&sig={url-encoded base64
 //   HMAC-SHA256}&se={unix seconds}[&skn={policy name}]
 // in any field order. Pure functions: no clock, no storage.

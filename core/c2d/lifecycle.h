@@ -7,7 +7,7 @@
 
 #include "core/clock.h"
 
-// The C2D message lifecycle of iothub-semantics.md §1.2 as a pure state
+// The C2D message lifecycle of IoT Hub (docs/c2d.md) as a pure state
 // machine: every decision about a message's state, delivery count, lock and
 // outcome is made here, on the time given, and the store only reads a row,
 // applies one of these and writes the row back (in one transaction).

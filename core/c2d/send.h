@@ -12,8 +12,8 @@
 #include "core/c2d/lifecycle.h"
 #include "core/clock.h"
 
-// IoT Hub's rules for what an operator may send to a device (§1.3 of
-// iothub-semantics.md), as pure code: the gRPC service maps its request onto
+// IoT Hub's rules for what an operator may send to a device (docs/c2d.md),
+// as pure code: the gRPC service maps its request onto
 // SendRequest, and the fuzzer feeds it arbitrary bytes.
 
 namespace ferry::c2d {

@@ -12,7 +12,7 @@
 
 // One version of the routing configuration, compiled: endpoints, routes with
 // their parsed conditions, enrichments and the fallback switch
-// (iothub-semantics.md §3.5). Immutable once built; shared by every landing
+// (docs/routing.md). Immutable once built; shared by every landing
 // batch routed against it. Pure: no PostgreSQL or Kafka types.
 
 namespace ferry::routing {

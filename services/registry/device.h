@@ -10,7 +10,7 @@ namespace ferry::registry {
 enum class DeviceStatus { kEnabled, kDisabled };
 enum class ConnectionState { kDisconnected, kConnected };
 
-// A device identity (iothub-semantics.md §5.3).
+// A device identity, as IoT Hub's registry keeps it.
 struct Device {
   std::string id;
   std::string generation_id;

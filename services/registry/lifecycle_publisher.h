@@ -21,7 +21,7 @@ class EndpointSink;
 
 namespace ferry::registry {
 
-// Publishes device lifecycle notifications (iothub-semantics.md §3.5) to the
+// Publishes device lifecycle notifications (docs/routing.md) to the
 // D2C topic, where they are landed and routed like device messages (routes
 // with source DeviceLifecycleEvents). A trigger writes each one into
 // device_lifecycle_outbox in the registry change's own transaction

@@ -7,7 +7,8 @@
 
 namespace ferry::rpc {
 
-// The operation classes throttled per replica (iothub-semantics.md §4.2).
+// The operation classes throttled per replica (docs/deviations.md, "Load
+// protection").
 enum class Throttle { kNone, kD2cSend, kC2dSend, kC2dReceive, kRegistry };
 inline constexpr int kThrottleClasses = 5;
 

@@ -1,4 +1,4 @@
-// The lifecycle table of iothub-semantics.md §1.2, row by row, on a fake
+// The lifecycle table of docs/c2d.md, row by row, on a fake
 // clock.
 #include <gtest/gtest.h>
 
