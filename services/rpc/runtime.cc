@@ -66,6 +66,13 @@ std::string_view CodeName(grpc::StatusCode code) {
   return "UNKNOWN";
 }
 
+// A call refused for what it sent (no or a bad credential, a missing
+// permission, a malformed request), not for Ferry's own trouble.
+bool IsRefusal(const Error& e) {
+  return e.reason() == Reason::kIotHubUnauthorizedAccess || e.reason() == Reason::kPermissionDenied ||
+         e.reason() == Reason::kArgumentInvalid || e.reason() == Reason::kArgumentNull;
+}
+
 void RefuseNul(const google::protobuf::Message& request) {
   if (const auto field = FieldWithNul(request)) {
     throw Error(Reason::kArgumentInvalid, fmt::format("{} holds a NUL character, which text fields must not", *field));
@@ -155,7 +162,8 @@ void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryRea
       try {
         RefuseNul(request);
         caller = authorizer_.Authorize(*rule, authorization, device_id);
-      } catch (const Error&) {
+      } catch (const Error& e) {
+        if (!IsRefusal(e)) throw;  // e.g. the credential store unreachable: UNAVAILABLE
         if (const auto refused = Throttled(kRefusedClass)) {
           finish(*refused);
           return;
@@ -226,7 +234,8 @@ Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string
   try {
     RefuseNul(request);
     return authorizer_.Authorize(*rule, authorization, device_id);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    if (!IsRefusal(e)) throw;
     if (auto refused = Throttled(kRefusedClass)) throw std::move(*refused);
     throw;
   }
