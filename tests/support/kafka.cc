@@ -111,9 +111,26 @@ std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string&
   std::vector<TestRecord> out;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   bool settling = false;
+  // The end of each partition's log, once `expected` records are there.
+  std::vector<std::int64_t> end(static_cast<std::size_t>(partitions), -1), next(end.size(), 0);
+  const auto read_to_end = [&] {
+    for (std::size_t p = 0; p < end.size(); ++p) {
+      if (end[p] < 0) {
+        std::int64_t low = 0, high = 0;
+        if (consumer->query_watermark_offsets(topic, static_cast<std::int32_t>(p), &low, &high, 5000) !=
+            RdKafka::ERR_NO_ERROR) {
+          return false;
+        }
+        end[p] = high;
+      }
+      if (next[p] < end[p]) return false;
+    }
+    return true;
+  };
   while (std::chrono::steady_clock::now() < deadline) {
     std::unique_ptr<RdKafka::Message> m(consumer->consume(100));
     if (m->err() == RdKafka::ERR_NO_ERROR) {
+      next[static_cast<std::size_t>(m->partition())] = m->offset() + 1;
       TestRecord r;
       if (m->key() != nullptr) r.key = *m->key();
       if (m->payload() != nullptr) r.value.emplace(static_cast<const char*>(m->payload()), m->len());
@@ -128,7 +145,7 @@ std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string&
       }
       out.push_back(std::move(r));
     }
-    if (!settling && out.size() >= expected) {
+    if (!settling && out.size() >= expected && read_to_end()) {
       settling = true;
       deadline = std::chrono::steady_clock::now() + settle;
     }

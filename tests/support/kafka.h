@@ -42,8 +42,10 @@ class TestProducer final {
 };
 
 // Reads every record of `topic` (all `partitions`, from the beginning, no
-// consumer group) until `expected` arrived or `timeout` passed; then reads
-// on for `settle` to catch any extra. Records of one partition stay in order.
+// consumer group) until `expected` arrived and every partition is read to the
+// end of its log as it stood then (so a late duplicate already written is
+// never missed, however slow the machine), or `timeout` passed; then reads on
+// for `settle` to catch any extra. Records of one partition stay in order.
 [[nodiscard]] std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic,
                                                 int partitions, std::size_t expected,
                                                 std::chrono::milliseconds timeout,
