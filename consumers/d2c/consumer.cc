@@ -145,6 +145,16 @@ struct Metrics {
                    .Help("Owned partitions whose checkpoint was reset by an operator, seen here.")
                    .Register(r)
                    .Add({})),
+        lost(prometheus::BuildCounter()
+                 .Name("ferry_d2c_lost_records_total")
+                 .Help("Records Kafka deleted (retention, DeleteRecords) before they were landed: data "
+                       "loss, by Kafka partition; each gap is also a row in d2c_gaps.")
+                 .Register(r)),
+        stopped(prometheus::BuildGauge()
+                    .Name("ferry_d2c_partition_stopped")
+                    .Help("1 while a partition owned here is stopped because its checkpoint is above the "
+                          "log's end (topic re-created?): reset its checkpoint to go on.")
+                    .Register(r)),
         route_version(prometheus::BuildGauge()
                           .Name("ferry_d2c_route_version")
                           .Help("Route-set version of the last batch landed here.")
@@ -171,15 +181,20 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& undefined;
   prometheus::Counter& replay_skipped;
   prometheus::Counter& resets;
+  prometheus::Family<prometheus::Counter>& lost;
+  prometheus::Family<prometheus::Gauge>& stopped;
   prometheus::Gauge& route_version;
 };
 
 struct PartitionState {
-  enum class Phase { kClaiming, kActive };
+  // kStopped: the checkpoint is above the log's end; nothing is fetched
+  // until an operator resets the checkpoint (its epoch moves).
+  enum class Phase { kClaiming, kActive, kStopped };
   Phase phase = Phase::kClaiming;
   std::uint64_t generation = 0;
   std::int64_t epoch = 0;
   std::optional<std::int64_t> expected_offset;  // records below it are stale
+  std::int64_t start_offset = 0;  // where the claim started it (absolute or logical)
   std::optional<std::int64_t> checkpoint;
   std::deque<KafkaRecord> buffer;
   std::size_t buffer_bytes = 0;
@@ -193,6 +208,12 @@ struct PartitionState {
   // wait, or a retried batch could be overtaken.
   bool landing = false;
   bool backpressure = false;
+  // Kafka refused the fetch position (offset out of range) and stopped
+  // fetching: once what was fetched has landed, a gap check compares the
+  // checkpoint with the log (never Kafka's auto.offset.reset).
+  bool out_of_range = false;
+  bool gap_check_posted = false;
+  SteadyClock::time_point gap_check_at;
 };
 
 struct ClaimDone {
@@ -206,6 +227,19 @@ struct ClaimDone {
 struct EpochsDone {
   std::map<std::int32_t, std::pair<std::int64_t, std::string>> epochs;  // empty on error
   std::map<std::int32_t, std::int64_t> asked;   // our epochs when asked
+};
+
+struct GapCheckDone {
+  std::int32_t partition;
+  std::uint64_t generation;
+  std::optional<std::int64_t> from;  // the checkpoint when asked
+  std::int64_t start = 0;  // without a checkpoint: the position it was started at
+  std::int64_t low = -1;
+  std::int64_t high = -1;
+  std::optional<GapOutcome> gap;  // set when records were skipped
+  std::optional<std::int64_t> resume_at;  // where fetching starts again
+  bool ahead = false;  // the checkpoint is above the log's end
+  std::string error;
 };
 
 struct LandDone {
@@ -259,7 +293,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   std::mutex mutex;
   std::condition_variable done_cv;
   std::set<std::int32_t> in_flight;  // partitions with a claim or a landing out
-  std::deque<std::variant<ClaimDone, LandDone, EpochsDone>> done;
+  std::deque<std::variant<ClaimDone, LandDone, EpochsDone, GapCheckDone>> done;
 
   // ---- Kafka callbacks (on the poll thread) ----
 
@@ -343,6 +377,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     buffered_bytes -= it->second.buffer_bytes;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
+    metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     // Its lag and position are the new owner's to report now: no stale
     // series left behind here.
     metrics.lag.Remove(&metrics.lag.Add({{"partition", metrics.P(p)}}));
@@ -460,16 +495,25 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       return false;
     }
     // Eager: the whole assignment, with this partition's new offset; the
-    // others resume from their fetch positions, paused ones stay paused.
+    // others that are consuming resume where this consumer expects their
+    // next record (librdkafka's position is unknown right after a seek,
+    // librdkafka#3567, and would fall back to Kafka's committed offset,
+    // which a checkpoint reset leaves behind); paused ones stay paused.
     std::vector<RdKafka::TopicPartition*> all;
     if (consumer->assignment(all) != RdKafka::ERR_NO_ERROR) return false;
     consumer->position(all);
     std::vector<RdKafka::TopicPartition*> paused;
     for (auto* a : all) {
-      if (a->partition() == tp.partition()) a->set_offset(tp.offset());
       const auto it = parts.find(a->partition());
+      if (a->partition() == tp.partition()) {
+        a->set_offset(tp.offset());
+      } else if (it != parts.end() && it->second.phase == PartitionState::Phase::kActive &&
+                 !it->second.out_of_range) {
+        a->set_offset(it->second.expected_offset.value_or(it->second.start_offset));
+      }
       if (it != parts.end() && a->partition() != tp.partition() &&
-          (it->second.phase == PartitionState::Phase::kClaiming || it->second.backpressure)) {
+          (it->second.phase != PartitionState::Phase::kActive || it->second.backpressure ||
+           it->second.out_of_range)) {
         paused.push_back(a);
       }
     }
@@ -510,14 +554,16 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.buffer_bytes = 0;
     st.retry.reset();
     st.backpressure = false;
+    st.out_of_range = false;
     st.claim_posted = false;
     st.claim_at = SteadyClock::now();
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
+    metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     Logger()->warn("partition fenced, re-claiming partition={} why=\"{}\"", p, why);
   }
 
   void ProcessDone() {
-    std::deque<std::variant<ClaimDone, LandDone, EpochsDone>> ready;
+    std::deque<std::variant<ClaimDone, LandDone, EpochsDone, GapCheckDone>> ready;
     {
       std::lock_guard lock(mutex);
       ready.swap(done);
@@ -527,6 +573,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         OnClaimed(*c);
       } else if (auto* e = std::get_if<EpochsDone>(&item)) {
         OnEpochs(*e);
+      } else if (auto* g = std::get_if<GapCheckDone>(&item)) {
+        OnGapChecked(*g);
       } else {
         OnLanded(std::get<LandDone>(item));
       }
@@ -549,6 +597,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.epoch = d.claim->epoch;
     st.checkpoint = d.claim->next_offset;
     st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
+    st.start_offset = d.start_offset;
     st.phase = PartitionState::Phase::kActive;
     ++active;
     if (!StartAt(d.partition, d.start_offset)) {
@@ -557,6 +606,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       return;
     }
     metrics.owned.Add({{"partition", metrics.P(d.partition)}}).Set(1);
+    // Both series exist from the claim on (at 0), so that an alert sees the
+    // first gap or stop as a change.
+    metrics.lost.Add({{"partition", metrics.P(d.partition)}});
+    metrics.stopped.Add({{"partition", metrics.P(d.partition)}}).Set(0);
     if (d.claim->next_offset) {
       metrics.next_offset.Add({{"partition", metrics.P(d.partition)}}).Set(static_cast<double>(*d.claim->next_offset));
     }
@@ -571,7 +624,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (epochs_posted || stopping) return;
     EpochsDone d;
     for (const auto& [p, st] : parts) {
-      if (st.phase == PartitionState::Phase::kActive) d.asked[p] = st.epoch;
+      if (st.phase != PartitionState::Phase::kClaiming) d.asked[p] = st.epoch;
     }
     if (d.asked.empty()) return;
     epochs_posted = true;
@@ -594,7 +647,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       const auto now_epoch = d.epochs.find(p);
       if (it == parts.end() || now_epoch == d.epochs.end()) continue;
       PartitionState& st = it->second;
-      if (st.phase != PartitionState::Phase::kActive || st.epoch != asked || st.landing ||
+      if (st.phase == PartitionState::Phase::kClaiming || st.epoch != asked || st.landing ||
           now_epoch->second.first == asked) {
         continue;
       }
@@ -609,6 +662,136 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         Refence(p, st, "claimed by another owner");
       }
     }
+  }
+
+  // ---- Gaps: the log no longer holds the fetch position ----
+
+  // librdkafka reports an out-of-range fetch position instead of moving
+  // the partition (auto.offset.reset=error) and stops fetching it.
+  void OnOutOfRange(std::int32_t p, std::int64_t offset, const std::string& why) {
+    const auto it = parts.find(p);
+    if (it == parts.end() || it->second.phase != PartitionState::Phase::kActive) {
+      // Assigned at Kafka's committed offset while being claimed: the claim
+      // starts it at the checkpoint.
+      Logger()->debug("offset out of range before the claim partition={} offset={} error=\"{}\"", p, offset, why);
+      return;
+    }
+    if (!it->second.out_of_range) {
+      // offset < 0: a late report of the assignment's missing committed
+      // offset (Ferry does not use it); else the log no longer holds it.
+      if (offset >= 0) {
+        Logger()->warn("fetch position out of range, checking the log partition={} offset={} error=\"{}\"", p,
+                       offset, why);
+      } else {
+        Logger()->debug("fetching stopped on a stale offset report, re-starting partition={} error=\"{}\"", p,
+                        why);
+      }
+    }
+    it->second.out_of_range = true;
+  }
+
+  // Off the poll thread: where is the checkpoint against the log's
+  // [low, high)? Below the log start: the records in between are gone, and
+  // SkipDeleted records them as lost while moving the checkpoint. Above the
+  // end: stop (asked again for a few seconds first: a new leader's high
+  // watermark can trail for a moment). Inside: fetch again from there.
+  void PostGapCheck(std::int32_t p, PartitionState& st) {
+    st.gap_check_posted = true;
+    {
+      std::lock_guard lock(mutex);
+      in_flight.insert(p);
+    }
+    GapCheckDone d{p, st.generation, st.checkpoint, st.expected_offset.value_or(st.start_offset)};
+    const std::int64_t epoch = st.epoch;
+    executor.Post([this, d = std::move(d), epoch]() mutable {
+      try {
+        for (int attempt = 0;; ++attempt) {
+          const RdKafka::ErrorCode e =
+              consumer->query_watermark_offsets(options.topic, d.partition, &d.low, &d.high, 5000);
+          if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("watermarks: " + RdKafka::err2str(e));
+          if (!d.from || *d.from <= d.high || attempt == 4 || stopping) break;
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+        if (!d.from) {
+          // Nothing landed yet: where it was started (a stale report of the
+          // initial assignment), within the log.
+          d.resume_at = d.start < 0 ? d.start : std::clamp(d.start, d.low, d.high);
+        } else if (*d.from < d.low) {
+          d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from, d.low,
+                                    options.owner);
+          if (!d.gap->fenced) d.resume_at = d.low;
+        } else if (*d.from > d.high) {
+          d.ahead = true;
+        } else {
+          d.resume_at = *d.from;
+        }
+      } catch (const std::exception& e) {
+        d.error = e.what();
+      }
+      std::lock_guard lock(mutex);
+      in_flight.erase(d.partition);
+      done.emplace_back(std::move(d));
+      done_cv.notify_all();
+    });
+  }
+
+  void OnGapChecked(GapCheckDone& d) {
+    const auto it = parts.find(d.partition);
+    if (it == parts.end() || it->second.generation != d.generation) return;
+    PartitionState& st = it->second;
+    st.gap_check_posted = false;
+    const std::string p = metrics.P(d.partition);
+    if (!d.error.empty()) {
+      st.gap_check_at = SteadyClock::now() + std::chrono::seconds(1);
+      Logger()->warn("gap check failed, retrying partition={} error=\"{}\"", d.partition, d.error);
+      return;
+    }
+    if (d.gap && d.gap->fenced) {
+      metrics.fenced.Increment();
+      Refence(d.partition, st, "checkpoint moved while skipping deleted records");
+      return;
+    }
+    st.out_of_range = false;
+    if (d.ahead) {
+      st.phase = PartitionState::Phase::kStopped;
+      --active;
+      metrics.stopped.Add({{"partition", p}}).Set(1);
+      Logger()->error("partition stopped: its checkpoint is above the log's end (was the topic deleted and"
+                      " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
+                      " partition={} checkpoint={} log_start={} log_end={}",
+                      d.partition, *d.from, d.low, d.high);
+      return;
+    }
+    if (d.gap) {
+      const std::int64_t lost = d.gap->lost_to - d.gap->lost_from;
+      metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
+      if (lost > 0) {
+        metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
+        Logger()->error("data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
+                        " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
+                        d.partition, d.gap->lost_from, d.gap->lost_to, lost);
+      }
+      if (d.gap->replay_skipped > 0) {
+        Logger()->warn("replay overtaken by retention: records already landed are gone from Kafka"
+                       " partition={} from_offset={} to_offset={}",
+                       d.partition, *d.from, d.gap->lost_from);
+      }
+      st.checkpoint = *d.resume_at;
+      metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
+    }
+    // What arrived since the check was posted (a stale report: fetching
+    // had gone on) is fetched again from the resume position.
+    st.buffer.clear();
+    buffered_bytes -= st.buffer_bytes;
+    st.buffer_bytes = 0;
+    st.backpressure = false;
+    st.expected_offset = *d.resume_at >= 0 ? std::optional(*d.resume_at) : std::nullopt;
+    if (!StartAt(d.partition, *d.resume_at)) {
+      Refence(d.partition, st, "could not start fetching after a gap check");
+      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      return;
+    }
+    Logger()->info("partition fetching again partition={} offset={}", d.partition, *d.resume_at);
   }
 
   void OnLanded(LandDone& d) {
@@ -668,7 +851,12 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
         continue;
       }
-      if (st.landing) continue;
+      if (st.phase == PartitionState::Phase::kStopped || st.landing || st.gap_check_posted) continue;
+      if (st.out_of_range && !st.retry && st.buffer.empty()) {
+        // Everything fetched has landed: the checkpoint is the position.
+        if (now >= st.gap_check_at && !stopping) PostGapCheck(p, st);
+        continue;
+      }
       if (st.retry) {
         if (now < st.retry_at && !flush) continue;
         LandingBatch b = std::move(*st.retry);
@@ -680,7 +868,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       const BatchLimits limits{options.batch_max_records, options.batch_max_bytes};
       const auto waited =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - st.first_buffered);
-      if (!BatchDue(st.buffer.size(), st.buffer_bytes, waited, options.linger, limits, flush)) {
+      if (!BatchDue(st.buffer.size(), st.buffer_bytes, waited, options.linger, limits,
+                    flush || st.out_of_range)) {
         continue;
       }
       LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
@@ -741,6 +930,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
           if (more->err() != RdKafka::ERR_NO_ERROR) break;
           Append(*more);
         }
+      } else if (m->err() == RdKafka::ERR__AUTO_OFFSET_RESET) {
+        OnOutOfRange(m->partition(), m->offset(), m->errstr());
       } else if (m->err() != RdKafka::ERR__TIMED_OUT && m->err() != RdKafka::ERR__PARTITION_EOF) {
         Logger()->warn("kafka consume error error=\"{}\"", m->errstr());
       }
@@ -815,7 +1006,14 @@ void D2cConsumer::Start() {
   set("partition.assignment.strategy", "roundrobin");
   set("enable.auto.commit", "false");
   set("enable.auto.offset.store", "false");
-  set("auto.offset.reset", "earliest");
+  // Never let Kafka move a partition: an out-of-range position is reported
+  // (ERR__AUTO_OFFSET_RESET) and the checkpoint decides, recording any gap.
+  if (o.kafka.count("auto.offset.reset") != 0) {
+    throw std::runtime_error(
+        "kafka property auto.offset.reset is Ferry's own (error): the checkpoint decides where a partition "
+        "resumes, and records deleted before they landed are recorded as a gap, never skipped silently");
+  }
+  set("auto.offset.reset", "error");
   set("enable.partition.eof", "false");
   // 8 MiB of prefetch per partition: draining a 1M-event backlog on 128
   // partitions peaks at about 126 MiB (16 MiB: 327 MiB, for about a third

@@ -1,6 +1,8 @@
 #include "consumers/d2c/event_store.h"
 
+#include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <thread>
 
 #include <fmt/format.h>
@@ -697,7 +699,7 @@ constexpr std::string_view kCheckpointColumns =
     "topic, kafka_partition, next_offset, high_offset, epoch, owner,"
     " (extract(epoch from claimed_at) * 1000000)::bigint,"
     " (extract(epoch from updated_at) * 1000000)::bigint, dropped, routed_elsewhere,"
-    " replay_skipped, route_version";
+    " replay_skipped, route_version, lost";
 
 template <typename T>
 std::optional<T> Opt(const pqxx::field& f) {
@@ -710,7 +712,7 @@ CheckpointRow CheckpointFromRow(const pqxx::row& r) {
                        Opt<std::int64_t>(r[3]), r[4].as<std::int64_t>(), r[5].as<std::string>(),
                        FromUnixMicros(r[6].as<std::int64_t>()), FromUnixMicros(r[7].as<std::int64_t>()),
                        r[8].as<std::int64_t>(), r[9].as<std::int64_t>(), r[10].as<std::int64_t>(),
-                       Opt<std::int64_t>(r[11])};
+                       Opt<std::int64_t>(r[11]), r[12].as<std::int64_t>()};
 }
 
 std::string Unhex(const pqxx::field& f) {
@@ -792,6 +794,38 @@ CheckpointRow EventStore::ResetCheckpoint(const PartitionId& id, std::int64_t ne
             " updated_at = now() RETURNING {}",
             kCheckpointColumns),
         id.group, id.topic, id.partition, next_offset));
+  });
+}
+
+GapOutcome EventStore::SkipDeleted(const PartitionId& id, std::int64_t epoch, std::int64_t from,
+                                   std::int64_t to, const std::string& owner) {
+  if (from < 0 || to <= from) {
+    throw std::invalid_argument(fmt::format("SkipDeleted: bad range [{}, {})", from, to));
+  }
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    GapOutcome out;
+    const pqxx::result locked = LockCheckpoint(tx, id, epoch);
+    if (locked.empty() || locked[0][0].is_null() || locked[0][0].as<std::int64_t>() != from) {
+      out.fenced = true;
+      return out;
+    }
+    const std::int64_t high = locked[0][1].is_null() ? from : locked[0][1].as<std::int64_t>();
+    out.lost_from = std::clamp(high, from, to);
+    out.lost_to = to;
+    out.replay_skipped = out.lost_from - from;
+    const std::int64_t lost = out.lost_to - out.lost_from;
+    if (lost > 0) {
+      tx.exec_params0(
+          "INSERT INTO d2c_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, owner)"
+          " VALUES ($1, $2, $3, $4, $5, $6)",
+          id.group, id.topic, id.partition, out.lost_from, out.lost_to, owner);
+      tx.exec_params0(
+          "UPDATE d2c_checkpoints SET lost = lost + $4 WHERE consumer_group = $1 AND topic = $2"
+          " AND kafka_partition = $3",
+          id.group, id.topic, id.partition, lost);
+    }
+    AdvanceCheckpoint(tx, id, to, Counts{.replay_skipped = out.replay_skipped});
+    return out;
   });
 }
 

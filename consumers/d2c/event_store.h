@@ -120,6 +120,20 @@ struct CheckpointRow {
   std::int64_t routed_elsewhere = 0;
   std::int64_t replay_skipped = 0;
   std::optional<std::int64_t> route_version;
+  std::int64_t lost = 0;  // records Kafka deleted before they landed (d2c_gaps)
+};
+
+// What SkipDeleted did.
+struct GapOutcome {
+  // The epoch moved or the checkpoint is no longer `from`: nothing written.
+  bool fenced = false;
+  // The range recorded as lost (empty when lost_from == lost_to): the part
+  // of [from, to) at or above the high offset, never landed.
+  std::int64_t lost_from = 0;
+  std::int64_t lost_to = 0;
+  // The part below the high offset: landed before (this is a replay), so
+  // skipped, not lost.
+  std::int64_t replay_skipped = 0;
 };
 
 // Tables d2c_events (day partitions), d2c_dead_letters and d2c_checkpoints
@@ -175,6 +189,14 @@ class EventStore final {
   // transaction.
   CheckpointRow ResetCheckpoint(const PartitionId& id, std::int64_t next_offset,
                                 const audit::Entry* audit = nullptr);
+
+  // Moves the checkpoint from `from` over records Kafka no longer has, to
+  // `to` (the log start), in one transaction fenced like Land: the part of
+  // [from, to) never landed (at or above the high offset) is written to
+  // d2c_gaps and added to the partition's `lost`; the part below it (a
+  // replay that retention overtook) is counted as replay_skipped.
+  GapOutcome SkipDeleted(const PartitionId& id, std::int64_t epoch, std::int64_t from, std::int64_t to,
+                         const std::string& owner);
 
   std::vector<DeadLetterRow> DeadLetters(const DeadLetterFilter& filter);
   // Takes each record out of the dead letters and through decoding and

@@ -73,6 +73,7 @@ void Encode(const std::string& group, const d2c::CheckpointRow& c, std::int64_t 
   out->set_routed_elsewhere(c.routed_elsewhere);
   out->set_replay_skipped(c.replay_skipped);
   out->set_route_version(c.route_version.value_or(0));
+  out->set_lost(c.lost);
 }
 
 std::optional<std::pair<std::int32_t, std::int64_t>> ParseDeadLetterToken(const std::string& text) {

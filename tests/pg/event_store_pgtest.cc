@@ -75,6 +75,58 @@ TEST_F(EventStoreTest, AFencedBatchWritesNothing) {
   EXPECT_EQ(store_->Land(Batch(now.epoch, 0, 10), clock_.Now()).events, 10u);
 }
 
+// Records Kafka deleted under a stalled checkpoint are data loss: one gap
+// row, the partition's `lost`, the checkpoint moved, in one fenced
+// transaction; the part a replay had landed before is not loss.
+TEST_F(EventStoreTest, SkippingDeletedRecordsRecordsTheGapOnce) {
+  const Claim c = store_->ClaimPartition(id_, "me");
+  ASSERT_EQ(store_->Land(Batch(c.epoch, 0, 10), clock_.Now()).events, 10u);
+  // Kafka's log now starts at 25: [10, 25) never landed.
+  const GapOutcome gap = store_->SkipDeleted(id_, c.epoch, 10, 25, "me");
+  EXPECT_FALSE(gap.fenced);
+  EXPECT_EQ(gap.lost_from, 10);
+  EXPECT_EQ(gap.lost_to, 25);
+  EXPECT_EQ(gap.replay_skipped, 0);
+  EXPECT_EQ(store_->NextOffset(id_), 25);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_gaps WHERE consumer_group = 'g' AND topic = 't'"
+                  " AND kafka_partition = 0 AND from_offset = 10 AND to_offset = 25 AND owner = 'me'"),
+            1);
+  EXPECT_EQ(Count("SELECT lost FROM d2c_checkpoints"), 15);
+  // The same skip again (a retried transaction whose commit was unknown, or
+  // a zombie) finds the checkpoint moved: nothing is written twice.
+  EXPECT_TRUE(store_->SkipDeleted(id_, c.epoch, 10, 25, "me").fenced);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_gaps"), 1);
+  // A stale epoch is fenced too.
+  const Claim next = store_->ClaimPartition(id_, "other");
+  EXPECT_TRUE(store_->SkipDeleted(id_, c.epoch, 25, 30, "me").fenced);
+  ASSERT_EQ(store_->Land(Batch(next.epoch, 25, 5), clock_.Now()).events, 5u);
+
+  // A replay from 0 that retention overtakes at 28: [0, 28) had all
+  // landed or been lost before (below the high offset 30), nothing new is lost.
+  store_->ResetCheckpoint(id_, 0);
+  const Claim replay = store_->ClaimPartition(id_, "other");
+  const GapOutcome overtaken = store_->SkipDeleted(id_, replay.epoch, 0, 28, "other");
+  EXPECT_FALSE(overtaken.fenced);
+  EXPECT_EQ(overtaken.lost_from, 28);
+  EXPECT_EQ(overtaken.lost_to, 28);
+  EXPECT_EQ(overtaken.replay_skipped, 28);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_gaps"), 1);
+  EXPECT_EQ(store_->NextOffset(id_), 28);
+  // Deleted past the high offset during a replay: only the part above it is lost.
+  ASSERT_EQ(store_->Land(Batch(replay.epoch, 28, 2), clock_.Now()).events, 0u);
+  store_->ResetCheckpoint(id_, 28);
+  const Claim again = store_->ClaimPartition(id_, "other");
+  const GapOutcome both = store_->SkipDeleted(id_, again.epoch, 28, 40, "other");
+  EXPECT_EQ(both.replay_skipped, 2);
+  EXPECT_EQ(both.lost_from, 30);
+  EXPECT_EQ(both.lost_to, 40);
+  EXPECT_EQ(Count("SELECT lost FROM d2c_checkpoints"), 25);
+  const auto rows = store_->Checkpoints("g", "t");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].lost, 25);
+  EXPECT_EQ(rows[0].next_offset, 40);
+}
+
 TEST_F(EventStoreTest, AbsurdTimestampsAreDeadLetteredNotStuck) {
   const Claim c = store_->ClaimPartition(id_, "me");
   LandingBatch b = Batch(c.epoch, 0, 3);

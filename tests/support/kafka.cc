@@ -37,7 +37,8 @@ Counter& Reports() {
 
 }  // namespace
 
-TestProducer::TestProducer(const std::string& brokers) {
+TestProducer::TestProducer(const std::string& brokers, std::chrono::milliseconds timeout)
+    : timeout_(timeout) {
   std::string err;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   for (const auto& [k, v] : std::map<std::string, std::string>{
@@ -45,7 +46,8 @@ TestProducer::TestProducer(const std::string& brokers) {
            {"enable.idempotence", "true"},
            {"acks", "all"},
            {"partitioner", "murmur2_random"},
-           {"linger.ms", "5"}}) {
+           {"linger.ms", "5"},
+           {"message.timeout.ms", std::to_string(timeout.count())}}) {
     if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
   }
   conf->set("dr_cb", &Reports(), err);
@@ -82,7 +84,9 @@ void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>&
       producer_->poll(10);
     }
   }
-  if (producer_->flush(30000) != RdKafka::ERR_NO_ERROR) throw std::runtime_error("flush timed out");
+  if (producer_->flush(static_cast<int>(timeout_.count()) + 5000) != RdKafka::ERR_NO_ERROR) {
+    throw std::runtime_error("flush timed out");
+  }
   const int failed = Reports().failed.load() - failed_before;
   const int ok = Reports().ok.load() - ok_before;
   if (failed != 0 || ok < static_cast<int>(records.size())) {

@@ -30,15 +30,19 @@ struct TestRecord {
 };
 
 // A producer for tests: idempotent, acks=all, Java-compatible partitioning.
+// Send waits up to `timeout` for every acknowledgement (through broker
+// faults on a real cluster, give it minutes).
 class TestProducer final {
  public:
-  explicit TestProducer(const std::string& brokers);
+  explicit TestProducer(const std::string& brokers,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(30));
   ~TestProducer();
   // Produces and waits until every record is acknowledged; throws otherwise.
   void Send(const std::string& topic, const std::vector<TestRecord>& records);
 
  private:
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::chrono::milliseconds timeout_;
 };
 
 // Reads every record of `topic` (all `partitions`, from the beginning, no

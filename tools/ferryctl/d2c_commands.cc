@@ -197,10 +197,10 @@ class D2cClient final : public Session {
                       c.next_offset() < 0 ? "-" : std::to_string(c.next_offset()),
                       c.lag() < 0 ? "?" : std::to_string(c.lag()), std::to_string(c.epoch()),
                       c.owner().empty() ? "-" : c.owner(), Time(c.last_commit_time()),
-                      std::to_string(c.dropped()), std::to_string(c.replay_skipped())});
+                      std::to_string(c.dropped()), std::to_string(c.replay_skipped()), std::to_string(c.lost())});
     }
     Table(out_, {"TOPIC", "PARTITION", "NEXT_OFFSET", "LAG", "EPOCH", "OWNER", "LAST_COMMIT", "DROPPED",
-                 "REPLAY_SKIPPED"},
+                 "REPLAY_SKIPPED", "LOST"},
           rows);
   }
 
