@@ -155,6 +155,12 @@ struct Metrics {
                     .Help("1 while a partition owned here is stopped because its checkpoint is above the "
                           "log's end (topic re-created?): reset its checkpoint to go on.")
                     .Register(r)),
+        buffered(prometheus::BuildGauge()
+                     .Name("ferry_d2c_buffered_bytes")
+                     .Help("D2C data fetched and not yet landed here (buffered, or in a batch being landed), "
+                           "against the --d2c-buffer-mb budget.")
+                     .Register(r)
+                     .Add({})),
         route_version(prometheus::BuildGauge()
                           .Name("ferry_d2c_route_version")
                           .Help("Route-set version of the last batch landed here.")
@@ -183,6 +189,7 @@ struct Metrics {
   prometheus::Counter& resets;
   prometheus::Family<prometheus::Counter>& lost;
   prometheus::Family<prometheus::Gauge>& stopped;
+  prometheus::Gauge& buffered;
   prometheus::Gauge& route_version;
 };
 
@@ -197,7 +204,11 @@ struct PartitionState {
   std::int64_t start_offset = 0;  // where the claim started it (absolute or logical)
   std::optional<std::int64_t> checkpoint;
   std::deque<KafkaRecord> buffer;
-  std::size_t buffer_bytes = 0;
+  std::size_t buffer_bytes = 0;  // size_bytes() of the buffer (batch limits)
+  // HeldBytes() of the buffer and of the batch out or kept for a retry
+  // (out_bytes of it): this partition's share of the memory budget.
+  std::size_t held_bytes = 0;
+  std::size_t out_bytes = 0;
   SteadyClock::time_point first_buffered;
   std::optional<LandingBatch> retry;  // a batch to land again first
   SteadyClock::time_point retry_at;
@@ -215,6 +226,15 @@ struct PartitionState {
   bool gap_check_posted = false;
   SteadyClock::time_point gap_check_at;
 };
+
+// What a fetched record takes in memory here: its bytes, the record and
+// its headers, and an allocation's overhead per string (a small event with
+// a few headers takes about twice its size_bytes()).
+std::size_t HeldBytes(const KafkaRecord& r) {
+  constexpr std::size_t kPerString = 32;
+  return r.size_bytes() + sizeof(KafkaRecord) + 3 * kPerString +
+         r.headers.size() * (sizeof(KafkaHeader) + 2 * kPerString);
+}
 
 struct ClaimDone {
   std::int32_t partition;
@@ -278,6 +298,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // empty one) yet; see the end of Loop().
   bool assigned_once = false;
   bool leak_handle = false;
+  bool fatal_reported = false;
   std::atomic<std::size_t> active{0};
 
   // Poll thread only.
@@ -302,6 +323,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       case RdKafka::Event::EVENT_ERROR:
         if (event.fatal()) {
           Logger()->critical("kafka fatal error error=\"{}\"", event.str());
+          if (!fatal_reported && options.on_fatal) {
+            fatal_reported = true;
+            options.on_fatal(event.str());
+          }
         } else {
           Logger()->warn("kafka error code={} error=\"{}\"", RdKafka::err2str(event.err()), event.str());
         }
@@ -374,7 +399,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     const auto it = parts.find(p);
     if (it == parts.end()) return;
     if (it->second.phase == PartitionState::Phase::kActive) --active;
-    buffered_bytes -= it->second.buffer_bytes;
+    buffered_bytes -= it->second.held_bytes;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
@@ -462,11 +487,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     }
     if (st.buffer.empty()) st.first_buffered = SteadyClock::now();
     st.buffer_bytes += r.size_bytes();
-    buffered_bytes += r.size_bytes();
+    const std::size_t held = HeldBytes(r);
+    st.held_bytes += held;
+    buffered_bytes += held;
     st.expected_offset = r.offset + 1;
     st.buffer.push_back(std::move(r));
+    // Half the budget is for what is held here, the other half for
+    // librdkafka's prefetch (which drains into it after a pause).
     if (!st.backpressure &&
-        (st.buffer.size() >= options.max_buffered_records || buffered_bytes >= options.max_buffered_bytes)) {
+        (st.buffer.size() >= options.max_buffered_records || buffered_bytes >= options.max_buffered_bytes / 2)) {
       SetPaused(m.partition(), true);
       st.backpressure = true;
     }
@@ -550,8 +579,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.phase = PartitionState::Phase::kClaiming;
     st.generation = next_generation++;
     st.buffer.clear();
-    buffered_bytes -= st.buffer_bytes;
+    buffered_bytes -= st.held_bytes;
     st.buffer_bytes = 0;
+    st.held_bytes = 0;
+    st.out_bytes = 0;
     st.retry.reset();
     st.backpressure = false;
     st.out_of_range = false;
@@ -782,7 +813,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     // What arrived since the check was posted (a stale report: fetching
     // had gone on) is fetched again from the resume position.
     st.buffer.clear();
-    buffered_bytes -= st.buffer_bytes;
+    buffered_bytes -= st.held_bytes - st.out_bytes;
+    st.held_bytes = st.out_bytes;
     st.buffer_bytes = 0;
     st.backpressure = false;
     st.expected_offset = *d.resume_at >= 0 ? std::optional(*d.resume_at) : std::nullopt;
@@ -814,6 +846,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       return;
     }
     st.failures = 0;
+    st.held_bytes -= st.out_bytes;
+    buffered_bytes -= st.out_bytes;
+    st.out_bytes = 0;
     const LandingOutcome& o = *d.outcome;
     const std::string p = metrics.P(d.partition);
     metrics.events.Add({{"partition", p}}).Increment(static_cast<double>(o.events));
@@ -875,13 +910,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
       const std::size_t bytes = TakeBatch(st.buffer, limits, b.records);
       st.buffer_bytes -= bytes;
-      buffered_bytes -= bytes;
+      st.out_bytes = 0;
+      for (const KafkaRecord& r : b.records) st.out_bytes += HeldBytes(r);
       if (!st.buffer.empty()) st.first_buffered = now;
       PostLanding(p, st, std::move(b));
     }
+    metrics.buffered.Set(static_cast<double>(buffered_bytes));
     // Resume what backpressure paused once both its own buffer and the
     // total have halved.
-    if (buffered_bytes < options.max_buffered_bytes / 2) {
+    if (buffered_bytes < options.max_buffered_bytes / 4) {
       for (auto& [p, st] : parts) {
         if (st.backpressure && st.phase == PartitionState::Phase::kActive &&
             st.buffer.size() < options.max_buffered_records / 2) {
@@ -1004,6 +1041,13 @@ void D2cConsumer::Start() {
   // keeps landing exactly-once either way. `--kafka-property
   // partition.assignment.strategy=cooperative-sticky` still works.
   set("partition.assignment.strategy", "roundrobin");
+  // Defaults for Kubernetes (a property given overrides them): a crashed
+  // replica's partitions move after 10 s instead of librdkafka's 45 s
+  // (brokers refuse sessions under 6 s); docs/reliability.md has the
+  // measurements.
+  set("session.timeout.ms", "10000");
+  set("heartbeat.interval.ms", "2000");
+  if (!o.instance_id.empty()) set("group.instance.id", o.instance_id);
   set("enable.auto.commit", "false");
   set("enable.auto.offset.store", "false");
   // Never let Kafka move a partition: an out-of-range position is reported
@@ -1015,11 +1059,15 @@ void D2cConsumer::Start() {
   }
   set("auto.offset.reset", "error");
   set("enable.partition.eof", "false");
-  // 8 MiB of prefetch per partition: draining a 1M-event backlog on 128
-  // partitions peaks at about 126 MiB (16 MiB: 327 MiB, for about a third
-  // more throughput on a 32-partition backlog); BENCHMARKS.md has the figures.
-  set("queued.max.messages.kbytes", "8192");
-  set("fetch.max.bytes", "16777216");
+  // librdkafka's prefetch, sized from the one budget (its queue is the
+  // consumer's single queue, so the bound holds whatever the partition
+  // count): a quarter of it queued, a quarter per fetch response (at least
+  // what one message may take), and at most 10,000 queued messages (each
+  // costs a few hundred bytes of librdkafka bookkeeping beyond its payload).
+  const std::size_t quarter = o.max_buffered_bytes / 4;
+  set("queued.max.messages.kbytes", std::to_string(std::max<std::size_t>(quarter / 1024, 1024)));
+  set("queued.min.messages", "10000");
+  set("fetch.max.bytes", std::to_string(std::clamp<std::size_t>(quarter, 1 << 20, 64 << 20)));
   set("max.partition.fetch.bytes", "1048576");
   for (const auto& [k, v] : o.kafka) set(k, v);
   if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK ||
@@ -1030,8 +1078,8 @@ void D2cConsumer::Start() {
   if (impl_->consumer == nullptr) throw std::runtime_error("kafka consumer: " + err);
   const RdKafka::ErrorCode e = impl_->consumer->subscribe({o.topic});
   if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("subscribe: " + RdKafka::err2str(e));
-  Logger()->info("d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" brokers=\"{}\"",
-                 o.group, o.topic, o.owner, o.brokers);
+  Logger()->info("d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" instance_id=\"{}\" brokers=\"{}\"",
+                 o.group, o.topic, o.owner, o.instance_id, o.brokers);
   impl_->poller = std::thread([this] { impl_->Loop(); });
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -32,17 +33,30 @@ struct ConsumerOptions {
   std::string topic = "ferry.d2c";
   std::string group = "ferry-d2c";
   std::string owner;  // this process, in d2c_checkpoints.owner
+  // Kafka static membership (group.instance.id); empty: dynamic. A member
+  // that restarts with the same id within the session timeout gets its
+  // partitions back without a rebalance; one that stops is not replaced
+  // before the session timeout either (static members do not leave).
+  std::string instance_id;
+  // Called once, on the poll thread, when the consumer hits a fatal Kafka
+  // error (e.g. FENCED_INSTANCE_ID: another process took its instance id):
+  // it can no longer consume, the process should restart.
+  std::function<void(const std::string&)> on_fatal;
   StartFrom start_from = StartFrom::kEarliest;
   TimePoint start_time;
   std::size_t batch_max_records = 2000;
   std::size_t batch_max_bytes = 4 << 20;
   std::chrono::milliseconds linger{50};
-  // Beyond this many fetched-but-unlanded records a partition is paused;
-  // so is any partition that receives more while all partitions together
-  // hold max_buffered_bytes (memory stays bounded however many partitions
-  // a replica owns).
+  // Beyond this many fetched-but-unlanded records a partition is paused.
   std::size_t max_buffered_records = 20000;
-  std::size_t max_buffered_bytes = 64 << 20;
+  // The memory budget for D2C data fetched and not yet landed, over all
+  // assigned partitions whatever their number: the records held here
+  // (buffered, or in a batch being landed or retried, counted with their
+  // allocation overhead) plus librdkafka's prefetch, which is sized from
+  // it (queued.max.messages.kbytes and fetch.max.bytes a quarter each).
+  // Half of it is for the records held here: past that, every partition
+  // that receives more is paused until they halve (--d2c-buffer-mb).
+  std::size_t max_buffered_bytes = 32 << 20;
   std::size_t landing_threads = 2;
   // librdkafka properties, passed through (security.protocol, sasl.*,
   // session.timeout.ms, ...).

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <condition_variable>
@@ -307,6 +308,7 @@ int Serve(const FerrydConfig& config) {
   // The d2c role: an embedded development Kafka when no brokers are given,
   // day-partition maintenance, and the consumer once the store is usable.
   std::unique_ptr<d2c::D2cConsumer> consumer;
+  std::atomic<int> exit_code{0};
   std::mutex consumer_mutex;
   bool shutting_down = false;
   std::unique_ptr<d2c::Maintenance> maintenance;
@@ -316,6 +318,12 @@ int Serve(const FerrydConfig& config) {
     o.topic = config.d2c_topic;
     o.group = config.d2c_group;
     o.owner = OwnerId();
+    o.instance_id = config.d2c_instance_id;
+    o.on_fatal = [&logger, &exit_code](const std::string& why) {
+      logger->critical("the d2c consumer cannot go on ({}); shutting down so that the replica restarts", why);
+      exit_code = 1;
+      kill(getpid(), SIGTERM);
+    };
     if (config.d2c_start == "latest") {
       o.start_from = d2c::StartFrom::kLatest;
     } else if (config.d2c_start != "earliest") {
@@ -323,6 +331,7 @@ int Serve(const FerrydConfig& config) {
       o.start_time = *ParseTime(config.d2c_start);
     }
     o.batch_max_records = static_cast<std::size_t>(config.d2c_batch_max_records);
+    o.max_buffered_bytes = static_cast<std::size_t>(config.d2c_buffer_mb) << 20;
     o.linger = std::chrono::milliseconds(config.d2c_linger_ms);
     o.kafka = kafka_properties;
     maintenance = std::make_unique<d2c::Maintenance>(
@@ -380,7 +389,7 @@ int Serve(const FerrydConfig& config) {
   executor.Stop();
   listener.Stop();
   logger->info("stopped");
-  return 0;
+  return exit_code.load();
 }
 
 }  // namespace

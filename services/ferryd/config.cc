@@ -124,9 +124,18 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
   s.add_option("--d2c-group", c.d2c_group, "Consumer group (one landing pipeline)")
       ->envname("FERRY_D2C_GROUP")
       ->capture_default_str();
+  s.add_option("--d2c-instance-id", c.d2c_instance_id,
+               "Kafka static group membership (group.instance.id), stable across restarts of this replica "
+               "(the pod name): a restarted replica gets its partitions back without a rebalance")
+      ->envname("FERRY_D2C_INSTANCE_ID");
   s.add_option("--d2c-start", c.d2c_start,
                "Where a partition without a checkpoint starts: earliest, latest or an RFC 3339 time")
       ->envname("FERRY_D2C_START")
+      ->capture_default_str();
+  s.add_option("--d2c-buffer-mb", c.d2c_buffer_mb,
+               "Memory budget in MiB for D2C data fetched and not yet landed, over all partitions (librdkafka's "
+               "prefetch included); fetching pauses past it")
+      ->envname("FERRY_D2C_BUFFER_MB")
       ->capture_default_str();
   s.add_option("--d2c-batch-max-records", c.d2c_batch_max_records, "Records per landing batch")
       ->envname("FERRY_D2C_BATCH_MAX_RECORDS")
@@ -227,6 +236,7 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.readiness_interval_ms, 50, 60000, "--readiness-interval-ms",
         "FERRY_READINESS_INTERVAL_MS");
   Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records", "FERRY_D2C_BATCH_MAX_RECORDS");
+  Range(c.d2c_buffer_mb, 8, 4096, "--d2c-buffer-mb", "FERRY_D2C_BUFFER_MB");
   Range(c.d2c_linger_ms, 0, 60000, "--d2c-linger-ms", "FERRY_D2C_LINGER_MS");
   Range(c.retention_days, 0, 3650, "--retention-days", "FERRY_RETENTION_DAYS");
   Range(c.c2d_lock_seconds, 5, 300, "--c2d-lock-seconds", "FERRY_C2D_LOCK_SECONDS");
@@ -253,6 +263,12 @@ void FinishConfig(FerrydConfig& c, bool serving) {
       throw std::invalid_argument("--kafka-property (FERRY_KAFKA_PROPERTIES) takes key=value, got '" +
                                   kv + "'");
     }
+  }
+  if (c.d2c_instance_id.size() > 249 ||
+      c.d2c_instance_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+          std::string::npos) {
+    throw std::invalid_argument(
+        "--d2c-instance-id (FERRY_D2C_INSTANCE_ID) takes at most 249 of a-z A-Z 0-9 . _ - (a pod name fits)");
   }
   if (c.d2c_start != "earliest" && c.d2c_start != "latest" && !ParseTime(c.d2c_start)) {
     throw std::invalid_argument(

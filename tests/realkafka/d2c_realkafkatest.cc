@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -392,6 +394,151 @@ TEST(RealKafkaD2c, ConsumerGroupCommandAgreesWithTheCheckpointsAndLag) {
   ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 120; }, 60s))
       << ferryd->process().Output();
   EXPECT_TRUE(testing::WaitFor([&] { return agree(0); }, 60s)) << kafka.Do("describe-group", {"ferry-d2c"});
+}
+
+// Recovery with the defaults (no timer properties): static membership
+// (--d2c-instance-id) gives a replica restarted under the same id its
+// partitions back without moving the other replica's; a replica that
+// crashes for good has its partitions land elsewhere once its session
+// (10 s by default) expires. Both recovery times are printed.
+TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
+  testing::RealKafka kafka(1, {"ferry.d2c:4"});
+  testing::TestDatabase db;
+  Migrate(db);
+  const auto lander = [&](const std::string& id) {
+    return std::make_unique<testing::FerrydProcess>(
+        db.url(), std::vector<std::string>{"--roles", "d2c", "--kafka-brokers", kafka.bootstrap(),
+                                           "--d2c-linger-ms", "20", "--d2c-instance-id", id});
+  };
+  const auto owned = [&](const testing::FerrydProcess& f) {
+    std::set<int> out;
+    for (int p = 0; p < 4; ++p) {
+      if (Metric(f, "ferry_d2c_partition_owned{partition=\"" + std::to_string(p) + "\"}") == 1) out.insert(p);
+    }
+    return out;
+  };
+  const auto checkpoints = [&] {
+    std::map<int, long> out;
+    for (int p = 0; p < 4; ++p) {
+      out[p] = db.Count("SELECT coalesce(max(next_offset), 0) FROM d2c_checkpoints WHERE kafka_partition = " +
+                        std::to_string(p));
+    }
+    return out;
+  };
+  // Every partition's checkpoint moved past where it was at `before`.
+  const auto all_moved_on = [&](const std::map<int, long>& before) {
+    const auto now = checkpoints();
+    for (const auto& [p, o] : before) {
+      if (now.at(p) <= o) return false;
+    }
+    return true;
+  };
+  auto a = lander("ferry-d2c-a");
+  auto b = lander("ferry-d2c-b");
+  BackgroundProducer producer(kafka.bootstrap(), 40);  // keys on every partition
+  ASSERT_TRUE(testing::WaitFor([&] { return owned(*a).size() == 2 && owned(*b).size() == 2; }, 120s))
+      << a->process().Output() << b->process().Output();
+  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on({{0, 0}, {1, 0}, {2, 0}, {3, 0}}); }, 60s));
+  const auto b_partitions = owned(*b);
+  const double b_assigns = Metric(*b, "ferry_d2c_rebalances_total{kind=\"assign\"}");
+
+  // A crashes and its container restarts at once, same instance id.
+  a->process().Signal(SIGKILL);
+  ASSERT_TRUE(a->process().Wait(10s).has_value());
+  auto before = checkpoints();
+  auto started = std::chrono::steady_clock::now();
+  a = lander("ferry-d2c-a");
+  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s)) << a->process().Output();
+  const auto restart_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(owned(*b), b_partitions);
+  EXPECT_EQ(Metric(*b, "ferry_d2c_rebalances_total{kind=\"assign\"}"), b_assigns)
+      << "the other replica saw a rebalance";
+  EXPECT_EQ(owned(*a).size(), 2u);
+
+  // A crashes for good: B takes all four once A's session expires.
+  a->process().Signal(SIGKILL);
+  ASSERT_TRUE(a->process().Wait(10s).has_value());
+  before = checkpoints();
+  started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s)) << b->process().Output();
+  const auto crash_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(owned(*b).size(), 4u);
+  std::cout << "recovery with the defaults: every partition landing again " << restart_ms
+            << " ms after a replica's restart under its instance id (no rebalance), " << crash_ms
+            << " ms after a crash without restart" << std::endl;
+
+  producer.Stop();
+  ASSERT_EQ(producer.error(), "");
+  const long total = producer.produced();
+  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= total; }, 120s));
+  ExpectExactlyOnce(db, total);
+}
+
+long RssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Memory is bounded by the budget, not by how fast this machine lands:
+// landing is held up (a lock on every checkpoint row) while a backlog
+// several times the budget arrives on 16 partitions; what ferryd holds
+// stops at the budget and its resident memory stays under 128 MiB. Then
+// everything lands once.
+TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
+  testing::RealKafka kafka(1, {"ferry.d2c:16"});
+  testing::TestDatabase db;
+  Migrate(db);
+  testing::TestProducer producer(kafka.bootstrap(), 120s);
+  const auto records = [](long from, long n) {
+    std::vector<testing::TestRecord> out;
+    for (long i = from; i < from + n; ++i) {
+      testing::TestRecord r = Record(i, 1000, std::nullopt, static_cast<int>(i % 16));
+      r.headers.emplace_back("padding", std::string(600, 'x'));
+      out.push_back(std::move(r));
+    }
+    return out;
+  };
+  producer.Send("ferry.d2c", records(0, 160));
+  auto ferryd = StartLander(db, kafka.bootstrap());  // the default budget, 32 MiB
+  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 160; }, 60s))
+      << ferryd->process().Output();
+  const double budget = 32 << 20;
+
+  pqxx::connection conn(db.url());
+  pqxx::work hold(conn);
+  hold.exec("SELECT * FROM d2c_checkpoints FOR UPDATE");
+  // About 110 MB of records, over three times the budget.
+  constexpr long kBacklog = 120000;
+  for (long i = 160; i < 160 + kBacklog; i += 20000) producer.Send("ferry.d2c", records(i, 20000));
+  // Fetching fills up to the budget and stops there.
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(*ferryd, "ferry_d2c_buffered_bytes") >= budget / 2; }, 120s))
+      << Metric(*ferryd, "ferry_d2c_buffered_bytes");
+  long peak_kib = 0;
+  double peak_buffered = 0;
+  for (int i = 0; i < 30; ++i) {
+    peak_kib = std::max(peak_kib, RssKib(ferryd->process().pid()));
+    peak_buffered = std::max(peak_buffered, Metric(*ferryd, "ferry_d2c_buffered_bytes"));
+    std::this_thread::sleep_for(200ms);
+  }
+  std::cout << "landing held up with a " << kBacklog << "-record backlog: buffered peak "
+            << peak_buffered / (1 << 20) << " MiB of the 32 MiB budget, RSS peak " << peak_kib / 1024 << " MiB"
+            << std::endl;
+  EXPECT_LE(peak_buffered, budget);
+  EXPECT_LT(peak_kib, 128 * 1024);
+  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 160);
+
+  hold.abort();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return db.Count("SELECT count(*) FROM d2c_events") == 160 + kBacklog; }, 300s))
+      << db.Count("SELECT count(*) FROM d2c_events") << "\n" << ferryd->process().Output();
+  EXPECT_EQ(db.Count("SELECT count(DISTINCT message_id) FROM d2c_events"), 160 + kBacklog);
+  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_dead_letters"), 0);
 }
 
 }  // namespace
