@@ -1,5 +1,6 @@
 #include "core/kafka/producer.h"
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
@@ -9,6 +10,8 @@
 
 #include <prometheus/counter.h>
 
+#include <fmt/format.h>
+
 #include "core/log.h"
 
 namespace ferry::kafka {
@@ -17,6 +20,48 @@ namespace {
 const std::shared_ptr<spdlog::logger>& Logger() {
   static const auto logger = log::Get("kafka");
   return logger;
+}
+
+// The replicas of one topic as last checked.
+struct ReplicaState {
+  int min_isr = 1;
+  std::chrono::steady_clock::time_point min_isr_read;
+  std::vector<int> in_sync;  // by partition
+};
+
+// The topic's min.insync.replicas (DescribeConfigs); nullopt if Kafka did
+// not say in time.
+std::optional<int> MinInsyncReplicas(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  char err[256];
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, &res, 1, options, q);
+  std::optional<int> out;
+  if (rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(timeout.count()) + 1000)) {
+    if (const rd_kafka_DescribeConfigs_result_t* r = rd_kafka_event_DescribeConfigs_result(ev);
+        r != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::size_t n = 0;
+      const rd_kafka_ConfigResource_t** resources = rd_kafka_DescribeConfigs_result_resources(r, &n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (rd_kafka_ConfigResource_error(resources[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+        std::size_t m = 0;
+        const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
+        for (std::size_t j = 0; j < m; ++j) {
+          const char* value = rd_kafka_ConfigEntry_value(entries[j]);
+          if (std::string_view(rd_kafka_ConfigEntry_name(entries[j])) == "min.insync.replicas" && value != nullptr) {
+            out = std::atoi(value);
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(q);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_ConfigResource_destroy(res);
+  return out;
 }
 
 struct Pending {
@@ -38,6 +83,8 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
   std::atomic<bool> fatal{false};
   std::atomic<bool> stopping{false};
   std::thread poller;
+  mutable std::mutex replicas_mutex;
+  std::map<std::string, ReplicaState> replicas;  // by topic
 
   Impl(std::string b, std::map<std::string, std::string> p, prometheus::Registry& r)
       : brokers(std::move(b)),
@@ -223,6 +270,79 @@ std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic, st
   RdKafka::TopicPartition::destroy(tps);
   if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) return std::nullopt;
   return offset;
+}
+
+std::string Producer::CheckReplicas(const std::string& topic, std::chrono::milliseconds timeout) {
+  std::shared_ptr<RdKafka::Producer> p;
+  {
+    std::lock_guard lock(impl_->mutex);
+    p = impl_->producer;
+  }
+  ReplicaState state;
+  {
+    std::lock_guard lock(impl_->replicas_mutex);
+    state = impl_->replicas[topic];
+  }
+  // The topic's setting changes rarely: read it once a minute.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - state.min_isr_read > std::chrono::minutes(1)) {
+    if (const auto min_isr = MinInsyncReplicas(p->c_ptr(), topic, timeout)) {
+      state.min_isr = *min_isr;
+      state.min_isr_read = now;
+    }
+  }
+  std::string err;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(p.get(), topic, nullptr, err));
+  RdKafka::Metadata* raw = nullptr;
+  if (t == nullptr || p->metadata(false, t.get(), &raw, static_cast<int>(timeout.count())) != RdKafka::ERR_NO_ERROR) {
+    delete raw;
+    return "";
+  }
+  std::unique_ptr<RdKafka::Metadata> md(raw);
+  std::vector<int> in_sync;
+  for (const RdKafka::TopicMetadata* tm : *md->topics()) {
+    if (tm->topic() != topic) continue;
+    in_sync.assign(tm->partitions()->size(), 0);
+    for (const RdKafka::PartitionMetadata* pm : *tm->partitions()) {
+      if (pm->id() >= 0 && static_cast<std::size_t>(pm->id()) < in_sync.size()) {
+        in_sync[static_cast<std::size_t>(pm->id())] = static_cast<int>(pm->isrs()->size());
+      }
+    }
+  }
+  state.in_sync = in_sync;
+  std::string short_ones;
+  int fewest = 0;
+  for (std::size_t i = 0; i < in_sync.size(); ++i) {
+    if (in_sync[i] >= state.min_isr) continue;
+    fewest = short_ones.empty() ? in_sync[i] : std::min(fewest, in_sync[i]);
+    short_ones += (short_ones.empty() ? "" : ",") + std::to_string(i);
+  }
+  {
+    std::lock_guard lock(impl_->replicas_mutex);
+    impl_->replicas[topic] = state;
+  }
+  if (short_ones.empty()) return "";
+  return fmt::format("Kafka topic {} partitions {} have {} in-sync replica(s), fewer than its min.insync.replicas {}: "
+                     "sends to them are refused",
+                     topic, short_ones, fewest, state.min_isr);
+}
+
+std::string Producer::Refusal(const std::string& topic, const std::string& key) const {
+  std::lock_guard lock(impl_->replicas_mutex);
+  const auto it = impl_->replicas.find(topic);
+  if (it == impl_->replicas.end() || it->second.in_sync.empty()) return "";
+  const auto& in_sync = it->second.in_sync;
+  // The partitioner Ferry produces with (murmur2_random; keys are never empty here).
+  const std::int32_t p = rd_kafka_msg_partitioner_murmur2_random(nullptr, key.data(), key.size(),
+                                                                 static_cast<std::int32_t>(in_sync.size()), nullptr,
+                                                                 nullptr);
+  if (p < 0 || static_cast<std::size_t>(p) >= in_sync.size() || key.empty() ||
+      in_sync[static_cast<std::size_t>(p)] >= it->second.min_isr) {
+    return "";
+  }
+  return fmt::format("Kafka partition {} of {} has {} in-sync replica(s), fewer than its min.insync.replicas {}: "
+                     "the event was not sent (retry later)",
+                     p, topic, in_sync[static_cast<std::size_t>(p)], it->second.min_isr);
 }
 
 bool Producer::Send(const OutgoingRecord& r, std::chrono::steady_clock::time_point deadline,

@@ -60,6 +60,16 @@ class Producer final {
                                                           std::int64_t timestamp_ms,
                                                           std::chrono::milliseconds timeout);
 
+  // Checks that every partition of `topic` has at least the topic's
+  // min.insync.replicas in sync (acks=all needs them); remembers the
+  // answer for Refusal. Returns "" when they do (or Kafka does not answer:
+  // Reachable says so), else why not, naming the partitions.
+  std::string CheckReplicas(const std::string& topic, std::chrono::milliseconds timeout);
+  // Why a record with `key` would be refused for too few in-sync replicas
+  // on its partition (murmur2, as the producer partitions), as of the last
+  // CheckReplicas of `topic`; "" when it would not (or nothing is known).
+  [[nodiscard]] std::string Refusal(const std::string& topic, const std::string& key) const;
+
   [[nodiscard]] bool Send(const OutgoingRecord& record,
                           std::chrono::steady_clock::time_point deadline,
                           std::function<void(const ProduceResult&)> done);

@@ -142,6 +142,11 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEvent(grpc::CallbackServer
                          v1::SendEventResponse& resp, rpc::RpcRuntime::Finish finish) {
         const TimePoint now = EnqueuedNow(clock_);
         const kafka::OutgoingRecord record = BuildRecord(topic_, caller, req.message(), now);
+        // Too few in-sync replicas for acks=all: refused now, with the
+        // reason, rather than waited on and timed out.
+        if (std::string why = producer_.Refusal(topic_, record.key); !why.empty()) {
+          throw Error(Reason::kServiceUnavailable, why);
+        }
         const bool queued = producer_.Send(
             record, wait_until, [&resp, finish, now](const kafka::ProduceResult& r) {
               if (r.status != kafka::ProduceResult::Status::kAcknowledged) {
@@ -182,6 +187,11 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
           throw Error(Reason::kMessageTooLarge,
                       fmt::format("batch is {} bytes as IoT Hub counts; the limit is 256 KB ({} bytes) in all",
                                   total, d2c::kMaxD2cMessageBytes));
+        }
+        for (const kafka::OutgoingRecord& r : records) {
+          if (std::string why = producer_.Refusal(topic_, r.key); !why.empty()) {
+            throw Error(Reason::kServiceUnavailable, why);
+          }
         }
         for (std::size_t i = 0; i < records.size(); ++i) resp.add_results();
         struct Progress {

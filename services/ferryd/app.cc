@@ -349,13 +349,17 @@ int Serve(const FerrydConfig& config) {
   OwnerBootstrap bootstrap(policies, config, clock);
   // Readiness beyond the database: the owner policy exists and, for roles
   // that use Kafka, a broker answers.
+  // With the api role (SendEvent), also the D2C topic's in-sync replicas:
+  // too few for acks=all and sends to those partitions are refused.
   kafka::Producer* kafka_probe = producer.get();
-  auto extra_check = [&bootstrap, kafka_probe, &brokers]() -> std::string {
+  const bool sends = config.role_set.count("api") != 0;
+  auto extra_check = [&bootstrap, kafka_probe, &brokers, sends, &config]() -> std::string {
     std::string why = bootstrap();
     if (!why.empty()) return why;
     if (kafka_probe != nullptr && !kafka_probe->Reachable(std::chrono::milliseconds(1000))) {
       return "Kafka unreachable at " + brokers;
     }
+    if (kafka_probe != nullptr && sends) return kafka_probe->CheckReplicas(config.d2c_topic, std::chrono::milliseconds(1000));
     return "";
   };
   health::ReadinessMonitor readiness(

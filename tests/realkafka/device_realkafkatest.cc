@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <regex>
 
 #include <gtest/gtest.h>
 
@@ -64,6 +65,44 @@ TEST(RealKafkaDevice, AcknowledgedEventsLandOnceThroughALeaderKill) {
   EXPECT_NE(audit.output.find("lost 0, duplicated 0"), std::string::npos) << audit.output;
   std::cout << audit.output;
   std::remove(record.c_str());
+}
+
+// Too few in-sync replicas for acks=all (min.insync.replicas=3, a node
+// stopped): SendEvent refuses at once with the reason, readiness says why,
+// and both recover when the node is back.
+TEST(RealKafkaDevice, TooFewInSyncReplicasRefuseSendsWithTheReason) {
+  testing::RealKafka kafka(3, {"ferry.d2c:2"});
+  kafka.Do("create-topic", {"ferry.strict", "2", "min.insync.replicas=3"});
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(
+      db.url(), {"--migrate", "--roles", "api", "--kafka-brokers", kafka.bootstrap(), "--d2c-topic", "ferry.strict"});
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 60s))
+      << ferryd.process().Output();
+  const auto env = ferryd.CtlEnv();
+  const auto ctl = [&](const std::vector<std::string>& args) {
+    return testing::Run(testing::BinPath("ferryctl"), args, 30s, env);
+  };
+  ASSERT_EQ(ctl({"devices", "create", "dev-1"}).exit_code, 0);
+  const auto sent = ctl({"device", "send", "dev-1", "--body", "one"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
+
+  kafka.Term(3);
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "NOT_SERVING"; }, 60s))
+      << ferryd.process().Output();
+  EXPECT_TRUE(ferryd.process()
+                  .WaitForLine(std::regex("readiness NOT_SERVING reason=.*in-sync replica.*min.insync.replicas 3"), 10s)
+                  .has_value())
+      << ferryd.process().Output();
+  const auto refused = ctl({"device", "send", "dev-1", "--body", "two"});
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("fewer than its min.insync.replicas 3"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("the event was not sent"), std::string::npos) << refused.output;
+
+  kafka.Restart(3);
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 120s))
+      << ferryd.process().Output();
+  const auto again = ctl({"device", "send", "dev-1", "--body", "three"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
 }
 
 }  // namespace
