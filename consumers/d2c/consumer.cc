@@ -1062,11 +1062,13 @@ void D2cConsumer::Start() {
   // librdkafka's prefetch, sized from the one budget (its queue is the
   // consumer's single queue, so the bound holds whatever the partition
   // count): a quarter of it queued, a quarter per fetch response (at least
-  // what one message may take), and at most 10,000 queued messages (each
-  // costs a few hundred bytes of librdkafka bookkeeping beyond its payload).
+  // what one message may take), and one queued message per KiB of that
+  // quarter (each costs a few hundred bytes of librdkafka bookkeeping beyond
+  // its payload, which queued.max.messages.kbytes does not count; 100,000,
+  // librdkafka's default, took 40 MiB more). BENCHMARKS.md has the figures.
   const std::size_t quarter = o.max_buffered_bytes / 4;
   set("queued.max.messages.kbytes", std::to_string(std::max<std::size_t>(quarter / 1024, 1024)));
-  set("queued.min.messages", "10000");
+  set("queued.min.messages", std::to_string(std::max<std::size_t>(quarter / 1024, 2000)));
   set("fetch.max.bytes", std::to_string(std::clamp<std::size_t>(quarter, 1 << 20, 64 << 20)));
   set("max.partition.fetch.bytes", "1048576");
   for (const auto& [k, v] : o.kafka) set(k, v);

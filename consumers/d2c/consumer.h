@@ -56,7 +56,7 @@ struct ConsumerOptions {
   // it (queued.max.messages.kbytes and fetch.max.bytes a quarter each).
   // Half of it is for the records held here: past that, every partition
   // that receives more is paused until they halve (--d2c-buffer-mb).
-  std::size_t max_buffered_bytes = 32 << 20;
+  std::size_t max_buffered_bytes = 64 << 20;
   std::size_t landing_threads = 2;
   // librdkafka properties, passed through (security.protocol, sasl.*,
   // session.timeout.ms, ...).

@@ -50,7 +50,7 @@ struct FerrydConfig {
   std::string d2c_instance_id;
   int d2c_batch_max_records = 2000;
   // Memory budget for D2C data fetched and not yet landed (all partitions).
-  int d2c_buffer_mb = 32;
+  int d2c_buffer_mb = 64;
   int d2c_linger_ms = 50;
   int retention_days = 1;
   int partitions_ahead_days = 3;

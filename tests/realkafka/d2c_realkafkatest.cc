@@ -505,16 +505,16 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
     return out;
   };
   producer.Send("ferry.d2c", records(0, 160));
-  auto ferryd = StartLander(db, kafka.bootstrap());  // the default budget, 32 MiB
+  auto ferryd = StartLander(db, kafka.bootstrap());  // the default budget, 64 MiB
   ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 160; }, 60s))
       << ferryd->process().Output();
-  const double budget = 32 << 20;
+  const double budget = 64 << 20;
 
   pqxx::connection conn(db.url());
   pqxx::work hold(conn);
   hold.exec("SELECT * FROM d2c_checkpoints FOR UPDATE");
-  // About 110 MB of records, over three times the budget.
-  constexpr long kBacklog = 120000;
+  // About 180 MB of records, nearly three times the budget.
+  constexpr long kBacklog = 200000;
   for (long i = 160; i < 160 + kBacklog; i += 20000) producer.Send("ferry.d2c", records(i, 20000));
   // Fetching fills up to the budget and stops there.
   ASSERT_TRUE(testing::WaitFor([&] { return Metric(*ferryd, "ferry_d2c_buffered_bytes") >= budget / 2; }, 120s))
@@ -527,7 +527,7 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
     std::this_thread::sleep_for(200ms);
   }
   std::cout << "landing held up with a " << kBacklog << "-record backlog: buffered peak "
-            << peak_buffered / (1 << 20) << " MiB of the 32 MiB budget, RSS peak " << peak_kib / 1024 << " MiB"
+            << peak_buffered / (1 << 20) << " MiB of the 64 MiB budget, RSS peak " << peak_kib / 1024 << " MiB"
             << std::endl;
   EXPECT_LE(peak_buffered, budget);
   EXPECT_LT(peak_kib, 128 * 1024);
