@@ -5,11 +5,13 @@
 
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <regex>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/ferryd.h"
+#include "tests/support/kafka.h"
 #include "tests/support/pg.h"
 #include "tests/support/process.h"
 #include "tests/support/real_kafka.h"
@@ -103,6 +105,59 @@ TEST(RealKafkaDevice, TooFewInSyncReplicasRefuseSendsWithTheReason) {
       << ferryd.process().Output();
   const auto again = ctl({"device", "send", "dev-1", "--body", "three"});
   EXPECT_EQ(again.exit_code, 0) << again.output;
+}
+
+// Routing to a Kafka endpoint and lifecycle events on a real cluster:
+// devices created and deleted (lifecycle events through Kafka), events sent
+// through SendEvent, a route sending hot ones and the lifecycle events to an
+// endpoint topic; the endpoint gets each exactly once (its producer is
+// idempotent), the store the rest.
+TEST(RealKafkaDevice, RoutesToAKafkaEndpointAndLifecycleEventsLandOnce) {
+  testing::RealKafka kafka(3, {"ferry.d2c:4", "ferry.alerts:2"});
+  testing::TestDatabase db;
+  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--roles", "api,d2c", "--kafka-brokers", kafka.bootstrap(),
+                                           "--d2c-linger-ms", "20"});
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 60s))
+      << ferryd.process().Output();
+  const auto env = ferryd.CtlEnv();
+  const auto ctl = [&](const std::vector<std::string>& args) {
+    return testing::Run(testing::BinPath("ferryctl"), args, 30s, env);
+  };
+  ASSERT_EQ(ctl({"endpoints", "create", "alerts", "--kafka-topic", "ferry.alerts"}).exit_code, 0);
+  const auto hot = ctl({"routes", "create", "hot", "--endpoint", "alerts", "--condition", "$body.temp > 30"});
+  ASSERT_EQ(hot.exit_code, 0) << hot.output;
+  const auto life = ctl({"routes", "create", "life", "--endpoint", "alerts", "--lifecycle", "--condition", "true"});
+  ASSERT_EQ(life.exit_code, 0) << life.output;
+  for (int d = 0; d < 3; ++d) ASSERT_EQ(ctl({"devices", "create", "dev-" + std::to_string(d)}).exit_code, 0);
+  ASSERT_EQ(ctl({"devices", "delete", "dev-2"}).exit_code, 0);
+  // 40 events: temp 11..50 from two devices; 20 of them are hot (> 30).
+  for (int i = 0; i < 40; ++i) {
+    const auto sent = ctl({"device", "send", "dev-" + std::to_string(i % 2), "--body",
+                           "{\"temp\":" + std::to_string(11 + i) + "}", "--content-type", "application/json",
+                           "--content-encoding", "utf-8", "--message-id", "e-" + std::to_string(i)});
+    ASSERT_EQ(sent.exit_code, 0) << sent.output;
+  }
+  // 40 messages and 4 lifecycle events (three creations, one deletion).
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return db.Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= 44;
+  }, 60s)) << ferryd.process().Output();
+  const auto endpoint = testing::ReadTopic(kafka.bootstrap(), "ferry.alerts", 2, 24, 60s, 2s);
+  std::map<std::string, int> seen;
+  int lifecycle = 0;
+  for (const auto& r : endpoint) {
+    for (const auto& [name, value] : r.headers) {
+      if (name == "message-id" && value && value->rfind("e-", 0) == 0) ++seen[*value];
+      if (name == "iothub-message-source" && value && *value == "deviceLifecycleEvents") ++lifecycle;
+    }
+  }
+  EXPECT_EQ(endpoint.size(), 24u);
+  EXPECT_EQ(lifecycle, 4);
+  EXPECT_EQ(seen.size(), 20u);
+  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id;
+  // The store: the 20 cold ones (the fallback), no lifecycle events.
+  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 20);
+  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events WHERE (convert_from(body, 'UTF8')::jsonb->>'temp')::int > 30"), 0);
+  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_dead_letters"), 0);
 }
 
 }  // namespace
