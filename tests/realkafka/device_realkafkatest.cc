@@ -6,9 +6,17 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <vector>
 #include <regex>
 
+#include <atomic>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
+#include "ferry/v1/device_messaging.grpc.pb.h"
+#include "ferry/v1/registry.grpc.pb.h"
 
 #include "tests/support/ferryd.h"
 #include "tests/support/kafka.h"
@@ -30,6 +38,13 @@ long Acknowledged(const std::string& record) {
   return n;
 }
 
+std::unique_ptr<grpc::ClientContext> Owner() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
+  ctx->set_deadline(std::chrono::system_clock::now() + 30s);
+  return ctx;
+}
+
 TEST(RealKafkaDevice, AcknowledgedEventsLandOnceThroughALeaderKill) {
   testing::RealKafka kafka(3);
   testing::TestDatabase db;
@@ -46,6 +61,45 @@ TEST(RealKafkaDevice, AcknowledgedEventsLandOnceThroughALeaderKill) {
                                {"--devices", "8", "--d2c-rate", "60", "--c2d-rate", "0", "--duration", "0",
                                 "--record", record},
                                env);
+  // Beside devsim's SendEvent calls, batches of 10 (SendEventBatch) from
+  // one more device; an answered batch is acknowledged whole.
+  {
+    v1::CreateDeviceRequest req;
+    req.mutable_device()->set_device_id("batcher");
+    v1::Device out;
+    ASSERT_TRUE(v1::Registry::NewStub(ferryd.Channel())->CreateDevice(Owner().get(), req, &out).ok());
+  }
+  std::atomic<bool> stop_batches{false};
+  std::atomic<long> batches_ok{0}, batches_failed{0};
+  std::vector<long> acked_batches;  // the batcher's own until it is joined
+  std::thread batcher([&] {
+    auto stub = v1::DeviceMessaging::NewStub(ferryd.Channel());
+    for (long b = 0; !stop_batches; ++b) {
+      v1::SendEventBatchRequest req;
+      req.set_device_id("batcher");
+      for (int i = 0; i < 10; ++i) {
+        v1::D2cMessage* m = req.add_messages();
+        m->set_body(std::to_string(i));
+        m->set_message_id("b-" + std::to_string(b) + "-" + std::to_string(i));
+      }
+      v1::SendEventBatchResponse resp;
+      if (stub->SendEventBatch(Owner().get(), req, &resp).ok()) {
+        ++batches_ok;
+        acked_batches.push_back(b);
+      } else {
+        ++batches_failed;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop_batches, batcher};
   // Some acknowledged before the fault, then the leader of partition 0
   // killed while sends go on, and more acknowledged after it.
   ASSERT_TRUE(testing::WaitFor([&] { return Acknowledged(record) >= 100; }, 60s)) << devsim.Output();
@@ -54,6 +108,8 @@ TEST(RealKafkaDevice, AcknowledgedEventsLandOnceThroughALeaderKill) {
   ASSERT_TRUE(testing::WaitFor([&] { return Acknowledged(record) >= at_kill + 300; }, 120s))
       << devsim.Output() << ferryd.process().Output();
   kafka.Restart(killed);
+  stop_batches = true;
+  batcher.join();
   devsim.Signal(SIGINT);
   ASSERT_TRUE(devsim.Wait(60s).has_value()) << devsim.Output();
   std::cout << devsim.Output() << std::endl;
@@ -67,6 +123,20 @@ TEST(RealKafkaDevice, AcknowledgedEventsLandOnceThroughALeaderKill) {
   EXPECT_NE(audit.output.find("lost 0, duplicated 0"), std::string::npos) << audit.output;
   std::cout << audit.output;
   std::remove(record.c_str());
+  // Every batch answered is there whole, once; nothing of any batch twice.
+  std::cout << "SendEventBatch: " << batches_ok << " batches acknowledged, " << batches_failed << " failed"
+            << std::endl;
+  EXPECT_GT(batches_ok.load(), 0);
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return db.Count("SELECT count(*) FROM d2c_events WHERE message_id LIKE 'b-%'") >= 10 * batches_ok;
+  }, 60s));
+  EXPECT_EQ(db.Count("SELECT count(*) - count(DISTINCT message_id) FROM d2c_events WHERE message_id LIKE 'b-%'"), 0);
+  for (const long b : acked_batches) {
+    EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events WHERE message_id LIKE 'b-" + std::to_string(b) + "-%'"), 10)
+        << "batch " << b;
+  }
+  EXPECT_LE(db.Count("SELECT count(*) FROM d2c_events WHERE message_id LIKE 'b-%'"),
+            10 * (batches_ok + batches_failed));
 }
 
 // Too few in-sync replicas for acks=all (min.insync.replicas=3, a node
