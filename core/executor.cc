@@ -15,7 +15,7 @@ void Executor::Post(std::function<void()> task) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) throw std::logic_error("Executor::Post after Stop");
-    tasks_.push_back(std::move(task));
+    tasks_.emplace_back(std::chrono::steady_clock::now(), std::move(task));
   }
   ready_.notify_one();
 }
@@ -31,6 +31,12 @@ void Executor::Stop() {
   }
 }
 
+std::optional<std::chrono::steady_clock::duration> Executor::OldestWait() const {
+  std::lock_guard lock(mutex_);
+  if (tasks_.empty()) return std::nullopt;
+  return std::chrono::steady_clock::now() - tasks_.front().first;
+}
+
 void Executor::Run() {
   for (;;) {
     std::function<void()> task;
@@ -38,7 +44,7 @@ void Executor::Run() {
       std::unique_lock lock(mutex_);
       ready_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
       if (tasks_.empty()) return;
-      task = std::move(tasks_.front());
+      task = std::move(tasks_.front().second);
       tasks_.pop_front();
     }
     task();

@@ -1,11 +1,14 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace ferry {
@@ -24,13 +27,16 @@ class Executor final {
   void Post(std::function<void()> task);
   // Stops accepting tasks, runs what is queued, joins the threads.
   void Stop();
+  // How long the oldest task still waiting for a thread has waited; nullopt
+  // when none waits. A long wait means every thread is stuck (liveness).
+  [[nodiscard]] std::optional<std::chrono::steady_clock::duration> OldestWait() const;
 
  private:
   void Run();
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::function<void()>>> tasks_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -294,12 +294,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   std::thread poller;
   std::atomic<bool> stopping{false};
+  // steady_clock ticks when the poll loop last went round; 0 when not polling.
+  std::atomic<SteadyClock::rep> polled_at{0};
   // Whether a rebalance has handed this consumer an assignment (even an
   // empty one) yet; see the end of Loop().
   bool assigned_once = false;
   bool leak_handle = false;
   bool fatal_reported = false;
-  std::atomic<std::size_t> active{0};
 
   // Poll thread only.
   std::map<std::int32_t, PartitionState> parts;
@@ -398,7 +399,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     }
     const auto it = parts.find(p);
     if (it == parts.end()) return;
-    if (it->second.phase == PartitionState::Phase::kActive) --active;
     buffered_bytes -= it->second.held_bytes;
     parts.erase(it);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
@@ -574,7 +574,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void Refence(std::int32_t p, PartitionState& st, const char* why) {
-    if (st.phase == PartitionState::Phase::kActive) --active;
     SetPaused(p, true);
     st.phase = PartitionState::Phase::kClaiming;
     st.generation = next_generation++;
@@ -630,7 +629,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
     st.start_offset = d.start_offset;
     st.phase = PartitionState::Phase::kActive;
-    ++active;
     if (!StartAt(d.partition, d.start_offset)) {
       Refence(d.partition, st, "could not start fetching at the checkpoint");
       st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
@@ -785,7 +783,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.out_of_range = false;
     if (d.ahead) {
       st.phase = PartitionState::Phase::kStopped;
-      --active;
       metrics.stopped.Add({{"partition", p}}).Set(1);
       Logger()->error("partition stopped: its checkpoint is above the log's end (was the topic deleted and"
                       " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
@@ -958,6 +955,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   void Loop() {
     while (!stopping) {
+      polled_at = SteadyClock::now().time_since_epoch().count();
       std::unique_ptr<RdKafka::Message> m(consumer->consume(20));
       if (m->err() == RdKafka::ERR_NO_ERROR) {
         Append(*m);
@@ -976,6 +974,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       Dispatch(false);
       ReportLag();
     }
+    polled_at = 0;
     // Shutdown: land what was fetched (a bounded wait), then leave the group.
     const auto deadline = SteadyClock::now() + std::chrono::seconds(20);
     while (!Idle() && SteadyClock::now() < deadline) {
@@ -1091,7 +1090,13 @@ void D2cConsumer::Stop() {
   impl_->executor.Stop();
 }
 
-std::size_t D2cConsumer::active_partitions() const { return impl_->active.load(); }
+
+std::optional<std::chrono::steady_clock::duration> D2cConsumer::Stalled() const {
+  const auto at = impl_->polled_at.load();
+  if (at == 0) return std::nullopt;
+  const auto since_poll = SteadyClock::now().time_since_epoch() - SteadyClock::duration(at);
+  return std::max(since_poll, impl_->executor.OldestWait().value_or(SteadyClock::duration::zero()));
+}
 
 std::string D2cConsumer::rebalance_protocol() const {
   return impl_->consumer == nullptr ? "NONE" : impl_->consumer->rebalance_protocol();

@@ -86,12 +86,15 @@ class D2cConsumer final {
   // Lands what was fetched, leaves the group, stops. Idempotent.
   void Stop();
 
-  // Partitions currently claimed and consuming.
-  [[nodiscard]] std::size_t active_partitions() const;
   // The group's rebalance protocol as librdkafka reports it once joined:
   // "EAGER" with Ferry's default assignor, "COOPERATIVE" with a sticky one,
   // "NONE" before the first join.
   [[nodiscard]] std::string rebalance_protocol() const;
+
+  // For liveness (core/liveness.h): how long the poll loop has not gone
+  // round, or the oldest landing job has waited for a thread, whichever is
+  // longer; nullopt when not running.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::duration> Stalled() const;
 
  private:
   struct Impl;

@@ -1,14 +1,11 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <thread>
 
 #include "consumers/d2c/event_store.h"
 #include "core/clock.h"
+#include "core/periodic.h"
 
 namespace ferry::d2c {
 
@@ -25,11 +22,12 @@ class Maintenance final {
   Maintenance(const Maintenance&) = delete;
   Maintenance& operator=(const Maintenance&) = delete;
 
-  void Start();
-  void Stop();
+  void Start() { worker_.Start(); }
+  void Stop() { worker_.Stop(); }
+  [[nodiscard]] const PeriodicWorker& worker() const { return worker_; }
 
  private:
-  void Run();
+  std::chrono::milliseconds Pass();
 
   EventStore& store_;
   const Clock& clock_;
@@ -37,10 +35,8 @@ class Maintenance final {
   int retention_days_;
   std::chrono::seconds interval_;
   std::function<void()> on_first_success_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  bool succeeded_once_ = false;
+  PeriodicWorker worker_;  // last: stops first
 };
 
 }  // namespace ferry::d2c

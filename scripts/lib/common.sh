@@ -4,13 +4,13 @@ FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Everything Ferry needs from Debian 12 to build, run and test.
 FERRY_PACKAGES=(
-  g++ cmake make pkg-config git curl ca-certificates openssl
+  g++ cmake make ninja-build pkg-config git curl ca-certificates openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
   postgresql-15 postgresql-client-15 prometheus kcat
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -40,7 +40,11 @@ build() {
   [[ ${1:-} == "--" ]] && shift
   targets=("$@")
   mkdir -p "$dir"
-  cmake -S "$FERRY_ROOT" -B "$dir" "${args[@]}" >"$dir/configure.log" 2>&1 \
+  # Ninja when the build folder is new (a folder keeps the generator it
+  # was configured with).
+  local generator=()
+  [[ -f "$dir/CMakeCache.txt" ]] || generator=(-G Ninja)
+  cmake -S "$FERRY_ROOT" -B "$dir" "${generator[@]}" "${args[@]}" >"$dir/configure.log" 2>&1 \
     || { cat "$dir/configure.log" >&2; return 1; }
   local target_args=()
   for t in "${targets[@]}"; do target_args+=(--target "$t"); done

@@ -153,32 +153,24 @@ OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::
 
 CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store, const Clock& clock,
                                            Metrics& metrics, std::chrono::seconds default_ttl)
-    : runtime_(runtime), store_(store), clock_(clock), metrics_(metrics), default_ttl_(default_ttl) {
-  gauges_ = std::thread([this] {
-    std::unique_lock lock(mutex_);
-    while (!stop_) {
-      lock.unlock();
-      try {
-        const QueueStats s = store_.Stats(clock_.Now());
-        metrics_.pending.Set(static_cast<double>(s.pending));
-        metrics_.devices_at_limit.Set(static_cast<double>(s.devices_at_limit));
-      } catch (const std::exception& e) {
-        Logger()->debug("queue statistics not refreshed error=\"{}\"", e.what());
-      }
-      lock.lock();
-      cv_.wait_for(lock, std::chrono::seconds(15), [this] { return stop_.load(); });
-    }
-  });
+    : runtime_(runtime),
+      store_(store),
+      clock_(clock),
+      metrics_(metrics),
+      default_ttl_(default_ttl),
+      gauges_(
+          "c2d queue statistics",
+          [this] {
+            const QueueStats s = store_.Stats(clock_.Now());
+            metrics_.pending.Set(static_cast<double>(s.pending));
+            metrics_.devices_at_limit.Set(static_cast<double>(s.devices_at_limit));
+            return std::chrono::milliseconds(std::chrono::seconds(15));
+          },
+          std::chrono::seconds(15)) {
+  gauges_.Start();
 }
 
-CloudToDeviceService::~CloudToDeviceService() {
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  gauges_.join();
-}
+CloudToDeviceService::~CloudToDeviceService() { gauges_.Stop(); }
 
 grpc::ServerUnaryReactor* CloudToDeviceService::Send(grpc::CallbackServerContext* ctx, const v1::SendC2dRequest* request,
                                                      v1::SendC2dResponse* response) {

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/executor.h"
+#include "core/periodic.h"
 #include "ferry/v1/c2d.grpc.pb.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "services/c2d/c2d_store.h"
@@ -70,10 +71,7 @@ class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
   Metrics& metrics_;
   const std::chrono::seconds default_ttl_;
   // Refreshes the pending and at-limit gauges every 15 s.
-  std::atomic<bool> stop_{false};
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::thread gauges_;
+  PeriodicWorker gauges_;
 };
 
 // The device side of C2D, served through ferry.v1.DeviceMessaging: Receive

@@ -61,21 +61,14 @@ Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, d2c::Eve
                   .Name("ferry_sweeper_active")
                   .Help("1 while this replica holds the sweeper lock.")
                   .Register(r)
-                  .Add({})) {}
+                  .Add({})),
+      worker_("sweeper pass", [this] { return Tick(); }, options_.interval) {}
 
 Sweeper::~Sweeper() { Stop(); }
 
-void Sweeper::Start() {
-  thread_ = std::thread([this] { Run(); });
-}
-
 void Sweeper::Stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  worker_.Stop();
+  lock_connection_.reset();
 }
 
 bool Sweeper::HoldLock() {
@@ -138,23 +131,11 @@ PassResult Sweeper::Pass() {
   return r;
 }
 
-void Sweeper::Run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    lock.unlock();
-    const bool held = HoldLock();
-    active_.Set(held ? 1 : 0);
-    if (held) {
-      try {
-        (void)Pass();
-      } catch (const std::exception& e) {
-        Logger()->warn("sweeper pass failed, will retry error=\"{}\"", e.what());
-      }
-    }
-    lock.lock();
-    wake_.wait_for(lock, options_.interval, [this] { return stopping_; });
-  }
-  lock_connection_.reset();
+std::chrono::milliseconds Sweeper::Tick() {
+  const bool held = HoldLock();
+  active_.Set(held ? 1 : 0);
+  if (held) (void)Pass();  // a failure is logged by the worker and retried after the interval
+  return options_.interval;
 }
 
 }  // namespace ferry::c2d

@@ -1,11 +1,7 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -13,6 +9,7 @@
 #include <prometheus/registry.h>
 
 #include "core/clock.h"
+#include "core/periodic.h"
 
 #include <pqxx/connection>
 
@@ -66,13 +63,14 @@ class Sweeper final {
   Sweeper(const Sweeper&) = delete;
   Sweeper& operator=(const Sweeper&) = delete;
 
-  void Start();
+  void Start() { worker_.Start(); }
   void Stop();
+  [[nodiscard]] const PeriodicWorker& worker() const { return worker_; }
   // One pass, without the lock (tests run two at once).
   PassResult Pass();
 
  private:
-  void Run();
+  std::chrono::milliseconds Tick();
   bool HoldLock();
 
   pg::Pool& pool_;
@@ -89,10 +87,7 @@ class Sweeper final {
   prometheus::Gauge& active_;
   std::unique_ptr<pqxx::connection> lock_connection_;
   std::chrono::steady_clock::time_point next_partitions_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicWorker worker_;  // last: stops first
 };
 
 }  // namespace ferry::c2d

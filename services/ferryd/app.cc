@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +16,7 @@
 
 #include <fmt/format.h>
 #include <pqxx/connection>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include "consumers/d2c/consumer.h"
@@ -28,6 +30,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/executor.h"
+#include "core/liveness.h"
+#include "core/periodic.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/kafka/producer.h"
 #include "core/log.h"
@@ -134,33 +138,15 @@ class OwnerBootstrap final {
 };
 
 // Logs a warning now and every minute while authentication is off.
-class InsecureWarning final {
- public:
-  InsecureWarning() {
-    thread_ = std::thread([this] {
-      const auto logger = log::Get("access");
-      std::unique_lock lock(mutex_);
-      do {
-        logger->warn("authentication is OFF (--insecure-no-auth): every caller may do anything; "
-                     "for local experiments only");
-      } while (!wake_.wait_for(lock, std::chrono::minutes(1), [this] { return stop_; }));
-    });
-  }
-  ~InsecureWarning() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::thread thread_;
-};
+std::unique_ptr<PeriodicWorker> InsecureWarning() {
+  auto w = std::make_unique<PeriodicWorker>("insecure warning", [] {
+    log::Get("access")->warn("authentication is OFF (--insecure-no-auth): every caller may do anything; "
+                             "for local experiments only");
+    return std::chrono::milliseconds(std::chrono::minutes(1));
+  });
+  w->Start();
+  return w;
+}
 
 int Serve(const FerrydConfig& config) {
   const auto logger = log::Get("ferryd");
@@ -194,8 +180,8 @@ int Serve(const FerrydConfig& config) {
                           std::chrono::seconds(config.auth_clock_skew_seconds));
   rpc::SasRpcAuthorizer sas_authorizer(sas);
   rpc::AllowAllAuthorizer allow_all;
-  std::optional<InsecureWarning> insecure;
-  if (config.insecure_no_auth) insecure.emplace();
+  std::unique_ptr<PeriodicWorker> insecure;
+  if (config.insecure_no_auth) insecure = InsecureWarning();
   rpc::Authorizer& authorizer =
       config.insecure_no_auth ? static_cast<rpc::Authorizer&>(allow_all) : sas_authorizer;
 
@@ -367,6 +353,50 @@ int Serve(const FerrydConfig& config) {
       std::chrono::milliseconds(config.readiness_interval_ms), *registry, extra_check);
   readiness.Start();
 
+  // Liveness: NOT_SERVING while a loop this replica depends on is stuck
+  // (core/liveness.h), so that Kubernetes restarts it.
+  Liveness liveness;
+  liveness.Add("rpc executor", [&executor] { return executor.OldestWait(); });
+  liveness.Add(readiness.worker().name(), [&readiness] { return readiness.worker().Busy(); });
+  if (lifecycle) liveness.Add(lifecycle->worker().name(), [&lifecycle] { return lifecycle->worker().Busy(); });
+  if (sweeper) liveness.Add(sweeper->worker().name(), [&sweeper] { return sweeper->worker().Busy(); });
+  if (maintenance) {
+    liveness.Add(maintenance->worker().name(), [&maintenance] { return maintenance->worker().Busy(); });
+    liveness.Add("d2c consumer", [&]() -> std::optional<Liveness::Duration> {
+      std::lock_guard lock(consumer_mutex);
+      return consumer ? consumer->Stalled() : std::nullopt;
+    });
+  }
+  const auto stall_limit = std::chrono::seconds(config.liveness_stall_seconds);
+  prometheus::Gauge& live_gauge = prometheus::BuildGauge()
+                                      .Name("ferry_live")
+                                      .Help("1 while no loop of this replica is stuck longer than "
+                                            "--liveness-stall-seconds (gRPC health service \"liveness\").")
+                                      .Register(*registry)
+                                      .Add({});
+  live_gauge.Set(1);
+  PeriodicWorker liveness_check(
+      "liveness check",
+      [&, was_live = true]() mutable {
+        const std::vector<std::string> stuck = liveness.Stuck(stall_limit);
+        const bool live = stuck.empty();
+        if (live != was_live) {
+          if (live) {
+            logger->info("liveness SERVING: no loop is stuck any more");
+          } else {
+            logger->error("liveness NOT_SERVING: stuck longer than {} s: {}", config.liveness_stall_seconds,
+                          fmt::join(stuck, ", "));
+          }
+          server.SetLive(live);
+          live_gauge.Set(live ? 1 : 0);
+          was_live = live;
+        }
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::clamp<std::chrono::milliseconds>(stall_limit / 4, std::chrono::milliseconds(250),
+                                                  std::chrono::seconds(5)));
+      });
+  liveness_check.Start();
+
   logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={} "
                "kafka=\"{}\"",
                config.grpc_listen, server.port(), config.tls_cert_file.empty() ? "off" : "on",
@@ -378,6 +408,7 @@ int Serve(const FerrydConfig& config) {
   sigwait(&signals, &signal_number);
   logger->info("shutting down signal={} grace_ms={}", strsignal(signal_number),
                config.shutdown_grace_ms);
+  liveness_check.Stop();
   readiness.Stop();
   {
     std::lock_guard lock(consumer_mutex);

@@ -207,6 +207,13 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
       ->capture_default_str();
+  s.add_option("--liveness-stall-seconds", c.liveness_stall_seconds,
+               "Liveness (gRPC health service \"liveness\") goes NOT_SERVING while a loop is stuck this long: "
+               "an RPC or landing task waiting for a thread, the D2C poll loop not going round, a periodic "
+               "job (readiness, sweeper, maintenance, lifecycle publisher) not finishing; at least 10 (a readiness check may "
+               "take 2 s waiting on Kafka)")
+      ->envname("FERRY_LIVENESS_STALL_SECONDS")
+      ->capture_default_str();
 }
 
 void FinishConfig(FerrydConfig& c, bool serving) {
@@ -235,6 +242,7 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.shutdown_grace_ms, 0, 600000, "--shutdown-grace-ms", "FERRY_SHUTDOWN_GRACE_MS");
   Range(c.readiness_interval_ms, 50, 60000, "--readiness-interval-ms",
         "FERRY_READINESS_INTERVAL_MS");
+  Range(c.liveness_stall_seconds, 10, 3600, "--liveness-stall-seconds", "FERRY_LIVENESS_STALL_SECONDS");
   Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records", "FERRY_D2C_BATCH_MAX_RECORDS");
   Range(c.d2c_buffer_mb, 8, 4096, "--d2c-buffer-mb", "FERRY_D2C_BUFFER_MB");
   Range(c.d2c_linger_ms, 0, 60000, "--d2c-linger-ms", "FERRY_D2C_LINGER_MS");

@@ -26,6 +26,7 @@ struct FerrydConfig {
   int rpc_workers = 8;
   int shutdown_grace_ms = 10000;
   int readiness_interval_ms = 1000;
+  int liveness_stall_seconds = 120;
 
   // access control
   std::string hub_host = "localhost";

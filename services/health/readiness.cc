@@ -23,20 +23,10 @@ ReadinessMonitor::ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
                  .Name("ferry_ready")
                  .Help("1 while this replica is ready to serve (database reachable and migrated).")
                  .Register(registry)
-                 .Add({})) {}
+                 .Add({})),
+      worker_("readiness check", [this] { return Pass(); }) {}
 
 ReadinessMonitor::~ReadinessMonitor() { Stop(); }
-
-void ReadinessMonitor::Start() { thread_ = std::thread([this] { Loop(); }); }
-
-void ReadinessMonitor::Stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
 
 std::string ReadinessMonitor::Check() {
   // Two tries: the first may meet an idle connection that died with a
@@ -64,28 +54,23 @@ std::string ReadinessMonitor::Check() {
   return why;
 }
 
-void ReadinessMonitor::Loop() {
+std::chrono::milliseconds ReadinessMonitor::Pass() {
   static const auto logger = log::Get("health");
-  std::optional<bool> last;
-  std::string last_why;
-  for (;;) {
-    const std::string why = Check();
-    const bool ready = why.empty();
-    ready_.store(ready);
-    gauge_.Set(ready ? 1 : 0);
-    if (!last || *last != ready || (!ready && why != last_why)) {
-      if (ready) {
-        logger->info("readiness SERVING");
-      } else {
-        logger->warn("readiness NOT_SERVING reason=\"{}\"", why);
-      }
-      if (!last || *last != ready) on_change_(ready);
-      last = ready;
-      last_why = why;
+  const std::string why = Check();
+  const bool ready = why.empty();
+  ready_.store(ready);
+  gauge_.Set(ready ? 1 : 0);
+  if (!last_ || *last_ != ready || (!ready && why != last_why_)) {
+    if (ready) {
+      logger->info("readiness SERVING");
+    } else {
+      logger->warn("readiness NOT_SERVING reason=\"{}\"", why);
     }
-    std::unique_lock lock(mutex_);
-    if (wake_.wait_for(lock, interval_, [this] { return stopping_; })) return;
+    if (!last_ || *last_ != ready) on_change_(ready);
+    last_ = ready;
+    last_why_ = why;
   }
+  return interval_;
 }
 
 }  // namespace ferry::health

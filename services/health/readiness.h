@@ -2,15 +2,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include <prometheus/registry.h>
 
 #include "core/pg/migrator.h"
+#include "core/periodic.h"
 #include "core/pg/pool.h"
 
 namespace ferry::health {
@@ -31,15 +30,16 @@ class ReadinessMonitor final {
   ReadinessMonitor(const ReadinessMonitor&) = delete;
   ReadinessMonitor& operator=(const ReadinessMonitor&) = delete;
 
-  void Start();
-  void Stop();
+  void Start() { worker_.Start(); }
+  void Stop() { worker_.Stop(); }
+  [[nodiscard]] const PeriodicWorker& worker() const { return worker_; }
   [[nodiscard]] bool ready() const { return ready_.load(); }
 
   // One check, without side effects: empty when ready, else why not.
   [[nodiscard]] std::string Check();
 
  private:
-  void Loop();
+  std::chrono::milliseconds Pass();
 
   pg::Pool& pool_;
   const pg::Migrator& migrator_;
@@ -48,10 +48,9 @@ class ReadinessMonitor final {
   std::chrono::milliseconds interval_;
   prometheus::Gauge& gauge_;
   std::atomic<bool> ready_{false};
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::optional<bool> last_;
+  std::string last_why_;
+  PeriodicWorker worker_;  // last: stops first
 };
 
 }  // namespace ferry::health

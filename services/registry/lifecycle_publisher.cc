@@ -27,44 +27,20 @@ LifecyclePublisher::LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, 
                      .Name("ferry_lifecycle_events_published_total")
                      .Help("Device lifecycle notifications published to the D2C topic.")
                      .Register(registry)
-                     .Add({})) {}
+                     .Add({})),
+      worker_("lifecycle publisher", [this] { return Tick(); }) {}
 
 LifecyclePublisher::~LifecyclePublisher() { Stop(); }
 
 void LifecyclePublisher::Attach(pg::Listener& listener) {
-  listener.Subscribe("ferry_lifecycle", [this](const std::string&) { Wake(); });
-  listener.OnResync([this] { Wake(); });
+  listener.Subscribe("ferry_lifecycle", [this](const std::string&) { worker_.Wake(); });
+  listener.OnResync([this] { worker_.Wake(); });
 }
 
-void LifecyclePublisher::Wake() {
-  {
-    std::lock_guard lock(mutex_);
-    woken_ = true;
+std::chrono::milliseconds LifecyclePublisher::Tick() {
+  while (!worker_.stopping() && PublishOnce() > 0) {
   }
-  cv_.notify_all();
-}
-
-void LifecyclePublisher::Start() {
-  thread_ = std::thread([this] {
-    const auto logger = log::Get("registry");
-    while (!stopping_) {
-      try {
-        while (!stopping_ && PublishOnce() > 0) {
-        }
-      } catch (const std::exception& e) {
-        logger->warn("lifecycle events not published yet, will retry error=\"{}\"", e.what());
-      }
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return woken_ || stopping_.load(); });
-      woken_ = false;
-    }
-  });
-}
-
-void LifecyclePublisher::Stop() {
-  stopping_ = true;
-  Wake();
-  if (thread_.joinable()) thread_.join();
+  return std::chrono::seconds(1);
 }
 
 std::size_t LifecyclePublisher::PublishOnce(std::size_t limit) {

@@ -1,14 +1,12 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
+
+#include "core/periodic.h"
 
 namespace ferry::pg {
 class Listener;
@@ -38,25 +36,22 @@ class LifecyclePublisher final {
   LifecyclePublisher& operator=(const LifecyclePublisher&) = delete;
 
   void Attach(pg::Listener& listener);
-  void Start();
-  void Stop();
+  void Start() { worker_.Start(); }
+  void Stop() { worker_.Stop(); }
+  [[nodiscard]] const PeriodicWorker& worker() const { return worker_; }
 
   // Publishes what the outbox holds (at most `limit` rows); returns how many.
   std::size_t PublishOnce(std::size_t limit = 500);
 
  private:
-  void Wake();
+  std::chrono::milliseconds Tick();
 
   pg::Pool& pool_;
   d2c::EndpointSink& sink_;
   const std::string topic_;
   const std::string hub_name_;
   prometheus::Counter& published_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
+  PeriodicWorker worker_;  // last: stops first
 };
 
 }  // namespace ferry::registry

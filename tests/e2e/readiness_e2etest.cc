@@ -1,4 +1,9 @@
+#include <atomic>
 #include <cstdlib>
+#include <regex>
+#include <thread>
+
+#include <pqxx/pqxx>
 
 #include <gtest/gtest.h>
 
@@ -70,6 +75,48 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
   ctx2.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
   const grpc::Status s = stub->CreateDevice(&ctx2, req, &resp);
   EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+// Liveness follows a real signal: with every RPC thread stuck (here on a
+// table lock held by the test) and a call waiting behind them, the replica
+// says NOT_SERVING on "liveness", so Kubernetes would restart it; once the
+// lock goes, it is live again and the calls answer.
+TEST(Liveness, DropsWhileEveryRpcThreadIsStuckAndComesBack) {
+  OwnPostgres pg;
+  testing::FerrydProcess ferryd(pg.url(), {"--migrate", "--rpc-workers", "1", "--liveness-stall-seconds", "10"});
+  auto channel = ferryd.Channel();
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
+      << ferryd.process().Output();
+  EXPECT_EQ(testing::HealthStatus(channel, "liveness"), "SERVING") << ferryd.process().Output();
+
+  pqxx::connection locker(pg.url());
+  auto lock = std::make_unique<pqxx::work>(locker);
+  lock->exec("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE");
+
+  auto stub = v1::Registry::NewStub(channel);
+  std::vector<std::thread> calls;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 2; ++i) {
+    calls.emplace_back([&, i] {
+      v1::CreateDeviceRequest req;
+      req.mutable_device()->set_device_id("stuck-" + std::to_string(i));
+      v1::Device resp;
+      grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
+      ctx.set_deadline(std::chrono::system_clock::now() + 120s);
+      if (stub->CreateDevice(&ctx, req, &resp).ok()) ++ok;
+    });
+  }
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "liveness") == "NOT_SERVING"; }, 60s))
+      << ferryd.process().Output();
+  EXPECT_TRUE(ferryd.process().WaitForLine(std::regex("liveness NOT_SERVING.*(rpc executor)"), 10s).has_value())
+      << ferryd.process().Output();
+
+  lock->abort();
+  for (auto& t : calls) t.join();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "liveness") == "SERVING"; }, 60s))
+      << ferryd.process().Output();
 }
 
 }  // namespace
