@@ -9,7 +9,9 @@ Executor::Executor(std::size_t threads) {
   for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
 }
 
-Executor::~Executor() { Stop(); }
+Executor::~Executor() {
+  Stop();
+}
 
 void Executor::Post(std::function<void()> task) {
   {

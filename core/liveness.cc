@@ -15,7 +15,8 @@ std::vector<std::string> Liveness::Stuck(Duration limit) const {
   for (const auto& [name, probe] : probes_) {
     const std::optional<Duration> d = probe();
     if (d && *d > limit) {
-      out.push_back(fmt::format("{} ({} s)", name, std::chrono::duration_cast<std::chrono::seconds>(*d).count()));
+      out.push_back(fmt::format("{} ({} s)", name,
+                                std::chrono::duration_cast<std::chrono::seconds>(*d).count()));
     }
   }
   return out;

@@ -26,8 +26,8 @@ spdlog::sink_ptr Sink() {
 }  // namespace
 
 void JsonFormatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          msg.time.time_since_epoch()).count();
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(msg.time.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(micros / 1000000);
   std::tm tm{};
   gmtime_r(&secs, &tm);

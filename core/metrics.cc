@@ -1,7 +1,6 @@
 #include "core/metrics.h"
 
 #include <dirent.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -10,6 +9,7 @@
 
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
+#include <sys/resource.h>
 
 #include "core/error.h"
 
@@ -20,8 +20,8 @@ MetricsServer::MetricsServer(const std::string& listen,
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(listen, 2);
   } catch (const std::exception& e) {
-    throw Error(Reason::kServiceUnavailable,
-                "cannot serve metrics on " + listen + " (address in use or not local?): " + e.what());
+    throw Error(Reason::kServiceUnavailable, "cannot serve metrics on " + listen +
+                                                 " (address in use or not local?): " + e.what());
   }
   Register(std::move(registry));
   const auto ports = exposer_->GetListeningPorts();
@@ -55,8 +55,9 @@ prometheus::MetricFamily Single(std::string name, std::string help, prometheus::
 
 class ProcessCollector final : public prometheus::Collectable {
  public:
-  ProcessCollector() : ticks_(static_cast<double>(sysconf(_SC_CLK_TCK))),
-                       page_(static_cast<double>(sysconf(_SC_PAGESIZE))) {
+  ProcessCollector()
+      : ticks_(static_cast<double>(sysconf(_SC_CLK_TCK))),
+        page_(static_cast<double>(sysconf(_SC_PAGESIZE))) {
     boot_time_ = ReadBootTime();
   }
 
@@ -89,8 +90,8 @@ class ProcessCollector final : public prometheus::Collectable {
                              MetricType::Gauge, std::stod(f[21]) * page_));
       }
     }
-    out.push_back(Single("process_open_fds", "Number of open file descriptors.",
-                         MetricType::Gauge, CountOpenFds()));
+    out.push_back(Single("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+                         CountOpenFds()));
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
       out.push_back(Single("process_max_fds", "Maximum number of open file descriptors.",

@@ -7,9 +7,13 @@ namespace ferry {
 PeriodicWorker::PeriodicWorker(std::string name, Tick tick, std::chrono::milliseconds retry)
     : name_(std::move(name)), tick_(std::move(tick)), retry_(retry) {}
 
-PeriodicWorker::~PeriodicWorker() { Stop(); }
+PeriodicWorker::~PeriodicWorker() {
+  Stop();
+}
 
-void PeriodicWorker::Start() { thread_ = std::thread([this] { Run(); }); }
+void PeriodicWorker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void PeriodicWorker::Wake() {
   {
@@ -31,14 +35,16 @@ void PeriodicWorker::Stop() {
 std::optional<std::chrono::steady_clock::duration> PeriodicWorker::Busy() const {
   const auto since = busy_since_.load();
   if (since == 0) return std::nullopt;
-  return std::chrono::steady_clock::now().time_since_epoch() - std::chrono::steady_clock::duration(since);
+  return std::chrono::steady_clock::now().time_since_epoch() -
+         std::chrono::steady_clock::duration(since);
 }
 
 void PeriodicWorker::Run() {
   static const auto logger = log::Get("worker");
   while (!stopping_) {
     std::chrono::milliseconds wait = retry_;
-    busy_since_ = std::max<std::chrono::steady_clock::rep>(1, std::chrono::steady_clock::now().time_since_epoch().count());
+    busy_since_ = std::max<std::chrono::steady_clock::rep>(
+        1, std::chrono::steady_clock::now().time_since_epoch().count());
     try {
       wait = tick_();
     } catch (const std::exception& e) {

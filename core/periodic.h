@@ -23,7 +23,8 @@ class PeriodicWorker final {
  public:
   using Tick = std::function<std::chrono::milliseconds()>;
 
-  PeriodicWorker(std::string name, Tick tick, std::chrono::milliseconds retry = std::chrono::seconds(1));
+  PeriodicWorker(std::string name, Tick tick,
+                 std::chrono::milliseconds retry = std::chrono::seconds(1));
   ~PeriodicWorker();
   PeriodicWorker(const PeriodicWorker&) = delete;
   PeriodicWorker& operator=(const PeriodicWorker&) = delete;

@@ -11,7 +11,8 @@ bool TokenBucket::TryTake(double n, Clock::time_point now) {
   if (rate_ <= 0) return true;
   std::lock_guard lock(mutex_);
   if (now > last_) {
-    tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+    tokens_ =
+        std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
     last_ = now;
   }
   if (tokens_ < n) return false;

@@ -20,7 +20,8 @@ std::optional<std::int64_t> ParseInt(std::string_view text) {
 }  // namespace
 
 std::string FormatTime(TimePoint t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
@@ -35,7 +36,8 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
     if (*ms <= -kLimitMs || *ms >= kLimitMs) {
       return std::nullopt;
     }
-    return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(*ms)));
+    return TimePoint(
+        std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(*ms)));
   }
   // YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)
   auto num = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
@@ -45,15 +47,15 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
     if (ec != std::errc() || p != text.data() + pos + len) return std::nullopt;
     return v;
   };
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != ' ') ||
-      text[13] != ':' || text[16] != ':') {
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
   const auto year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2),
              minute = num(14, 2), second = num(17, 2);
   if (!year || !month || !day || !hour || !minute || !second || *year < 1678 || *year > 2261 ||
-      *month < 1 || *month > 12 ||
-      *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
+      *month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 ||
+      *second > 60) {
     return std::nullopt;
   }
   std::size_t pos = 19;
@@ -72,7 +74,8 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
   int offset_minutes = 0;
   if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
     ++pos;
-  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') &&
+             text[pos + 3] == ':') {
     const auto oh = num(pos + 1, 2), om = num(pos + 4, 2);
     if (!oh || !om) return std::nullopt;
     offset_minutes = (*oh * 60 + *om) * (text[pos] == '-' ? -1 : 1);
@@ -86,8 +89,9 @@ std::optional<TimePoint> ParseTime(std::string_view text) {
   if (!ymd.ok()) return std::nullopt;
   const auto days = std::chrono::sys_days(ymd);
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-      days.time_since_epoch() + std::chrono::hours(*hour) + std::chrono::minutes(*minute - offset_minutes) +
-      std::chrono::seconds(*second) + std::chrono::nanoseconds(nanos)));
+      days.time_since_epoch() + std::chrono::hours(*hour) +
+      std::chrono::minutes(*minute - offset_minutes) + std::chrono::seconds(*second) +
+      std::chrono::nanoseconds(nanos)));
 }
 
 }  // namespace ferry

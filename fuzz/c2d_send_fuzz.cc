@@ -4,11 +4,11 @@
 // rules (ids and property characters, at most 128 properties, expiry 1
 // minute to 2 days from now, 64 KB as IoT Hub counts).
 
-#include <fuzzer/FuzzedDataProvider.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include <fuzzer/FuzzedDataProvider.h>
 
 #include "core/c2d/send.h"
 #include "core/device_id.h"
@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (in.ConsumeBool()) r.ttl = std::chrono::microseconds(in.ConsumeIntegral<std::int64_t>());
   if (in.ConsumeBool()) {
     // Protobuf timestamps (years 1 to 9999), converted as the service does.
-    r.expiry_time = ferry::FromUnixMicros(in.ConsumeIntegralInRange<std::int64_t>(-62135596800000000, 253402300799000000));
+    r.expiry_time = ferry::FromUnixMicros(
+        in.ConsumeIntegralInRange<std::int64_t>(-62135596800000000, 253402300799000000));
   }
   r.content_type = in.ConsumeRandomLengthString(300);
   r.content_encoding = in.ConsumeRandomLengthString(300);
@@ -46,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     m = ValidateSend(r, now, std::chrono::hours(1), [] { return std::string("generated-id"); });
   } catch (const ferry::Error& e) {
-    FERRY_FUZZ_CHECK(e.reason() == ferry::Reason::kArgumentInvalid || e.reason() == ferry::Reason::kMessageTooLarge);
+    FERRY_FUZZ_CHECK(e.reason() == ferry::Reason::kArgumentInvalid ||
+                     e.reason() == ferry::Reason::kMessageTooLarge);
     return 0;
   }
   FERRY_FUZZ_CHECK(!m.device_id.empty() && m.device_id.size() <= 128);

@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const std::size_t split = input.find('\0');
   const std::string_view condition = input.substr(0, split);
-  const std::string_view body = split == std::string_view::npos ? std::string_view() : input.substr(split + 1);
+  const std::string_view body =
+      split == std::string_view::npos ? std::string_view() : input.substr(split + 1);
 
   const auto parsed = Query::Parse(condition);
   if (const auto* error = std::get_if<ParseError>(&parsed)) {

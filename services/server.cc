@@ -1,15 +1,14 @@
 #include "services/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/security/server_credentials.h>
-#include <grpcpp/server_builder.h>
-
 #include <fstream>
 #include <mutex>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/server_builder.h>
 
 #include "core/error.h"
 
@@ -93,9 +92,13 @@ GrpcServer::~GrpcServer() {
   if (server_) Shutdown(std::chrono::milliseconds(0));
 }
 
-void GrpcServer::SetLive(bool live) { health_->SetServingStatus(kLivenessService, live); }
+void GrpcServer::SetLive(bool live) {
+  health_->SetServingStatus(kLivenessService, live);
+}
 
-void GrpcServer::SetReady(bool ready) { health_->SetServingStatus("", ready); }
+void GrpcServer::SetReady(bool ready) {
+  health_->SetServingStatus("", ready);
+}
 
 void GrpcServer::Shutdown(std::chrono::milliseconds grace) {
   if (!server_) return;

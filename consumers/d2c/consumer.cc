@@ -1,7 +1,5 @@
 #include "consumers/d2c/consumer.h"
 
-#include <librdkafka/rdkafkacpp.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -10,6 +8,7 @@
 #include <thread>
 #include <variant>
 
+#include <librdkafka/rdkafkacpp.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -35,8 +34,10 @@ class LogicalStartOffsets final : public StartOffsets {
   std::int64_t Resolve(const std::string& topic, std::int32_t partition, StartFrom from,
                        TimePoint at) override {
     switch (from) {
-      case StartFrom::kEarliest: return RdKafka::Topic::OFFSET_BEGINNING;
-      case StartFrom::kLatest: return RdKafka::Topic::OFFSET_END;
+      case StartFrom::kEarliest:
+        return RdKafka::Topic::OFFSET_BEGINNING;
+      case StartFrom::kLatest:
+        return RdKafka::Topic::OFFSET_END;
       case StartFrom::kTimestamp: {
         std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(
             topic, partition,
@@ -72,18 +73,20 @@ struct Metrics {
                          .Name("ferry_d2c_dead_letters_total")
                          .Help("D2C records dead-lettered, by reason.")
                          .Register(r)),
-        batch_records(prometheus::BuildHistogram()
-                          .Name("ferry_d2c_batch_records")
-                          .Help("Records per landing batch.")
-                          .Register(r)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       1, 10, 50, 100, 500, 1000, 2000, 5000, 10000})),
-        batch_seconds(prometheus::BuildHistogram()
-                          .Name("ferry_d2c_batch_duration_seconds")
-                          .Help("Time to land one batch (all its transactions).")
-                          .Register(r)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
+        batch_records(
+            prometheus::BuildHistogram()
+                .Name("ferry_d2c_batch_records")
+                .Help("Records per landing batch.")
+                .Register(r)
+                .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 50, 100, 500, 1000, 2000,
+                                                                 5000, 10000})),
+        batch_seconds(
+            prometheus::BuildHistogram()
+                .Name("ferry_d2c_batch_duration_seconds")
+                .Help("Time to land one batch (all its transactions).")
+                .Register(r)
+                .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05,
+                                                                 0.1, 0.25, 0.5, 1, 2.5, 5})),
         next_offset(prometheus::BuildGauge()
                         .Name("ferry_d2c_next_offset")
                         .Help("Checkpointed next offset, by Kafka partition owned here.")
@@ -125,11 +128,13 @@ struct Metrics {
                           "d2c.telemetry.egress.dropped).")
                     .Register(r)
                     .Add({})),
-        oversized(prometheus::BuildCounter()
-                      .Name("ferry_d2c_endpoint_oversized_total")
-                      .Help("D2C messages not delivered to a Kafka endpoint because its enrichments made "
-                            "them larger than 256 KB, by endpoint (IoT Hub's d2c.telemetry.egress.invalid).")
-                      .Register(r)),
+        oversized(
+            prometheus::BuildCounter()
+                .Name("ferry_d2c_endpoint_oversized_total")
+                .Help("D2C messages not delivered to a Kafka endpoint because its enrichments made "
+                      "them larger than 256 KB, by endpoint (IoT Hub's "
+                      "d2c.telemetry.egress.invalid).")
+                .Register(r)),
         undefined(prometheus::BuildCounter()
                       .Name("ferry_d2c_route_evaluation_undefined_total")
                       .Help("Route conditions that evaluated to undefined or null (a missing "
@@ -147,17 +152,21 @@ struct Metrics {
                    .Add({})),
         lost(prometheus::BuildCounter()
                  .Name("ferry_d2c_lost_records_total")
-                 .Help("Records Kafka deleted (retention, DeleteRecords) before they were landed: data "
+                 .Help("Records Kafka deleted (retention, DeleteRecords) before they were landed: "
+                       "data "
                        "loss, by Kafka partition; each gap is also a row in d2c_gaps.")
                  .Register(r)),
-        stopped(prometheus::BuildGauge()
-                    .Name("ferry_d2c_partition_stopped")
-                    .Help("1 while a partition owned here is stopped because its checkpoint is above the "
-                          "log's end (topic re-created?): reset its checkpoint to go on.")
-                    .Register(r)),
+        stopped(
+            prometheus::BuildGauge()
+                .Name("ferry_d2c_partition_stopped")
+                .Help(
+                    "1 while a partition owned here is stopped because its checkpoint is above the "
+                    "log's end (topic re-created?): reset its checkpoint to go on.")
+                .Register(r)),
         buffered(prometheus::BuildGauge()
                      .Name("ferry_d2c_buffered_bytes")
-                     .Help("D2C data fetched and not yet landed here (buffered, or in a batch being landed), "
+                     .Help("D2C data fetched and not yet landed here (buffered, or in a batch "
+                           "being landed), "
                            "against the --d2c-buffer-mb budget.")
                      .Register(r)
                      .Add({})),
@@ -201,7 +210,7 @@ struct PartitionState {
   std::uint64_t generation = 0;
   std::int64_t epoch = 0;
   std::optional<std::int64_t> expected_offset;  // records below it are stale
-  std::int64_t start_offset = 0;  // where the claim started it (absolute or logical)
+  std::int64_t start_offset = 0;                // where the claim started it (absolute or logical)
   std::optional<std::int64_t> checkpoint;
   std::deque<KafkaRecord> buffer;
   std::size_t buffer_bytes = 0;  // size_bytes() of the buffer (batch limits)
@@ -213,7 +222,7 @@ struct PartitionState {
   std::optional<LandingBatch> retry;  // a batch to land again first
   SteadyClock::time_point retry_at;
   int failures = 0;
-  SteadyClock::time_point claim_at;   // when to (re)try claiming
+  SteadyClock::time_point claim_at;  // when to (re)try claiming
   bool claim_posted = false;
   // A batch is out and its result not yet handled here: the next batch must
   // wait, or a retried batch could be overtaken.
@@ -246,19 +255,19 @@ struct ClaimDone {
 
 struct EpochsDone {
   std::map<std::int32_t, std::pair<std::int64_t, std::string>> epochs;  // empty on error
-  std::map<std::int32_t, std::int64_t> asked;   // our epochs when asked
+  std::map<std::int32_t, std::int64_t> asked;                           // our epochs when asked
 };
 
 struct GapCheckDone {
   std::int32_t partition;
   std::uint64_t generation;
   std::optional<std::int64_t> from;  // the checkpoint when asked
-  std::int64_t start = 0;  // without a checkpoint: the position it was started at
+  std::int64_t start = 0;            // without a checkpoint: the position it was started at
   std::int64_t low = -1;
   std::int64_t high = -1;
-  std::optional<GapOutcome> gap;  // set when records were skipped
+  std::optional<GapOutcome> gap;          // set when records were skipped
   std::optional<std::int64_t> resume_at;  // where fetching starts again
-  bool ahead = false;  // the checkpoint is above the log's end
+  bool ahead = false;                     // the checkpoint is above the log's end
   std::string error;
 };
 
@@ -329,7 +338,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
             options.on_fatal(event.str());
           }
         } else {
-          Logger()->warn("kafka error code={} error=\"{}\"", RdKafka::err2str(event.err()), event.str());
+          Logger()->warn("kafka error code={} error=\"{}\"", RdKafka::err2str(event.err()),
+                         event.str());
         }
         break;
       case RdKafka::Event::EVENT_LOG:
@@ -372,7 +382,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         st = PartitionState{};
         st.generation = next_generation++;
         st.claim_at = SteadyClock::now();
-        Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", tp->partition(), options.owner);
+        Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", tp->partition(),
+                       options.owner);
       }
     } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
       const bool lost = c->assignment_lost();
@@ -477,11 +488,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (m.key() != nullptr) r.key = *m.key();
     if (m.payload() != nullptr) r.value.emplace(static_cast<const char*>(m.payload()), m.len());
     const RdKafka::MessageTimestamp ts = m.timestamp();
-    if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) r.timestamp_ms = ts.timestamp;
+    if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE)
+      r.timestamp_ms = ts.timestamp;
     if (RdKafka::Headers* hs = m.headers()) {
       for (const RdKafka::Headers::Header& h : hs->get_all()) {
         KafkaHeader kh{h.key(), std::nullopt};
-        if (h.value() != nullptr) kh.value.emplace(static_cast<const char*>(h.value()), h.value_size());
+        if (h.value() != nullptr)
+          kh.value.emplace(static_cast<const char*>(h.value()), h.value_size());
         r.headers.push_back(std::move(kh));
       }
     }
@@ -494,8 +507,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     st.buffer.push_back(std::move(r));
     // Half the budget is for what is held here, the other half for
     // librdkafka's prefetch (which drains into it after a pause).
-    if (!st.backpressure &&
-        (st.buffer.size() >= options.max_buffered_records || buffered_bytes >= options.max_buffered_bytes / 2)) {
+    if (!st.backpressure && (st.buffer.size() >= options.max_buffered_records ||
+                             buffered_bytes >= options.max_buffered_bytes / 2)) {
       SetPaused(m.partition(), true);
       st.backpressure = true;
     }
@@ -514,7 +527,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // Assigns `tp` again at its offset, the other partitions as they are.
   bool Reassign(const RdKafka::TopicPartition& tp) {
     if (consumer->rebalance_protocol() == "COOPERATIVE") {
-      std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
+      std::vector<RdKafka::TopicPartition*> tps = {
+          RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
       if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
       RdKafka::Error* ae = consumer->incremental_assign(tps);
       RdKafka::TopicPartition::destroy(tps);
@@ -550,7 +564,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (e == RdKafka::ERR_NO_ERROR && !paused.empty()) consumer->pause(paused);
     RdKafka::TopicPartition::destroy(all);
     if (e == RdKafka::ERR_NO_ERROR) return true;
-    Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(), RdKafka::err2str(e));
+    Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(),
+                    RdKafka::err2str(e));
     return false;
   }
 
@@ -561,7 +576,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     const RdKafka::ErrorCode e = consumer->seek(*tp, 5000);
     if (e != RdKafka::ERR_NO_ERROR) {
       // Not fetching yet: re-assign with the offset instead.
-      Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p, RdKafka::err2str(e));
+      Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p,
+                      RdKafka::err2str(e));
       if (!Reassign(*tp)) {
         delete tp;
         return false;
@@ -620,7 +636,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       metrics.claim_retries.Increment();
       st.failures = std::min(st.failures + 1, 8);
       st.claim_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
-      Logger()->warn("partition claim failed, retrying partition={} error=\"{}\"", d.partition, d.error);
+      Logger()->warn("partition claim failed, retrying partition={} error=\"{}\"", d.partition,
+                     d.error);
       return;
     }
     st.failures = 0;
@@ -640,7 +657,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     metrics.lost.Add({{"partition", metrics.P(d.partition)}});
     metrics.stopped.Add({{"partition", metrics.P(d.partition)}}).Set(0);
     if (d.claim->next_offset) {
-      metrics.next_offset.Add({{"partition", metrics.P(d.partition)}}).Set(static_cast<double>(*d.claim->next_offset));
+      metrics.next_offset.Add({{"partition", metrics.P(d.partition)}})
+          .Set(static_cast<double>(*d.claim->next_offset));
     }
     Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition, st.epoch,
                    d.start_offset);
@@ -702,18 +720,21 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (it == parts.end() || it->second.phase != PartitionState::Phase::kActive) {
       // Assigned at Kafka's committed offset while being claimed: the claim
       // starts it at the checkpoint.
-      Logger()->debug("offset out of range before the claim partition={} offset={} error=\"{}\"", p, offset, why);
+      Logger()->debug("offset out of range before the claim partition={} offset={} error=\"{}\"", p,
+                      offset, why);
       return;
     }
     if (!it->second.out_of_range) {
       // offset < 0: a late report of the assignment's missing committed
       // offset (Ferry does not use it); else the log no longer holds it.
       if (offset >= 0) {
-        Logger()->warn("fetch position out of range, checking the log partition={} offset={} error=\"{}\"", p,
-                       offset, why);
+        Logger()->warn(
+            "fetch position out of range, checking the log partition={} offset={} error=\"{}\"", p,
+            offset, why);
       } else {
-        Logger()->debug("fetching stopped on a stale offset report, re-starting partition={} error=\"{}\"", p,
-                        why);
+        Logger()->debug(
+            "fetching stopped on a stale offset report, re-starting partition={} error=\"{}\"", p,
+            why);
       }
     }
     it->second.out_of_range = true;
@@ -737,7 +758,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         for (int attempt = 0;; ++attempt) {
           const RdKafka::ErrorCode e =
               consumer->query_watermark_offsets(options.topic, d.partition, &d.low, &d.high, 5000);
-          if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("watermarks: " + RdKafka::err2str(e));
+          if (e != RdKafka::ERR_NO_ERROR)
+            throw std::runtime_error("watermarks: " + RdKafka::err2str(e));
           if (!d.from || *d.from <= d.high || attempt == 4 || stopping) break;
           std::this_thread::sleep_for(std::chrono::seconds(1));
         }
@@ -746,8 +768,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
           // initial assignment), within the log.
           d.resume_at = d.start < 0 ? d.start : std::clamp(d.start, d.low, d.high);
         } else if (*d.from < d.low) {
-          d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from, d.low,
-                                    options.owner);
+          d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from,
+                                    d.low, options.owner);
           if (!d.gap->fenced) d.resume_at = d.low;
         } else if (*d.from > d.high) {
           d.ahead = true;
@@ -784,10 +806,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (d.ahead) {
       st.phase = PartitionState::Phase::kStopped;
       metrics.stopped.Add({{"partition", p}}).Set(1);
-      Logger()->error("partition stopped: its checkpoint is above the log's end (was the topic deleted and"
-                      " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
-                      " partition={} checkpoint={} log_start={} log_end={}",
-                      d.partition, *d.from, d.low, d.high);
+      Logger()->error(
+          "partition stopped: its checkpoint is above the log's end (was the topic deleted and"
+          " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
+          " partition={} checkpoint={} log_start={} log_end={}",
+          d.partition, *d.from, d.low, d.high);
       return;
     }
     if (d.gap) {
@@ -795,14 +818,16 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
       if (lost > 0) {
         metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
-        Logger()->error("data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
-                        " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
-                        d.partition, d.gap->lost_from, d.gap->lost_to, lost);
+        Logger()->error(
+            "data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
+            " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
+            d.partition, d.gap->lost_from, d.gap->lost_to, lost);
       }
       if (d.gap->replay_skipped > 0) {
-        Logger()->warn("replay overtaken by retention: records already landed are gone from Kafka"
-                       " partition={} from_offset={} to_offset={}",
-                       d.partition, *d.from, d.gap->lost_from);
+        Logger()->warn(
+            "replay overtaken by retention: records already landed are gone from Kafka"
+            " partition={} from_offset={} to_offset={}",
+            d.partition, *d.from, d.gap->lost_from);
       }
       st.checkpoint = *d.resume_at;
       metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
@@ -851,7 +876,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     metrics.events.Add({{"partition", p}}).Increment(static_cast<double>(o.events));
     metrics.bytes.Add({{"partition", p}}).Increment(static_cast<double>(o.bytes));
     for (const auto& [reason, n] : o.dead_letters) {
-      metrics.dead_letters.Add({{"reason", std::string(ReasonName(reason))}}).Increment(static_cast<double>(n));
+      metrics.dead_letters.Add({{"reason", std::string(ReasonName(reason))}})
+          .Increment(static_cast<double>(n));
     }
     for (const auto& [endpoint, n] : o.routed) {
       metrics.routed.Add({{"endpoint", endpoint}}).Increment(static_cast<double>(n));
@@ -883,7 +909,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
         continue;
       }
-      if (st.phase == PartitionState::Phase::kStopped || st.landing || st.gap_check_posted) continue;
+      if (st.phase == PartitionState::Phase::kStopped || st.landing || st.gap_check_posted)
+        continue;
       if (st.out_of_range && !st.retry && st.buffer.empty()) {
         // Everything fetched has landed: the checkpoint is the position.
         if (now >= st.gap_check_at && !stopping) PostGapCheck(p, st);
@@ -998,8 +1025,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       // Still none (the broker is away): destroying the handle could abort
       // the process, so it is left to the exit.
       leak_handle = true;
-      Logger()->warn("d2c consumer stopped before its first assignment; its Kafka handle is left to the process exit"
-                     " (librdkafka 2.0.2 would abort destroying it)");
+      Logger()->warn(
+          "d2c consumer stopped before its first assignment; its Kafka handle is left to the "
+          "process exit"
+          " (librdkafka 2.0.2 would abort destroying it)");
     }
     Logger()->info("d2c consumer left the group");
   }
@@ -1053,8 +1082,10 @@ void D2cConsumer::Start() {
   // (ERR__AUTO_OFFSET_RESET) and the checkpoint decides, recording any gap.
   if (o.kafka.count("auto.offset.reset") != 0) {
     throw std::runtime_error(
-        "kafka property auto.offset.reset is Ferry's own (error): the checkpoint decides where a partition "
-        "resumes, and records deleted before they landed are recorded as a gap, never skipped silently");
+        "kafka property auto.offset.reset is Ferry's own (error): the checkpoint decides where a "
+        "partition "
+        "resumes, and records deleted before they landed are recorded as a gap, never skipped "
+        "silently");
   }
   set("auto.offset.reset", "error");
   set("enable.partition.eof", "false");
@@ -1071,16 +1102,20 @@ void D2cConsumer::Start() {
   set("fetch.max.bytes", std::to_string(std::clamp<std::size_t>(quarter, 1 << 20, 64 << 20)));
   set("max.partition.fetch.bytes", "1048576");
   for (const auto& [k, v] : o.kafka) set(k, v);
-  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK ||
-      conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) != RdKafka::Conf::CONF_OK) {
+  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) !=
+          RdKafka::Conf::CONF_OK ||
+      conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) !=
+          RdKafka::Conf::CONF_OK) {
     throw std::runtime_error("kafka callbacks: " + err);
   }
   impl_->consumer = RdKafka::KafkaConsumer::create(conf.get(), err);
   if (impl_->consumer == nullptr) throw std::runtime_error("kafka consumer: " + err);
   const RdKafka::ErrorCode e = impl_->consumer->subscribe({o.topic});
   if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("subscribe: " + RdKafka::err2str(e));
-  Logger()->info("d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" instance_id=\"{}\" brokers=\"{}\"",
-                 o.group, o.topic, o.owner, o.instance_id, o.brokers);
+  Logger()->info(
+      "d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" instance_id=\"{}\" "
+      "brokers=\"{}\"",
+      o.group, o.topic, o.owner, o.instance_id, o.brokers);
   impl_->poller = std::thread([this] { impl_->Loop(); });
 }
 
@@ -1089,7 +1124,6 @@ void D2cConsumer::Stop() {
   if (impl_->poller.joinable()) impl_->poller.join();
   impl_->executor.Stop();
 }
-
 
 std::optional<std::chrono::steady_clock::duration> D2cConsumer::Stalled() const {
   const auto at = impl_->polled_at.load();

@@ -10,8 +10,8 @@
 
 #include <prometheus/registry.h>
 
-#include "consumers/d2c/event_store.h"
 #include "core/clock.h"
+#include "store/d2c/event_store.h"
 
 namespace ferry::d2c {
 

@@ -12,7 +12,9 @@ Maintenance::Maintenance(EventStore& store, const Clock& clock, int ahead_days, 
       on_first_success_(std::move(on_first_success)),
       worker_("event store maintenance", [this] { return Pass(); }) {}
 
-Maintenance::~Maintenance() { Stop(); }
+Maintenance::~Maintenance() {
+  Stop();
+}
 
 std::chrono::milliseconds Maintenance::Pass() {
   store_.EnsureDays(clock_.Now(), ahead_days_, retention_days_);

@@ -3,9 +3,9 @@
 #include <chrono>
 #include <functional>
 
-#include "consumers/d2c/event_store.h"
 #include "core/clock.h"
 #include "core/periodic.h"
+#include "store/d2c/event_store.h"
 
 namespace ferry::d2c {
 

@@ -26,6 +26,7 @@ struct Entry {
 
 // Inserts `entry` into audit_log within `tx`, with `extra` merged into its
 // details (what only the store knows, e.g. how many rows a purge took).
-void Write(pqxx::transaction_base& tx, const Entry& entry, const nlohmann::json& extra = nlohmann::json::object());
+void Write(pqxx::transaction_base& tx, const Entry& entry,
+           const nlohmann::json& extra = nlohmann::json::object());
 
 }  // namespace ferry::audit

@@ -11,7 +11,9 @@ namespace {
   throw Error(Reason::kIotHubUnauthorizedAccess, why);
 }
 
-[[noreturn]] void Denied(const std::string& why) { throw Error(Reason::kPermissionDenied, why); }
+[[noreturn]] void Denied(const std::string& why) {
+  throw Error(Reason::kPermissionDenied, why);
+}
 
 bool SignedByEither(const SasToken& token, const std::string& primary,
                     const std::string& secondary) {
@@ -29,16 +31,21 @@ std::string DeviceResource(std::string_view hub_host, std::string_view device_id
 
 SasAuthorizer::SasAuthorizer(std::string hub_host, CredentialSource& credentials,
                              const Clock& clock, std::chrono::seconds clock_skew)
-    : hub_host_(ToLower(hub_host)), credentials_(credentials), clock_(clock), clock_skew_(clock_skew) {}
+    : hub_host_(ToLower(hub_host)),
+      credentials_(credentials),
+      clock_(clock),
+      clock_skew_(clock_skew) {}
 
-Caller SasAuthorizer::Authorize(const AccessRequest& request, std::string_view authorization) const {
-  if (request.permission == Permission::kNone) return {Caller::Kind::kAnonymous, "anonymous", {}, {}};
+Caller SasAuthorizer::Authorize(const AccessRequest& request,
+                                std::string_view authorization) const {
+  if (request.permission == Permission::kNone)
+    return {Caller::Kind::kAnonymous, "anonymous", {}, {}};
   if (authorization.empty()) {
     Unauthenticated("no SAS token in the 'authorization' metadata");
   }
   const SasToken token = ParseSasToken(authorization);
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       clock_.Now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
   if (token.expiry < now - clock_skew_.count()) {  // never overflows: se > 0, skew <= 1 h
     Unauthenticated(fmt::format("SAS token expired at {} (now {})", token.expiry, now));
   }
@@ -48,8 +55,8 @@ Caller SasAuthorizer::Authorize(const AccessRequest& request, std::string_view a
 Caller SasAuthorizer::AuthorizePolicy(const AccessRequest& request, const SasToken& token) const {
   const auto policy = credentials_.Policy(*token.key_name);
   if (!policy || !SignedByEither(token, policy->primary_key, policy->secondary_key)) {
-    Unauthenticated(fmt::format("SAS token for policy '{}' is not signed by its key",
-                                *token.key_name));
+    Unauthenticated(
+        fmt::format("SAS token for policy '{}' is not signed by its key", *token.key_name));
   }
   const std::string target =
       request.device_id ? DeviceResource(hub_host_, *request.device_id) : hub_host_;
@@ -85,8 +92,8 @@ Caller SasAuthorizer::AuthorizeDevice(const AccessRequest& request, const SasTok
     if (token.resource.rfind(prefix, 0) != 0) {
       Unauthenticated("SAS token without skn must be scoped to a device");
     }
-    for (const std::string& candidate :
-         {as_sent.substr(std::min(prefix.size(), as_sent.size())), token.resource.substr(prefix.size())}) {
+    for (const std::string& candidate : {as_sent.substr(std::min(prefix.size(), as_sent.size())),
+                                         token.resource.substr(prefix.size())}) {
       device = credentials_.Device(candidate);
       device_id = candidate;
       if (device) break;
@@ -96,8 +103,8 @@ Caller SasAuthorizer::AuthorizeDevice(const AccessRequest& request, const SasTok
     Unauthenticated("SAS token is not signed by the device's key");
   }
   if (!ResourceCovers(token.resource, DeviceResource(hub_host_, device_id))) {
-    Unauthenticated(fmt::format("SAS token is scoped to '{}', not device '{}'", token.resource,
-                                device_id));
+    Unauthenticated(
+        fmt::format("SAS token is scoped to '{}', not device '{}'", token.resource, device_id));
   }
   if (!request.device_id || request.permission != Permission::kDeviceConnect) {
     Denied(fmt::format("a device key grants only DeviceConnect for that device, not {}",

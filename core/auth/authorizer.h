@@ -27,7 +27,8 @@ class SasAuthorizer final {
   SasAuthorizer(std::string hub_host, CredentialSource& credentials, const Clock& clock,
                 std::chrono::seconds clock_skew = std::chrono::seconds(60));
 
-  [[nodiscard]] Caller Authorize(const AccessRequest& request, std::string_view authorization) const;
+  [[nodiscard]] Caller Authorize(const AccessRequest& request,
+                                 std::string_view authorization) const;
 
   [[nodiscard]] const std::string& hub_host() const { return hub_host_; }
 

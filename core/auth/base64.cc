@@ -1,9 +1,9 @@
 #include "core/auth/base64.h"
 
+#include <stdexcept>
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-
-#include <stdexcept>
 
 namespace ferry::auth {
 
@@ -21,8 +21,8 @@ std::optional<std::string> Base64Decode(std::string_view text) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool alpha = std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
-    const bool pad = c == '=' && i + 2 >= text.size() &&
-                     (i + 1 == text.size() || text[i + 1] == '=');
+    const bool pad =
+        c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text[i + 1] == '=');
     if (!alpha && !pad) return std::nullopt;
   }
   std::string buf(3 * text.size() / 4, '\0');

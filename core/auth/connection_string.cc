@@ -33,7 +33,8 @@ ConnectionString ParseConnectionString(std::string_view text) {
     if (part.empty()) continue;
     const auto eq = part.find('=');
     if (eq == std::string_view::npos) {
-      throw Error(Reason::kArgumentInvalid, "connection string part without '=': " + std::string(part));
+      throw Error(Reason::kArgumentInvalid,
+                  "connection string part without '=': " + std::string(part));
     }
     const std::string name(part.substr(0, eq));
     // Base64 keys end in '=': everything after the first '=' is the value.

@@ -35,9 +35,9 @@ class CredentialSource {
 struct Caller {
   enum class Kind { kAnonymous, kPolicy, kDevice };
   Kind kind = Kind::kAnonymous;
-  std::string principal;        // policy name, device id, or "anonymous"
-  PermissionSet permissions;    // a policy's; DeviceConnect for a device
-  std::optional<std::string> device_id;  // for device-scoped calls: who is acted for
+  std::string principal;                     // policy name, device id, or "anonymous"
+  PermissionSet permissions;                 // a policy's; DeviceConnect for a device
+  std::optional<std::string> device_id;      // for device-scoped calls: who is acted for
   std::optional<std::string> generation_id;  // that device's generation
 };
 

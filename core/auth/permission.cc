@@ -10,12 +10,17 @@ constexpr std::array kGrantable = {Permission::kRegistryRead, Permission::kRegis
 
 std::uint8_t Bit(Permission p) {
   switch (p) {
-    case Permission::kRegistryRead: return 1;
-    case Permission::kRegistryWrite: return 2;
-    case Permission::kServiceConnect: return 4;
-    case Permission::kDeviceConnect: return 8;
+    case Permission::kRegistryRead:
+      return 1;
+    case Permission::kRegistryWrite:
+      return 2;
+    case Permission::kServiceConnect:
+      return 4;
+    case Permission::kDeviceConnect:
+      return 8;
     case Permission::kNone:
-    case Permission::kHubOwner: return 0;
+    case Permission::kHubOwner:
+      return 0;
   }
   return 0;
 }
@@ -24,12 +29,18 @@ std::uint8_t Bit(Permission p) {
 
 std::string_view PermissionName(Permission p) {
   switch (p) {
-    case Permission::kNone: return "None";
-    case Permission::kRegistryRead: return "RegistryRead";
-    case Permission::kRegistryWrite: return "RegistryWrite";
-    case Permission::kServiceConnect: return "ServiceConnect";
-    case Permission::kDeviceConnect: return "DeviceConnect";
-    case Permission::kHubOwner: return "HubOwner";
+    case Permission::kNone:
+      return "None";
+    case Permission::kRegistryRead:
+      return "RegistryRead";
+    case Permission::kRegistryWrite:
+      return "RegistryWrite";
+    case Permission::kServiceConnect:
+      return "ServiceConnect";
+    case Permission::kDeviceConnect:
+      return "DeviceConnect";
+    case Permission::kHubOwner:
+      return "HubOwner";
   }
   return "None";
 }
@@ -47,19 +58,26 @@ PermissionSet PermissionSet::All() {
   return s;
 }
 
-void PermissionSet::Add(Permission p) { bits_ |= Bit(p); }
+void PermissionSet::Add(Permission p) {
+  bits_ |= Bit(p);
+}
 
-bool PermissionSet::Has(Permission p) const { return Bit(p) != 0 && (bits_ & Bit(p)) != 0; }
+bool PermissionSet::Has(Permission p) const {
+  return Bit(p) != 0 && (bits_ & Bit(p)) != 0;
+}
 
 bool PermissionSet::Satisfies(Permission need) const {
   switch (need) {
-    case Permission::kNone: return true;
+    case Permission::kNone:
+      return true;
     case Permission::kRegistryRead:
       return Has(Permission::kRegistryRead) || Has(Permission::kRegistryWrite);
     case Permission::kRegistryWrite:
     case Permission::kServiceConnect:
-    case Permission::kDeviceConnect: return Has(need);
-    case Permission::kHubOwner: return *this == All();
+    case Permission::kDeviceConnect:
+      return Has(need);
+    case Permission::kHubOwner:
+      return *this == All();
   }
   return false;
 }

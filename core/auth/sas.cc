@@ -1,11 +1,11 @@
 #include "core/auth/sas.h"
 
+#include <cctype>
+#include <charconv>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-
-#include <cctype>
-#include <charconv>
 
 #include "core/auth/base64.h"
 #include "core/error.h"
@@ -116,7 +116,8 @@ SasToken ParseSasToken(std::string_view header) {
     } else if (name == "se") {
       if (have_se) Malformed("se given twice");
       have_se = true;
-      const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), token.expiry);
+      const auto [ptr, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), token.expiry);
       if (ec != std::errc() || ptr != value.data() + value.size() || token.expiry <= 0) {
         Malformed("se is not a number of seconds");
       }

@@ -13,10 +13,10 @@ namespace ferry::auth {
 // in any field order. Pure functions: no clock, no storage.
 
 struct SasToken {
-  std::string resource;      // decoded, lower-cased
-  std::string raw_resource;  // sr exactly as it appeared (still URL-encoded)
-  std::string signature;     // decoded base64 text
-  std::int64_t expiry = 0;   // seconds since the Unix epoch
+  std::string resource;                 // decoded, lower-cased
+  std::string raw_resource;             // sr exactly as it appeared (still URL-encoded)
+  std::string signature;                // decoded base64 text
+  std::int64_t expiry = 0;              // seconds since the Unix epoch
   std::optional<std::string> key_name;  // skn: a policy name; absent for device keys
 };
 

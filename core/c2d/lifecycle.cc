@@ -16,9 +16,13 @@ void Settle(Message& m, State state, Outcome outcome, TimePoint now) {
 
 }  // namespace
 
-bool Terminal(State s) { return s == State::kCompleted || s == State::kDeadLettered || s == State::kPurged; }
+bool Terminal(State s) {
+  return s == State::kCompleted || s == State::kDeadLettered || s == State::kPurged;
+}
 
-bool Pending(const Message& m) { return m.state == State::kEnqueued || m.state == State::kInvisible; }
+bool Pending(const Message& m) {
+  return m.state == State::kEnqueued || m.state == State::kInvisible;
+}
 
 bool Deliverable(const Message& m, TimePoint now) {
   if (now >= m.expires_at) return false;
@@ -35,7 +39,8 @@ Result Lock(Message& m, TimePoint now, const Limits& limits, std::string token) 
 }
 
 Result Complete(Message& m, std::string_view token, TimePoint now) {
-  if (m.state == State::kCompleted && !token.empty() && m.lock_token == token) return {Verdict::kAlreadyDone, false};
+  if (m.state == State::kCompleted && !token.empty() && m.lock_token == token)
+    return {Verdict::kAlreadyDone, false};
   if (!HoldsLock(m, token, now)) return {Verdict::kLockLost, false};
   Settle(m, State::kCompleted, Outcome::kSuccess, now);
   return {Verdict::kDone, false};
@@ -55,7 +60,8 @@ Result Abandon(Message& m, std::string_view token, TimePoint now, const Limits& 
 }
 
 Result Reject(Message& m, std::string_view token, TimePoint now) {
-  if (m.state == State::kDeadLettered && m.outcome == Outcome::kRejected && !token.empty() && m.lock_token == token) {
+  if (m.state == State::kDeadLettered && m.outcome == Outcome::kRejected && !token.empty() &&
+      m.lock_token == token) {
     return {Verdict::kAlreadyDone, false};
   }
   if (!HoldsLock(m, token, now)) return {Verdict::kLockLost, false};
@@ -80,7 +86,8 @@ Result Purge(Message& m, TimePoint now) {
 }
 
 Result ReleaseLapsedLock(Message& m, TimePoint now) {
-  if (m.state != State::kInvisible || (m.lock_until && now < *m.lock_until)) return {Verdict::kNotAllowed, false};
+  if (m.state != State::kInvisible || (m.lock_until && now < *m.lock_until))
+    return {Verdict::kNotAllowed, false};
   m.state = State::kEnqueued;
   m.lock_token.clear();
   m.lock_until.reset();
@@ -90,57 +97,77 @@ Result ReleaseLapsedLock(Message& m, TimePoint now) {
 bool WantsFeedback(Ack ack, Outcome outcome) {
   if (outcome == Outcome::kNone) return false;
   switch (ack) {
-    case Ack::kNone: return false;
-    case Ack::kPositive: return outcome == Outcome::kSuccess;
-    case Ack::kNegative: return outcome != Outcome::kSuccess;
-    case Ack::kFull: return true;
+    case Ack::kNone:
+      return false;
+    case Ack::kPositive:
+      return outcome == Outcome::kSuccess;
+    case Ack::kNegative:
+      return outcome != Outcome::kSuccess;
+    case Ack::kFull:
+      return true;
   }
   return false;
 }
 
 std::string_view StateName(State s) {
   switch (s) {
-    case State::kEnqueued: return "Enqueued";
-    case State::kInvisible: return "Invisible";
-    case State::kCompleted: return "Completed";
-    case State::kDeadLettered: return "DeadLettered";
-    case State::kPurged: return "Purged";
+    case State::kEnqueued:
+      return "Enqueued";
+    case State::kInvisible:
+      return "Invisible";
+    case State::kCompleted:
+      return "Completed";
+    case State::kDeadLettered:
+      return "DeadLettered";
+    case State::kPurged:
+      return "Purged";
   }
   return "Enqueued";
 }
 
 std::string_view OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kNone: return "";
-    case Outcome::kSuccess: return "Success";
-    case Outcome::kExpired: return "Expired";
-    case Outcome::kDeliveryCountExceeded: return "DeliveryCountExceeded";
-    case Outcome::kRejected: return "Rejected";
-    case Outcome::kPurged: return "Purged";
+    case Outcome::kNone:
+      return "";
+    case Outcome::kSuccess:
+      return "Success";
+    case Outcome::kExpired:
+      return "Expired";
+    case Outcome::kDeliveryCountExceeded:
+      return "DeliveryCountExceeded";
+    case Outcome::kRejected:
+      return "Rejected";
+    case Outcome::kPurged:
+      return "Purged";
   }
   return "";
 }
 
 std::string_view AckName(Ack a) {
   switch (a) {
-    case Ack::kNone: return "none";
-    case Ack::kPositive: return "positive";
-    case Ack::kNegative: return "negative";
-    case Ack::kFull: return "full";
+    case Ack::kNone:
+      return "none";
+    case Ack::kPositive:
+      return "positive";
+    case Ack::kNegative:
+      return "negative";
+    case Ack::kFull:
+      return "full";
   }
   return "none";
 }
 
 std::optional<State> StateFromName(std::string_view name) {
-  for (const State s : {State::kEnqueued, State::kInvisible, State::kCompleted, State::kDeadLettered, State::kPurged}) {
+  for (const State s : {State::kEnqueued, State::kInvisible, State::kCompleted,
+                        State::kDeadLettered, State::kPurged}) {
     if (StateName(s) == name) return s;
   }
   return std::nullopt;
 }
 
 std::optional<Outcome> OutcomeFromName(std::string_view name) {
-  for (const Outcome o : {Outcome::kNone, Outcome::kSuccess, Outcome::kExpired, Outcome::kDeliveryCountExceeded,
-                          Outcome::kRejected, Outcome::kPurged}) {
+  for (const Outcome o : {Outcome::kNone, Outcome::kSuccess, Outcome::kExpired,
+                          Outcome::kDeliveryCountExceeded, Outcome::kRejected, Outcome::kPurged}) {
     if (OutcomeName(o) == name) return o;
   }
   return std::nullopt;

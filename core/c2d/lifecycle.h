@@ -40,10 +40,10 @@ struct Limits {
 };
 
 enum class Verdict {
-  kDone,          // the transition happened
-  kAlreadyDone,   // a repeat of the settlement that ended it, with the same token: OK, no change
-  kLockLost,      // no valid lock with this token (DeviceMessageLockLost)
-  kNotAllowed,    // not in a state this event applies to
+  kDone,         // the transition happened
+  kAlreadyDone,  // a repeat of the settlement that ended it, with the same token: OK, no change
+  kLockLost,     // no valid lock with this token (DeviceMessageLockLost)
+  kNotAllowed,   // not in a state this event applies to
 };
 
 struct Result {

@@ -16,7 +16,9 @@ bool IsAsciiAlnum(char c) {
   return u < 0x80 && std::isalnum(u) != 0;
 }
 
-bool IsMessageIdChar(char c) { return IsDeviceIdChar(c) || c == ':' || c == ';'; }
+bool IsMessageIdChar(char c) {
+  return IsDeviceIdChar(c) || c == ':' || c == ';';
+}
 
 bool IsPropertyChar(char c) {
   return IsAsciiAlnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -27,8 +29,11 @@ void ValidateId(const std::string& id, std::string_view field) {
   bool ok = id.size() <= kMaxC2dIdLength;
   for (const char c : id) ok = ok && IsMessageIdChar(c);
   if (!ok) {
-    throw Error(Reason::kArgumentInvalid,
-                fmt::format("{} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '", field));
+    throw Error(
+        Reason::kArgumentInvalid,
+        fmt::format(
+            "{} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '",
+            field));
   }
 }
 
@@ -37,14 +42,16 @@ void ValidateProperty(const std::string& text, std::string_view what) {
   for (const char c : text) ok = ok && IsPropertyChar(c);
   if (!ok || (what == "name" && text.empty())) {
     throw Error(Reason::kArgumentInvalid,
-                fmt::format("property {} '{}' may hold only ASCII letters, digits and ! # $ % & ' * + - . ^ _ ` | ~",
+                fmt::format("property {} '{}' may hold only ASCII letters, digits and ! # $ % & ' "
+                            "* + - . ^ _ ` | ~",
                             what, text.substr(0, 64)));
   }
 }
 
 }  // namespace
 
-OutgoingMessage ValidateSend(const SendRequest& req, TimePoint now, std::chrono::seconds default_ttl,
+OutgoingMessage ValidateSend(const SendRequest& req, TimePoint now,
+                             std::chrono::seconds default_ttl,
                              const std::function<std::string()>& new_message_id) {
   ValidateDeviceId(req.device_id);
   ValidateId(req.message_id, "message_id");
@@ -56,7 +63,8 @@ OutgoingMessage ValidateSend(const SendRequest& req, TimePoint now, std::chrono:
   if (!req.correlation_id.empty()) out.correlation_id = req.correlation_id;
   if (!req.user_id.empty()) out.user_id = req.user_id;
   out.ack = req.ack;
-  if (req.expiry_time && req.ttl) throw Error(Reason::kArgumentInvalid, "give expiry_time or ttl, not both");
+  if (req.expiry_time && req.ttl)
+    throw Error(Reason::kArgumentInvalid, "give expiry_time or ttl, not both");
   // Compared in microseconds, clamped, so that no time far in the past or
   // future overflows on the way.
   std::chrono::microseconds ttl = default_ttl;
@@ -64,7 +72,7 @@ OutgoingMessage ValidateSend(const SendRequest& req, TimePoint now, std::chrono:
   if (req.expiry_time) {
     constexpr auto kFar = std::chrono::microseconds(kMaxTtl) * 2;
     const TimePoint at = *req.expiry_time;
-    ttl = at <= now - kFar ? -kFar
+    ttl = at <= now - kFar   ? -kFar
           : at >= now + kFar ? kFar
                              : std::chrono::duration_cast<std::chrono::microseconds>(at - now);
   }
@@ -77,21 +85,25 @@ OutgoingMessage ValidateSend(const SendRequest& req, TimePoint now, std::chrono:
   }
   if (!req.content_type.empty()) out.content_type = req.content_type;
   if (!req.content_encoding.empty()) out.content_encoding = req.content_encoding;
-  std::size_t size = req.body.size() + out.message_id.size() + req.correlation_id.size() + req.user_id.size() +
-                     req.content_type.size() + req.content_encoding.size() + AckName(out.ack).size();
+  std::size_t size = req.body.size() + out.message_id.size() + req.correlation_id.size() +
+                     req.user_id.size() + req.content_type.size() + req.content_encoding.size() +
+                     AckName(out.ack).size();
   if (req.properties.size() > kMaxC2dProperties) {
-    throw Error(Reason::kArgumentInvalid, fmt::format("at most {} application properties", kMaxC2dProperties));
+    throw Error(Reason::kArgumentInvalid,
+                fmt::format("at most {} application properties", kMaxC2dProperties));
   }
   for (const auto& [k, v] : req.properties) {
     ValidateProperty(k, "name");
     ValidateProperty(v, "value");
     if (!out.properties.emplace(k, v).second) {
-      throw Error(Reason::kArgumentInvalid, fmt::format("property '{}' is given twice", k.substr(0, 64)));
+      throw Error(Reason::kArgumentInvalid,
+                  fmt::format("property '{}' is given twice", k.substr(0, 64)));
     }
     size += k.size() + v.size();
   }
   if (size > kMaxC2dMessageBytes) {
-    throw Error(Reason::kMessageTooLarge, fmt::format("the message is {} bytes as IoT Hub counts; at most 64 KB", size));
+    throw Error(Reason::kMessageTooLarge,
+                fmt::format("the message is {} bytes as IoT Hub counts; at most 64 KB", size));
   }
   out.body = req.body;
   return out;

@@ -58,7 +58,8 @@ struct OutgoingMessage {
 // ttl nor expiry_time is given) and 64 KB as IoT Hub counts (body plus
 // system and application properties). `new_message_id` makes the id when the
 // request has none. Throws ferry::Error(kArgumentInvalid or kMessageTooLarge).
-[[nodiscard]] OutgoingMessage ValidateSend(const SendRequest& request, TimePoint now, std::chrono::seconds default_ttl,
+[[nodiscard]] OutgoingMessage ValidateSend(const SendRequest& request, TimePoint now,
+                                           std::chrono::seconds default_ttl,
                                            const std::function<std::string()>& new_message_id);
 
 }  // namespace ferry::c2d

@@ -30,16 +30,26 @@ Decoded Dead(DeadLetterReason reason, std::string detail) {
 
 std::string_view ReasonName(DeadLetterReason reason) {
   switch (reason) {
-    case DeadLetterReason::kMissingDevice: return "missing_device";
-    case DeadLetterReason::kInvalidDeviceId: return "invalid_device_id";
-    case DeadLetterReason::kDeviceMismatch: return "device_mismatch";
-    case DeadLetterReason::kInvalidHeader: return "invalid_header";
-    case DeadLetterReason::kInvalidTimestamp: return "invalid_timestamp";
-    case DeadLetterReason::kExpired: return "expired";
-    case DeadLetterReason::kTooLarge: return "too_large";
-    case DeadLetterReason::kOutOfRetention: return "out_of_retention";
-    case DeadLetterReason::kFutureTimestamp: return "future_timestamp";
-    case DeadLetterReason::kDataError: return "data_error";
+    case DeadLetterReason::kMissingDevice:
+      return "missing_device";
+    case DeadLetterReason::kInvalidDeviceId:
+      return "invalid_device_id";
+    case DeadLetterReason::kDeviceMismatch:
+      return "device_mismatch";
+    case DeadLetterReason::kInvalidHeader:
+      return "invalid_header";
+    case DeadLetterReason::kInvalidTimestamp:
+      return "invalid_timestamp";
+    case DeadLetterReason::kExpired:
+      return "expired";
+    case DeadLetterReason::kTooLarge:
+      return "too_large";
+    case DeadLetterReason::kOutOfRetention:
+      return "out_of_retention";
+    case DeadLetterReason::kFutureTimestamp:
+      return "future_timestamp";
+    case DeadLetterReason::kDataError:
+      return "data_error";
   }
   return "data_error";
 }
@@ -145,9 +155,12 @@ bool IsSystemProperty(std::string_view name) {
 
 bool IsStampedProperty(std::string_view name) {
   static constexpr std::string_view kNames[] = {
-      "iothub-connection-device-id",   "iothub-connection-module-id",
-      "iothub-connection-auth-generation-id", "iothub-connection-auth-method",
-      "iothub-enqueuedtime",           "iothub-message-source",
+      "iothub-connection-device-id",
+      "iothub-connection-module-id",
+      "iothub-connection-auth-generation-id",
+      "iothub-connection-auth-method",
+      "iothub-enqueuedtime",
+      "iothub-message-source",
   };
   for (const auto n : kNames) {
     if (n == name) return true;
@@ -171,9 +184,12 @@ std::size_t Size(const Event& e, const std::map<std::string, std::string>& appli
 
 }  // namespace
 
-std::size_t MessageSize(const Event& e) { return Size(e, e.application_properties); }
+std::size_t MessageSize(const Event& e) {
+  return Size(e, e.application_properties);
+}
 
-std::size_t MessageSize(const Event& e, const std::vector<std::pair<std::string, std::string>>& extra) {
+std::size_t MessageSize(const Event& e,
+                        const std::vector<std::pair<std::string, std::string>>& extra) {
   if (extra.empty()) return MessageSize(e);
   std::map<std::string, std::string> app = e.application_properties;
   for (const auto& [k, v] : extra) app[k] = v;
@@ -261,7 +277,8 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
     const std::int64_t creation = *hono_creation_ms;
     const std::int64_t ttl = *hono_ttl_ms;
     const bool never = ttl > 0 && creation > std::numeric_limits<std::int64_t>::max() - ttl;
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     if (!never && now_ms > creation + ttl) {
       return Dead(DeadLetterReason::kExpired, "Hono ttl has passed");
     }
@@ -272,13 +289,15 @@ Decoded Decode(const KafkaRecord& r, TimePoint now) {
     if (!t) return Dead(DeadLetterReason::kInvalidTimestamp, "iothub-enqueuedtime is not a time");
     e.enqueued_time = *t;
   } else if (r.timestamp_ms && (*r.timestamp_ms < 0 || *r.timestamp_ms >= kMaxTimestampMs)) {
-    return Dead(DeadLetterReason::kInvalidTimestamp, "the record timestamp is outside 1970 to 2199");
+    return Dead(DeadLetterReason::kInvalidTimestamp,
+                "the record timestamp is outside 1970 to 2199");
   } else if (r.timestamp_ms) {
     e.enqueued_time = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
         std::chrono::milliseconds(*r.timestamp_ms)));
     e.system_properties[std::string(kEnqueuedHeader)] = FormatTime(e.enqueued_time);
   } else {
-    return Dead(DeadLetterReason::kInvalidTimestamp, "no iothub-enqueuedtime and no record timestamp");
+    return Dead(DeadLetterReason::kInvalidTimestamp,
+                "no iothub-enqueuedtime and no record timestamp");
   }
   if (!IsStorableTime(e.enqueued_time) || (e.creation_time && !IsStorableTime(*e.creation_time))) {
     return Dead(DeadLetterReason::kInvalidTimestamp, "a time outside the years 1970 to 2199");

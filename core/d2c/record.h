@@ -89,8 +89,9 @@ struct BatchLimits {
 
 // Whether a buffer of `records` records and `bytes` bytes, the oldest
 // buffered `waited` ago, should be landed now.
-[[nodiscard]] bool BatchDue(std::size_t records, std::size_t bytes, std::chrono::milliseconds waited,
-                            std::chrono::milliseconds linger, const BatchLimits& limits, bool flush);
+[[nodiscard]] bool BatchDue(std::size_t records, std::size_t bytes,
+                            std::chrono::milliseconds waited, std::chrono::milliseconds linger,
+                            const BatchLimits& limits, bool flush);
 
 // Moves the next batch off the front of `buffer` (offset order kept) and
 // returns its size in bytes.
@@ -127,8 +128,8 @@ std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits
 
 // MessageSize with `extra` application properties (routing enrichments, which
 // replace a property of the same name) added.
-[[nodiscard]] std::size_t MessageSize(const Event& event,
-                                      const std::vector<std::pair<std::string, std::string>>& extra);
+[[nodiscard]] std::size_t MessageSize(
+    const Event& event, const std::vector<std::pair<std::string, std::string>>& extra);
 
 // Years 1970 to 2199: times every reader of the store can represent.
 [[nodiscard]] bool IsStorableTime(TimePoint t);
@@ -136,6 +137,5 @@ std::size_t TakeBatch(std::deque<KafkaRecord>& buffer, const BatchLimits& limits
 // Whether `text` is valid UTF-8 without NUL bytes (what PostgreSQL text and
 // jsonb accept).
 [[nodiscard]] bool IsStorableText(std::string_view text);
-
 
 }  // namespace ferry::d2c

@@ -1,12 +1,12 @@
 #include "core/kafka/mock_cluster.h"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 namespace ferry::kafka {
 
@@ -31,7 +31,8 @@ MockCluster::MockCluster(int brokers) : impl_(std::make_unique<Impl>()) {
   impl_->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (impl_->rk == nullptr) {
     rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("cannot create Kafka handle for the mock cluster: ") + err);
+    throw std::runtime_error(std::string("cannot create Kafka handle for the mock cluster: ") +
+                             err);
   }
   impl_->cluster = rd_kafka_mock_cluster_new(impl_->rk, brokers);
   if (impl_->cluster == nullptr) throw std::runtime_error("cannot start the Kafka mock cluster");

@@ -1,16 +1,14 @@
 #include "core/kafka/producer.h"
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafkacpp.h>
-
 #include <atomic>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
-#include <prometheus/counter.h>
-
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafkacpp.h>
+#include <prometheus/counter.h>
 
 #include "core/log.h"
 
@@ -31,11 +29,15 @@ struct ReplicaState {
 
 // The topic's min.insync.replicas (DescribeConfigs); nullopt if Kafka did
 // not say in time.
-std::optional<int> MinInsyncReplicas(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
-  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+std::optional<int> MinInsyncReplicas(rd_kafka_t* rk, const std::string& topic,
+                                     std::chrono::milliseconds timeout) {
+  rd_kafka_ConfigResource_t* res =
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
   char err[256];
-  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err,
+                                            sizeof err);
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_DescribeConfigs(rk, &res, 1, options, q);
   std::optional<int> out;
@@ -43,14 +45,16 @@ std::optional<int> MinInsyncReplicas(rd_kafka_t* rk, const std::string& topic, s
     if (const rd_kafka_DescribeConfigs_result_t* r = rd_kafka_event_DescribeConfigs_result(ev);
         r != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       std::size_t n = 0;
-      const rd_kafka_ConfigResource_t** resources = rd_kafka_DescribeConfigs_result_resources(r, &n);
+      const rd_kafka_ConfigResource_t** resources =
+          rd_kafka_DescribeConfigs_result_resources(r, &n);
       for (std::size_t i = 0; i < n; ++i) {
         if (rd_kafka_ConfigResource_error(resources[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
         std::size_t m = 0;
         const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
         for (std::size_t j = 0; j < m; ++j) {
           const char* value = rd_kafka_ConfigEntry_value(entries[j]);
-          if (std::string_view(rd_kafka_ConfigEntry_name(entries[j])) == "min.insync.replicas" && value != nullptr) {
+          if (std::string_view(rd_kafka_ConfigEntry_name(entries[j])) == "min.insync.replicas" &&
+              value != nullptr) {
             out = std::atoi(value);
           }
         }
@@ -186,7 +190,8 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
         try {
           fresh = Create();
         } catch (const std::exception& e) {
-          Logger()->critical("kafka producer could not be recreated, retrying error=\"{}\"", e.what());
+          Logger()->critical("kafka producer could not be recreated, retrying error=\"{}\"",
+                             e.what());
           fatal = true;
           std::this_thread::sleep_for(std::chrono::seconds(1));
           continue;
@@ -239,23 +244,23 @@ bool Producer::Reachable(std::chrono::milliseconds timeout) {
   return e == RdKafka::ERR_NO_ERROR;
 }
 
-std::optional<std::pair<std::int64_t, std::int64_t>> Producer::Watermarks(const std::string& topic,
-                                                                        std::int32_t partition,
-                                                                        std::chrono::milliseconds timeout) {
+std::optional<std::pair<std::int64_t, std::int64_t>> Producer::Watermarks(
+    const std::string& topic, std::int32_t partition, std::chrono::milliseconds timeout) {
   std::shared_ptr<RdKafka::Producer> p;
   {
     std::lock_guard lock(impl_->mutex);
     p = impl_->producer;
   }
   std::int64_t low = 0, high = 0;
-  if (p->query_watermark_offsets(topic, partition, &low, &high, static_cast<int>(timeout.count())) !=
-      RdKafka::ERR_NO_ERROR) {
+  if (p->query_watermark_offsets(topic, partition, &low, &high,
+                                 static_cast<int>(timeout.count())) != RdKafka::ERR_NO_ERROR) {
     return std::nullopt;
   }
   return std::pair{low, high};
 }
 
-std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic, std::int32_t partition,
+std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic,
+                                                    std::int32_t partition,
                                                     std::int64_t timestamp_ms,
                                                     std::chrono::milliseconds timeout) {
   std::shared_ptr<RdKafka::Producer> p;
@@ -263,7 +268,8 @@ std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic, st
     std::lock_guard lock(impl_->mutex);
     p = impl_->producer;
   }
-  std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic, partition, timestamp_ms)};
+  std::vector<RdKafka::TopicPartition*> tps = {
+      RdKafka::TopicPartition::create(topic, partition, timestamp_ms)};
   const RdKafka::ErrorCode e = p->offsetsForTimes(tps, static_cast<int>(timeout.count()));
   const std::int64_t offset = tps[0]->offset();
   const RdKafka::ErrorCode pe = tps[0]->err();
@@ -294,7 +300,8 @@ std::string Producer::CheckReplicas(const std::string& topic, std::chrono::milli
   std::string err;
   std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(p.get(), topic, nullptr, err));
   RdKafka::Metadata* raw = nullptr;
-  if (t == nullptr || p->metadata(false, t.get(), &raw, static_cast<int>(timeout.count())) != RdKafka::ERR_NO_ERROR) {
+  if (t == nullptr || p->metadata(false, t.get(), &raw, static_cast<int>(timeout.count())) !=
+                          RdKafka::ERR_NO_ERROR) {
     delete raw;
     return "";
   }
@@ -322,9 +329,11 @@ std::string Producer::CheckReplicas(const std::string& topic, std::chrono::milli
     impl_->replicas[topic] = state;
   }
   if (short_ones.empty()) return "";
-  return fmt::format("Kafka topic {} partitions {} have {} in-sync replica(s), fewer than its min.insync.replicas {}: "
-                     "sends to them are refused",
-                     topic, short_ones, fewest, state.min_isr);
+  return fmt::format(
+      "Kafka topic {} partitions {} have {} in-sync replica(s), fewer than its min.insync.replicas "
+      "{}: "
+      "sends to them are refused",
+      topic, short_ones, fewest, state.min_isr);
 }
 
 std::string Producer::Refusal(const std::string& topic, const std::string& key) const {
@@ -333,16 +342,16 @@ std::string Producer::Refusal(const std::string& topic, const std::string& key) 
   if (it == impl_->replicas.end() || it->second.in_sync.empty()) return "";
   const auto& in_sync = it->second.in_sync;
   // The partitioner Ferry produces with (murmur2_random; keys are never empty here).
-  const std::int32_t p = rd_kafka_msg_partitioner_murmur2_random(nullptr, key.data(), key.size(),
-                                                                 static_cast<std::int32_t>(in_sync.size()), nullptr,
-                                                                 nullptr);
+  const std::int32_t p = rd_kafka_msg_partitioner_murmur2_random(
+      nullptr, key.data(), key.size(), static_cast<std::int32_t>(in_sync.size()), nullptr, nullptr);
   if (p < 0 || static_cast<std::size_t>(p) >= in_sync.size() || key.empty() ||
       in_sync[static_cast<std::size_t>(p)] >= it->second.min_isr) {
     return "";
   }
-  return fmt::format("Kafka partition {} of {} has {} in-sync replica(s), fewer than its min.insync.replicas {}: "
-                     "the event was not sent (retry later)",
-                     p, topic, in_sync[static_cast<std::size_t>(p)], it->second.min_isr);
+  return fmt::format(
+      "Kafka partition {} of {} has {} in-sync replica(s), fewer than its min.insync.replicas {}: "
+      "the event was not sent (retry later)",
+      p, topic, in_sync[static_cast<std::size_t>(p)], it->second.min_isr);
 }
 
 bool Producer::Send(const OutgoingRecord& r, std::chrono::steady_clock::time_point deadline,

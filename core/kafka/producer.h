@@ -56,7 +56,8 @@ class Producer final {
       const std::string& topic, std::int32_t partition, std::chrono::milliseconds timeout);
   // The first offset whose timestamp is at or after `timestamp_ms` (-1: none
   // yet, i.e. the end); nullopt on error.
-  [[nodiscard]] std::optional<std::int64_t> OffsetForTime(const std::string& topic, std::int32_t partition,
+  [[nodiscard]] std::optional<std::int64_t> OffsetForTime(const std::string& topic,
+                                                          std::int32_t partition,
                                                           std::int64_t timestamp_ms,
                                                           std::chrono::milliseconds timeout);
 

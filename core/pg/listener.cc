@@ -43,16 +43,22 @@ Listener::Listener(Pool& pool, prometheus::Registry& registry)
                          .Register(registry)
                          .Add({})) {}
 
-Listener::~Listener() { Stop(); }
+Listener::~Listener() {
+  Stop();
+}
 
 void Listener::Subscribe(const std::string& channel,
                          std::function<void(const std::string&)> on_notify) {
   subscribers_[channel].push_back(std::move(on_notify));
 }
 
-void Listener::OnResync(std::function<void()> resync) { resyncs_.push_back(std::move(resync)); }
+void Listener::OnResync(std::function<void()> resync) {
+  resyncs_.push_back(std::move(resync));
+}
 
-void Listener::Start() { thread_ = std::thread([this] { Run(); }); }
+void Listener::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Listener::Stop() {
   stopping_ = true;

@@ -28,7 +28,8 @@ class Listener final {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  void Subscribe(const std::string& channel, std::function<void(const std::string& payload)> on_notify);
+  void Subscribe(const std::string& channel,
+                 std::function<void(const std::string& payload)> on_notify);
   void OnResync(std::function<void()> resync);
   void Start();
   void Stop();

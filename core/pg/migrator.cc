@@ -87,9 +87,8 @@ Migration ParseMigration(std::string_view file_name, std::string_view text) {
   const auto underscore = file_name.find('_');
   const bool sql = file_name.size() > 4 && file_name.substr(file_name.size() - 4) == ".sql";
   int version = 0;
-  const auto [ptr, ec] = std::from_chars(file_name.data(),
-                                         file_name.data() + std::min(underscore, file_name.size()),
-                                         version);
+  const auto [ptr, ec] = std::from_chars(
+      file_name.data(), file_name.data() + std::min(underscore, file_name.size()), version);
   if (underscore == std::string_view::npos || !sql || ec != std::errc() ||
       ptr != file_name.data() + underscore || version <= 0) {
     throw std::invalid_argument("migration file '" + std::string(file_name) +
@@ -202,7 +201,8 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
   // migration would wait for, and the two would deadlock.
   for (int attempt = 0;; ++attempt) {
     pqxx::nontransaction tx(conn);
-    if (tx.exec_params("SELECT pg_try_advisory_lock($1)", kMigrationLockKey)[0][0].as<bool>()) break;
+    if (tx.exec_params("SELECT pg_try_advisory_lock($1)", kMigrationLockKey)[0][0].as<bool>())
+      break;
     if (attempt % 50 == 0) logger->info("waiting for another replica's migrations to finish");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
@@ -246,9 +246,10 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
       if (m.transactional) {
         pqxx::work tx(conn);
         tx.exec(m.sql);
-        tx.exec_params("INSERT INTO ferry_schema_migrations (version, name, checksum) "
-                       "VALUES ($1, $2, $3)",
-                       m.version, m.name, m.checksum);
+        tx.exec_params(
+            "INSERT INTO ferry_schema_migrations (version, name, checksum) "
+            "VALUES ($1, $2, $3)",
+            m.version, m.name, m.checksum);
         tx.commit();
       } else {
         for (const std::string& statement : SplitStatements(m.sql)) {
@@ -256,9 +257,10 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
           tx.exec(statement);
         }
         pqxx::work tx(conn);
-        tx.exec_params("INSERT INTO ferry_schema_migrations (version, name, checksum) "
-                       "VALUES ($1, $2, $3)",
-                       m.version, m.name, m.checksum);
+        tx.exec_params(
+            "INSERT INTO ferry_schema_migrations (version, name, checksum) "
+            "VALUES ($1, $2, $3)",
+            m.version, m.name, m.checksum);
         tx.commit();
       }
     } catch (const pqxx::sql_error& e) {

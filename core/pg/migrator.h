@@ -14,7 +14,7 @@ namespace ferry::pg {
 // be idempotent: if it fails half-way it is run again from the start.
 struct Migration {
   int version = 0;
-  std::string name;      // file name, e.g. "0001_registry.sql"
+  std::string name;  // file name, e.g. "0001_registry.sql"
   std::string sql;
   bool transactional = true;
   std::string checksum;  // hex SHA-256 of the file's text

@@ -56,8 +56,8 @@ Lease Pool::Acquire() {
   ++waiting_;
   UpdateGaugesLocked();
   while (idle_.empty() && in_use_ >= options_.max_size) {
-    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        idle_.empty() && in_use_ >= options_.max_size) {
+    if (freed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        in_use_ >= options_.max_size) {
       --waiting_;
       metrics_->acquire_timeouts.Increment();
       UpdateGaugesLocked();

@@ -3,7 +3,8 @@
 namespace ferry::pg {
 namespace {
 
-prometheus::Registry& Pick(prometheus::Registry* given, std::shared_ptr<prometheus::Registry>& own) {
+prometheus::Registry& Pick(prometheus::Registry* given,
+                           std::shared_ptr<prometheus::Registry>& own) {
   if (given != nullptr) return *given;
   own = std::make_shared<prometheus::Registry>();
   return *own;

@@ -7,8 +7,8 @@
 #include <pqxx/nontransaction>
 
 #include "core/error.h"
-#include "core/pg/copy.h"
 #include "core/log.h"
+#include "core/pg/copy.h"
 #include "core/pg/pool_metrics.h"
 
 namespace ferry::pg {
@@ -85,7 +85,8 @@ void RunOnce(pqxx::connection& conn, const std::function<void(pqxx::dbtransactio
 
 // The retry loop shared by transactions and autocommit statements: `run_once`
 // runs the caller's body once on a leased connection.
-void RunAttempts(Pool& pool, const std::function<void(pqxx::connection&)>& run_once, const TxOptions& options) {
+void RunAttempts(Pool& pool, const std::function<void(pqxx::connection&)>& run_once,
+                 const TxOptions& options) {
   static const auto logger = log::Get("pg");
   std::string last_error;
   for (int attempt = 0; attempt < options.max_attempts; ++attempt) {
@@ -112,9 +113,9 @@ void RunAttempts(Pool& pool, const std::function<void(pqxx::connection&)>& run_o
           if (lease) lease->Discard();
           logger->error("transaction outcome unknown: connection lost during commit error=\"{}\"",
                         e.what());
-          throw Error(Reason::kServiceUnavailable,
-                      std::string("database connection lost during commit; outcome unknown: ") +
-                          e.what());
+          throw Error(
+              Reason::kServiceUnavailable,
+              std::string("database connection lost during commit; outcome unknown: ") + e.what());
         case Outcome::kRetryOnNewConnection:
           if (lease) lease->Discard();
           [[fallthrough]];
@@ -128,16 +129,17 @@ void RunAttempts(Pool& pool, const std::function<void(pqxx::connection&)>& run_o
     }
   }
   while (!last_error.empty() && last_error.back() == '\n') last_error.pop_back();
-  throw Error(Reason::kServiceUnavailable,
-              "database unavailable after " + std::to_string(options.max_attempts) +
-                  " attempts: " + last_error);
+  throw Error(Reason::kServiceUnavailable, "database unavailable after " +
+                                               std::to_string(options.max_attempts) +
+                                               " attempts: " + last_error);
 }
 
 }  // namespace
 
 void RunTransaction(Pool& pool, const std::function<void(pqxx::dbtransaction&)>& body,
                     const TxOptions& options) {
-  RunAttempts(pool, [&](pqxx::connection& conn) { RunOnce(conn, body, options.isolation); }, options);
+  RunAttempts(
+      pool, [&](pqxx::connection& conn) { RunOnce(conn, body, options.isolation); }, options);
 }
 
 void RunAutocommit(Pool& pool, const std::function<void(pqxx::transaction_base&)>& body,

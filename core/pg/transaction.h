@@ -75,8 +75,8 @@ auto WithAutocommit(Pool& pool, Fn&& fn, const TxOptions& options = {}) {
 // registers it (one more round trip, once). `name` must always come with the
 // same `sql`.
 template <typename... Args>
-pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& name, const std::string& sql,
-                          Args&&... args) {
+pqxx::result ExecPrepared(pqxx::transaction_base& tx, const std::string& name,
+                          const std::string& sql, Args&&... args) {
   tx.conn().prepare(name, sql);  // a map lookup once known
   return tx.exec_prepared(name, std::forward<Args>(args)...);
 }

@@ -11,8 +11,8 @@ std::shared_ptr<const RouteSet> RouteSet::StoreEverything() {
   return everything;
 }
 
-RouteSet::RouteSet(std::int64_t version, bool fallback_enabled, std::vector<EndpointTarget> endpoints,
-                   std::vector<CompiledRoute> routes)
+RouteSet::RouteSet(std::int64_t version, bool fallback_enabled,
+                   std::vector<EndpointTarget> endpoints, std::vector<CompiledRoute> routes)
     : version_(version),
       fallback_enabled_(fallback_enabled),
       endpoints_(std::move(endpoints)),
@@ -43,9 +43,14 @@ RouteDecision RouteSet::Route(const QueryInput& message, bool lifecycle) const {
         continue;  // already going there: its condition cannot add anything
       }
       switch (r.query.Evaluate(evaluation)) {
-        case Outcome::kTrue: d.endpoints.push_back(r.endpoint); break;
-        case Outcome::kFalse: break;
-        case Outcome::kUndefined: d.undefined_routes.push_back(i); break;
+        case Outcome::kTrue:
+          d.endpoints.push_back(r.endpoint);
+          break;
+        case Outcome::kFalse:
+          break;
+        case Outcome::kUndefined:
+          d.undefined_routes.push_back(i);
+          break;
       }
     }
   }
@@ -57,9 +62,8 @@ RouteDecision RouteSet::Route(const QueryInput& message, bool lifecycle) const {
   return d;
 }
 
-std::vector<std::pair<std::string, std::string>> RouteSet::Enrich(std::size_t endpoint,
-                                                                  std::string_view hub_name,
-                                                                  const DeviceFields* device) const {
+std::vector<std::pair<std::string, std::string>> RouteSet::Enrich(
+    std::size_t endpoint, std::string_view hub_name, const DeviceFields* device) const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const Enrichment& e : endpoints_.at(endpoint).enrichments) {
     std::string value = e.value;

@@ -9,10 +9,11 @@ CredentialCache::CredentialCache(CredentialStore& store, prometheus::Registry& r
     : store_(store),
       ttl_(ttl),
       max_devices_(max_devices),
-      lookups_(prometheus::BuildCounter()
-                   .Name("ferry_auth_cache_lookups_total")
-                   .Help("Credential cache lookups by kind (device, policy) and result (hit, miss).")
-                   .Register(registry)) {}
+      lookups_(
+          prometheus::BuildCounter()
+              .Name("ferry_auth_cache_lookups_total")
+              .Help("Credential cache lookups by kind (device, policy) and result (hit, miss).")
+              .Register(registry)) {}
 
 void CredentialCache::Attach(pg::Listener& listener) {
   listener.Subscribe("ferry_auth", [this](const std::string& payload) { Invalidate(payload); });

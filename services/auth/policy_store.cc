@@ -68,9 +68,9 @@ void CheckLimits(pqxx::dbtransaction& tx) {
                 fmt::format("a hub has at most {} shared access policies", kMaxPolicies));
   }
   if (service > kMaxServiceConnectPolicies) {
-    throw Error(Reason::kPolicyLimitExceeded,
-                fmt::format("at most {} policies may grant ServiceConnect",
-                            kMaxServiceConnectPolicies));
+    throw Error(
+        Reason::kPolicyLimitExceeded,
+        fmt::format("at most {} policies may grant ServiceConnect", kMaxServiceConnectPolicies));
   }
   if (owners == 0) {
     throw Error(Reason::kPolicyLimitExceeded,
@@ -81,7 +81,8 @@ void CheckLimits(pqxx::dbtransaction& tx) {
 
 }  // namespace
 
-StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now, const audit::Entry* audit) {
+StoredPolicy PolicyStore::Create(const auth::PolicyCredentials& p, TimePoint now,
+                                 const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + p.name);
   const std::string sql = fmt::format(
       "INSERT INTO shared_access_policies (name, primary_key, secondary_key, permissions,"
@@ -163,14 +164,15 @@ StoredPolicy PolicyStore::SetKey(const std::string& name, KeySlot slot, const st
                                  TimePoint now, const audit::Entry* audit) {
   const NotifyOnExit notify(observer_, "policy:" + name);
   const std::string column = slot == KeySlot::kPrimary ? "primary_key" : "secondary_key";
-  const std::string sql =
-      fmt::format("UPDATE shared_access_policies SET {} = $2, updated_at = {} WHERE name = $1"
-                  " RETURNING {}",
-                  column, pg::TimestampFromMicros("$3"), kColumns);
+  const std::string sql = fmt::format(
+      "UPDATE shared_access_policies SET {} = $2, updated_at = {} WHERE name = $1"
+      " RETURNING {}",
+      column, pg::TimestampFromMicros("$3"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(sql, name, key, ToUnixMicros(now));
     if (r.empty()) NotFound(name);
-    if (audit != nullptr) audit::Write(tx, *audit, {{"slot", slot == KeySlot::kPrimary ? "primary" : "secondary"}});
+    if (audit != nullptr)
+      audit::Write(tx, *audit, {{"slot", slot == KeySlot::kPrimary ? "primary" : "secondary"}});
     return FromRow(r[0]);
   });
 }
@@ -188,9 +190,8 @@ std::optional<StoredPolicy> PolicyStore::EnsureOwner(const std::string& name,
     if (tx.exec1("SELECT count(*) FROM shared_access_policies")[0].as<int>() > 0) {
       return std::nullopt;
     }
-    const pqxx::result r = tx.exec_params(sql, name, key, secondary_key,
-                                          ArrayLiteral(auth::PermissionSet::All()),
-                                          ToUnixMicros(now));
+    const pqxx::result r = tx.exec_params(
+        sql, name, key, secondary_key, ArrayLiteral(auth::PermissionSet::All()), ToUnixMicros(now));
     return FromRow(r[0]);
   });
 }
@@ -198,7 +199,8 @@ std::optional<StoredPolicy> PolicyStore::EnsureOwner(const std::string& name,
 std::vector<auth::PolicyCredentials> CredentialStore::LoadPolicies() {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     std::vector<auth::PolicyCredentials> out;
-    for (const auto& row : tx.exec(fmt::format("SELECT {} FROM shared_access_policies", kColumns))) {
+    for (const auto& row :
+         tx.exec(fmt::format("SELECT {} FROM shared_access_policies", kColumns))) {
       out.push_back(FromRow(row).credentials);
     }
     return out;
@@ -206,17 +208,17 @@ std::vector<auth::PolicyCredentials> CredentialStore::LoadPolicies() {
 }
 
 std::optional<auth::DeviceCredentials> CredentialStore::LoadDevice(const std::string& device_id) {
-  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx)
-                                        -> std::optional<auth::DeviceCredentials> {
-    const pqxx::result r = tx.exec_params(
-        "SELECT device_id, generation_id, primary_key, secondary_key, status = 'enabled'"
-        " FROM devices WHERE device_id = $1",
-        device_id);
-    if (r.empty()) return std::nullopt;
-    return auth::DeviceCredentials{r[0][0].as<std::string>(), r[0][1].as<std::string>(),
-                                   r[0][2].as<std::string>(), r[0][3].as<std::string>(),
-                                   r[0][4].as<bool>()};
-  });
+  return pg::WithTransaction(
+      pool_, [&](pqxx::dbtransaction& tx) -> std::optional<auth::DeviceCredentials> {
+        const pqxx::result r = tx.exec_params(
+            "SELECT device_id, generation_id, primary_key, secondary_key, status = 'enabled'"
+            " FROM devices WHERE device_id = $1",
+            device_id);
+        if (r.empty()) return std::nullopt;
+        return auth::DeviceCredentials{r[0][0].as<std::string>(), r[0][1].as<std::string>(),
+                                       r[0][2].as<std::string>(), r[0][3].as<std::string>(),
+                                       r[0][4].as<bool>()};
+      });
 }
 
 }  // namespace ferry::access

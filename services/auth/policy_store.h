@@ -41,7 +41,8 @@ class PolicyStore final {
   void OnChange(ChangeObserver observer) { observer_ = std::move(observer); }
 
   // The writes record `audit`, when given, in their own transaction.
-  StoredPolicy Create(const auth::PolicyCredentials& policy, TimePoint now, const audit::Entry* audit = nullptr);
+  StoredPolicy Create(const auth::PolicyCredentials& policy, TimePoint now,
+                      const audit::Entry* audit = nullptr);
   StoredPolicy Get(const std::string& name);
   std::vector<StoredPolicy> List();
   // Replaces permissions; keys replaced only when given.

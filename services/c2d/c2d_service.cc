@@ -25,30 +25,43 @@ const std::shared_ptr<spdlog::logger>& Logger() {
 
 Ack AckFromProto(v1::AckMode a) {
   switch (a) {
-    case v1::ACK_MODE_POSITIVE: return Ack::kPositive;
-    case v1::ACK_MODE_NEGATIVE: return Ack::kNegative;
-    case v1::ACK_MODE_FULL: return Ack::kFull;
-    default: return Ack::kNone;
+    case v1::ACK_MODE_POSITIVE:
+      return Ack::kPositive;
+    case v1::ACK_MODE_NEGATIVE:
+      return Ack::kNegative;
+    case v1::ACK_MODE_FULL:
+      return Ack::kFull;
+    default:
+      return Ack::kNone;
   }
 }
 
 v1::AckMode AckToProto(Ack a) {
   switch (a) {
-    case Ack::kNone: return v1::ACK_MODE_NONE;
-    case Ack::kPositive: return v1::ACK_MODE_POSITIVE;
-    case Ack::kNegative: return v1::ACK_MODE_NEGATIVE;
-    case Ack::kFull: return v1::ACK_MODE_FULL;
+    case Ack::kNone:
+      return v1::ACK_MODE_NONE;
+    case Ack::kPositive:
+      return v1::ACK_MODE_POSITIVE;
+    case Ack::kNegative:
+      return v1::ACK_MODE_NEGATIVE;
+    case Ack::kFull:
+      return v1::ACK_MODE_FULL;
   }
   return v1::ACK_MODE_NONE;
 }
 
 v1::C2dState StateToProto(State s) {
   switch (s) {
-    case State::kEnqueued: return v1::C2D_STATE_ENQUEUED;
-    case State::kInvisible: return v1::C2D_STATE_INVISIBLE;
-    case State::kCompleted: return v1::C2D_STATE_COMPLETED;
-    case State::kDeadLettered: return v1::C2D_STATE_DEAD_LETTERED;
-    case State::kPurged: return v1::C2D_STATE_PURGED;
+    case State::kEnqueued:
+      return v1::C2D_STATE_ENQUEUED;
+    case State::kInvisible:
+      return v1::C2D_STATE_INVISIBLE;
+    case State::kCompleted:
+      return v1::C2D_STATE_COMPLETED;
+    case State::kDeadLettered:
+      return v1::C2D_STATE_DEAD_LETTERED;
+    case State::kPurged:
+      return v1::C2D_STATE_PURGED;
   }
   return v1::C2D_STATE_UNSPECIFIED;
 }
@@ -66,13 +79,16 @@ void EncodeState(const StoredMessage& m, v1::C2dMessageState* out) {
   *out->mutable_enqueued_time() = rpc::ToProtoTime(m.enqueued_at);
   *out->mutable_expiry_time() = rpc::ToProtoTime(m.lifecycle.expires_at);
   out->set_outcome(std::string(OutcomeName(m.lifecycle.outcome)));
-  if (m.lifecycle.outcome_at) *out->mutable_outcome_time() = rpc::ToProtoTime(*m.lifecycle.outcome_at);
+  if (m.lifecycle.outcome_at)
+    *out->mutable_outcome_time() = rpc::ToProtoTime(*m.lifecycle.outcome_at);
   out->set_ack(AckToProto(m.ack));
-  if (m.first_delivered_at) *out->mutable_first_delivered_time() = rpc::ToProtoTime(*m.first_delivered_at);
+  if (m.first_delivered_at)
+    *out->mutable_first_delivered_time() = rpc::ToProtoTime(*m.first_delivered_at);
 }
 
 std::size_t PageSize(int requested) {
-  if (requested < 0 || requested > 1000) throw Error(Reason::kArgumentInvalid, "page_size must be 0 (100) to 1000");
+  if (requested < 0 || requested > 1000)
+    throw Error(Reason::kArgumentInvalid, "page_size must be 0 (100) to 1000");
   return requested == 0 ? 100 : static_cast<std::size_t>(requested);
 }
 
@@ -83,7 +99,11 @@ WakeHub::Clock::time_point SteadyAt(TimePoint at, TimePoint now) {
 }  // namespace
 
 Metrics::Metrics(prometheus::Registry& r)
-    : sent(prometheus::BuildCounter().Name("ferry_c2d_sent_total").Help("C2D messages enqueued.").Register(r).Add({})),
+    : sent(prometheus::BuildCounter()
+               .Name("ferry_c2d_sent_total")
+               .Help("C2D messages enqueued.")
+               .Register(r)
+               .Add({})),
       duplicates(prometheus::BuildCounter()
                      .Name("ferry_c2d_duplicates_total")
                      .Help("C2D sends answered with an existing message (same message id).")
@@ -94,14 +114,31 @@ Metrics::Metrics(prometheus::Registry& r)
                     .Help("C2D messages locked for a device (each receive, redeliveries included).")
                     .Register(r)
                     .Add({})),
-      completed(prometheus::BuildCounter().Name("ferry_c2d_completed_total").Help("C2D messages completed.").Register(r).Add({})),
-      abandoned(prometheus::BuildCounter().Name("ferry_c2d_abandoned_total").Help("C2D abandons.").Register(r).Add({})),
-      rejected(prometheus::BuildCounter().Name("ferry_c2d_rejected_total").Help("C2D messages rejected.").Register(r).Add({})),
+      completed(prometheus::BuildCounter()
+                    .Name("ferry_c2d_completed_total")
+                    .Help("C2D messages completed.")
+                    .Register(r)
+                    .Add({})),
+      abandoned(prometheus::BuildCounter()
+                    .Name("ferry_c2d_abandoned_total")
+                    .Help("C2D abandons.")
+                    .Register(r)
+                    .Add({})),
+      rejected(prometheus::BuildCounter()
+                   .Name("ferry_c2d_rejected_total")
+                   .Help("C2D messages rejected.")
+                   .Register(r)
+                   .Add({})),
       dead_lettered(prometheus::BuildCounter()
                         .Name("ferry_c2d_dead_lettered_total")
-                        .Help("C2D messages dead-lettered, by reason (Rejected, DeliveryCountExceeded, Expired).")
+                        .Help("C2D messages dead-lettered, by reason (Rejected, "
+                              "DeliveryCountExceeded, Expired).")
                         .Register(r)),
-      purged(prometheus::BuildCounter().Name("ferry_c2d_purged_total").Help("C2D messages purged.").Register(r).Add({})),
+      purged(prometheus::BuildCounter()
+                 .Name("ferry_c2d_purged_total")
+                 .Help("C2D messages purged.")
+                 .Register(r)
+                 .Add({})),
       queue_full(prometheus::BuildCounter()
                      .Name("ferry_c2d_queue_full_total")
                      .Help("C2D sends refused with DeviceMaximumQueueDepthExceeded.")
@@ -114,27 +151,32 @@ Metrics::Metrics(prometheus::Registry& r)
                     .Add({})),
       pending(prometheus::BuildGauge()
                   .Name("ferry_c2d_pending_messages")
-                  .Help("Unexpired Enqueued and Invisible C2D messages, all devices (refreshed every 15 s).")
+                  .Help("Unexpired Enqueued and Invisible C2D messages, all devices (refreshed "
+                        "every 15 s).")
                   .Register(r)
                   .Add({})),
-      devices_at_limit(prometheus::BuildGauge()
-                           .Name("ferry_c2d_devices_at_queue_limit")
-                           .Help("Devices whose pending messages reach the queue depth (refreshed every 15 s).")
-                           .Register(r)
-                           .Add({})),
-      waiting(prometheus::BuildGauge()
-                  .Name("ferry_c2d_receive_waiting")
-                  .Help("Receive calls and Subscribe streams waiting for a message on this replica.")
-                  .Register(r)
-                  .Add({})),
-      first_delivery_seconds(prometheus::BuildHistogram()
-                                 .Name("ferry_c2d_send_to_first_delivery_seconds")
-                                 .Help("Time from enqueue to a message's first delivery.")
-                                 .Register(r)
-                                 .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                                                  0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
+      devices_at_limit(
+          prometheus::BuildGauge()
+              .Name("ferry_c2d_devices_at_queue_limit")
+              .Help("Devices whose pending messages reach the queue depth (refreshed every 15 s).")
+              .Register(r)
+              .Add({})),
+      waiting(
+          prometheus::BuildGauge()
+              .Name("ferry_c2d_receive_waiting")
+              .Help("Receive calls and Subscribe streams waiting for a message on this replica.")
+              .Register(r)
+              .Add({})),
+      first_delivery_seconds(
+          prometheus::BuildHistogram()
+              .Name("ferry_c2d_send_to_first_delivery_seconds")
+              .Help("Time from enqueue to a message's first delivery.")
+              .Register(r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                               0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
 
-OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::chrono::seconds default_ttl) {
+OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now,
+                             std::chrono::seconds default_ttl) {
   const v1::C2dMessage& m = req.message();
   SendRequest r;
   r.device_id = req.device_id();
@@ -151,8 +193,9 @@ OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now, std::
   return c2d::ValidateSend(r, now, default_ttl, [] { return registry::NewEtag(); });
 }
 
-CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store, const Clock& clock,
-                                           Metrics& metrics, std::chrono::seconds default_ttl)
+CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store,
+                                           const Clock& clock, Metrics& metrics,
+                                           std::chrono::seconds default_ttl)
     : runtime_(runtime),
       store_(store),
       clock_(clock),
@@ -170,80 +213,91 @@ CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& stor
   gauges_.Start();
 }
 
-CloudToDeviceService::~CloudToDeviceService() { gauges_.Stop(); }
+CloudToDeviceService::~CloudToDeviceService() {
+  gauges_.Stop();
+}
 
-grpc::ServerUnaryReactor* CloudToDeviceService::Send(grpc::CallbackServerContext* ctx, const v1::SendC2dRequest* request,
+grpc::ServerUnaryReactor* CloudToDeviceService::Send(grpc::CallbackServerContext* ctx,
+                                                     const v1::SendC2dRequest* request,
                                                      v1::SendC2dResponse* response) {
-  return runtime_.Unary(ctx, kService, "Send", request, response,
-                        [this](const rpc::Caller&, const v1::SendC2dRequest& req, v1::SendC2dResponse& resp) {
-    const TimePoint now = clock_.Now();
-    const OutgoingMessage m = ValidateSend(req, now, default_ttl_);
-    SendResult r;
-    try {
-      r = store_.Send(m, now);
-    } catch (const Error& e) {
-      if (e.reason() == Reason::kDeviceMaximumQueueDepthExceeded) metrics_.queue_full.Increment();
-      throw;
-    }
-    (r.duplicate ? metrics_.duplicates : metrics_.sent).Increment();
-    resp.set_sequence_number(r.message.sequence_number);
-    resp.set_message_id(r.message.message_id);
-    *resp.mutable_enqueued_time() = rpc::ToProtoTime(r.message.enqueued_at);
-    resp.set_duplicate(r.duplicate);
-  });
+  return runtime_.Unary(
+      ctx, kService, "Send", request, response,
+      [this](const rpc::Caller&, const v1::SendC2dRequest& req, v1::SendC2dResponse& resp) {
+        const TimePoint now = clock_.Now();
+        const OutgoingMessage m = ValidateSend(req, now, default_ttl_);
+        SendResult r;
+        try {
+          r = store_.Send(m, now);
+        } catch (const Error& e) {
+          if (e.reason() == Reason::kDeviceMaximumQueueDepthExceeded)
+            metrics_.queue_full.Increment();
+          throw;
+        }
+        (r.duplicate ? metrics_.duplicates : metrics_.sent).Increment();
+        resp.set_sequence_number(r.message.sequence_number);
+        resp.set_message_id(r.message.message_id);
+        *resp.mutable_enqueued_time() = rpc::ToProtoTime(r.message.enqueued_at);
+        resp.set_duplicate(r.duplicate);
+      });
 }
 
 grpc::ServerUnaryReactor* CloudToDeviceService::PurgeQueue(grpc::CallbackServerContext* ctx,
                                                            const v1::PurgeQueueRequest* request,
                                                            v1::PurgeQueueResponse* response) {
   return runtime_.Unary(ctx, kService, "PurgeQueue", request, response,
-                        [this](const rpc::Caller& caller, const v1::PurgeQueueRequest& req, v1::PurgeQueueResponse& resp) {
-    registry::ValidateDeviceId(req.device_id());
-    const auto audit = audit::For(caller, "c2d.purge", req.device_id());
-    const std::int64_t n = store_.Purge(req.device_id(), clock_.Now(), &audit);
-    metrics_.purged.Increment(static_cast<double>(n));
-    resp.set_device_id(req.device_id());
-    resp.set_total_messages_purged(n);
-    Logger()->info("queue purged device=\"{}\" purged={} by=\"{}\"", req.device_id(), n, caller.principal);
-  });
+                        [this](const rpc::Caller& caller, const v1::PurgeQueueRequest& req,
+                               v1::PurgeQueueResponse& resp) {
+                          registry::ValidateDeviceId(req.device_id());
+                          const auto audit = audit::For(caller, "c2d.purge", req.device_id());
+                          const std::int64_t n =
+                              store_.Purge(req.device_id(), clock_.Now(), &audit);
+                          metrics_.purged.Increment(static_cast<double>(n));
+                          resp.set_device_id(req.device_id());
+                          resp.set_total_messages_purged(n);
+                          Logger()->info("queue purged device=\"{}\" purged={} by=\"{}\"",
+                                         req.device_id(), n, caller.principal);
+                        });
 }
 
 grpc::ServerUnaryReactor* CloudToDeviceService::GetMessage(grpc::CallbackServerContext* ctx,
                                                            const v1::GetC2dMessageRequest* request,
                                                            v1::C2dMessageState* response) {
-  return runtime_.Unary(ctx, kService, "GetMessage", request, response,
-                        [this](const rpc::Caller&, const v1::GetC2dMessageRequest& req, v1::C2dMessageState& resp) {
-    registry::ValidateDeviceId(req.device_id());
-    if (req.message_id().empty() == (req.sequence_number() == 0)) {
-      throw Error(Reason::kArgumentInvalid, "give a message_id or a sequence_number");
-    }
-    std::optional<std::string> id;
-    std::optional<std::int64_t> seq;
-    if (!req.message_id().empty()) id = req.message_id();
-    if (req.sequence_number() != 0) seq = req.sequence_number();
-    EncodeState(store_.Get(req.device_id(), id, seq), &resp);
-  });
+  return runtime_.Unary(
+      ctx, kService, "GetMessage", request, response,
+      [this](const rpc::Caller&, const v1::GetC2dMessageRequest& req, v1::C2dMessageState& resp) {
+        registry::ValidateDeviceId(req.device_id());
+        if (req.message_id().empty() == (req.sequence_number() == 0)) {
+          throw Error(Reason::kArgumentInvalid, "give a message_id or a sequence_number");
+        }
+        std::optional<std::string> id;
+        std::optional<std::int64_t> seq;
+        if (!req.message_id().empty()) id = req.message_id();
+        if (req.sequence_number() != 0) seq = req.sequence_number();
+        EncodeState(store_.Get(req.device_id(), id, seq), &resp);
+      });
 }
 
 grpc::ServerUnaryReactor* CloudToDeviceService::ListQueue(grpc::CallbackServerContext* ctx,
                                                           const v1::ListQueueRequest* request,
                                                           v1::ListQueueResponse* response) {
-  return runtime_.Unary(ctx, kService, "ListQueue", request, response,
-                        [this](const rpc::Caller&, const v1::ListQueueRequest& req, v1::ListQueueResponse& resp) {
-    registry::ValidateDeviceId(req.device_id());
-    const std::size_t limit = PageSize(req.page_size());
-    std::int64_t after = 0;
-    if (!req.page_token().empty()) {
-      try {
-        after = std::stoll(req.page_token());
-      } catch (const std::exception&) {
-        throw Error(Reason::kArgumentInvalid, "page_token is not a token from Ferry");
-      }
-    }
-    const auto messages = store_.List(req.device_id(), req.include_finished(), after, limit);
-    for (const auto& m : messages) EncodeState(m, resp.add_messages());
-    if (messages.size() == limit) resp.set_next_page_token(std::to_string(messages.back().sequence_number));
-  });
+  return runtime_.Unary(
+      ctx, kService, "ListQueue", request, response,
+      [this](const rpc::Caller&, const v1::ListQueueRequest& req, v1::ListQueueResponse& resp) {
+        registry::ValidateDeviceId(req.device_id());
+        const std::size_t limit = PageSize(req.page_size());
+        std::int64_t after = 0;
+        if (!req.page_token().empty()) {
+          try {
+            after = std::stoll(req.page_token());
+          } catch (const std::exception&) {
+            throw Error(Reason::kArgumentInvalid, "page_token is not a token from Ferry");
+          }
+        }
+        const auto messages = store_.List(req.device_id(), req.include_finished(), after, limit);
+        for (const auto& m : messages) EncodeState(m, resp.add_messages());
+        if (messages.size() == limit)
+          resp.set_next_page_token(std::to_string(messages.back().sequence_number));
+      });
 }
 
 void EncodeReceived(const StoredMessage& m, v1::ReceivedMessage* out) {
@@ -261,7 +315,8 @@ void EncodeReceived(const StoredMessage& m, v1::ReceivedMessage* out) {
   out->set_body(m.body);
   out->set_to("/devices/" + m.device_id + "/messages/devicebound");
   out->set_ack(std::string(AckName(m.ack)));
-  if (m.lifecycle.lock_until) *out->mutable_lock_until() = rpc::ToProtoTime(*m.lifecycle.lock_until);
+  if (m.lifecycle.lock_until)
+    *out->mutable_lock_until() = rpc::ToProtoTime(*m.lifecycle.lock_until);
 }
 
 // ---- Device side ----
@@ -288,7 +343,8 @@ void DeviceC2d::Delivered(const StoredMessage& m) {
   metrics_.delivered.Increment();
   if (m.first_delivered_at && m.lifecycle.lock_until &&
       *m.first_delivered_at == *m.lifecycle.lock_until - store_.limits().lock) {
-    metrics_.first_delivery_seconds.Observe(std::chrono::duration<double>(*m.first_delivered_at - m.enqueued_at).count());
+    metrics_.first_delivery_seconds.Observe(
+        std::chrono::duration<double>(*m.first_delivered_at - m.enqueued_at).count());
   }
 }
 
@@ -344,69 +400,83 @@ void DeviceC2d::Attempt(const std::shared_ptr<Waiter>& w) {
   w->watch = watch;
 }
 
-grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
+grpc::ServerUnaryReactor* DeviceC2d::Receive(grpc::CallbackServerContext* ctx,
+                                             const v1::ReceiveRequest* request,
                                              v1::ReceiveResponse* response) {
-  return runtime_.UnaryWaiting(ctx, kDeviceService, "Receive", request, response,
-                               [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
-                                           rpc::RpcRuntime::Finish finish, rpc::CancellableReactor& reactor) {
-    registry::ValidateDeviceId(req.device_id());
-    const auto wait = rpc::FromProtoDuration(req.wait(), "wait");
-    if (wait < std::chrono::microseconds(0) || wait > kMaxReceiveWait) {
-      throw Error(Reason::kArgumentInvalid, "wait must be 0 to 120 seconds");
-    }
-    auto w = std::make_shared<Waiter>();
-    w->device_id = req.device_id();
-    w->deadline = WakeHub::Clock::now() + wait;
-    w->ctx = ctx;
-    w->response = &resp;
-    w->finish = std::move(finish);
-    w->metrics = &metrics_;
-    metrics_.waiting.Increment();
-    // A cancelled wait ends now: its wake-up goes, and the call finishes.
-    reactor.SetOnCancel([this, w] {
-      std::lock_guard guard(w->attempt);
-      if (const std::uint64_t id = w->watch.exchange(0); id != 0) hub_.Cancel(id);
-      w->End(std::nullopt);
-    });
-    Attempt(w);
-  });
+  return runtime_.UnaryWaiting(
+      ctx, kDeviceService, "Receive", request, response,
+      [this, ctx](const rpc::Caller&, const v1::ReceiveRequest& req, v1::ReceiveResponse& resp,
+                  rpc::RpcRuntime::Finish finish, rpc::CancellableReactor& reactor) {
+        registry::ValidateDeviceId(req.device_id());
+        const auto wait = rpc::FromProtoDuration(req.wait(), "wait");
+        if (wait < std::chrono::microseconds(0) || wait > kMaxReceiveWait) {
+          throw Error(Reason::kArgumentInvalid, "wait must be 0 to 120 seconds");
+        }
+        auto w = std::make_shared<Waiter>();
+        w->device_id = req.device_id();
+        w->deadline = WakeHub::Clock::now() + wait;
+        w->ctx = ctx;
+        w->response = &resp;
+        w->finish = std::move(finish);
+        w->metrics = &metrics_;
+        metrics_.waiting.Increment();
+        // A cancelled wait ends now: its wake-up goes, and the call finishes.
+        reactor.SetOnCancel([this, w] {
+          std::lock_guard guard(w->attempt);
+          if (const std::uint64_t id = w->watch.exchange(0); id != 0) hub_.Cancel(id);
+          w->End(std::nullopt);
+        });
+        Attempt(w);
+      });
 }
 
-grpc::ServerUnaryReactor* DeviceC2d::Settle(grpc::CallbackServerContext* ctx, std::string_view method,
-                                            const v1::SettleRequest* request, v1::SettleResponse* response) {
-  const Settlement kind = method == "Complete" ? Settlement::kComplete
+grpc::ServerUnaryReactor* DeviceC2d::Settle(grpc::CallbackServerContext* ctx,
+                                            std::string_view method,
+                                            const v1::SettleRequest* request,
+                                            v1::SettleResponse* response) {
+  const Settlement kind = method == "Complete"  ? Settlement::kComplete
                           : method == "Abandon" ? Settlement::kAbandon
                                                 : Settlement::kReject;
-  return runtime_.Unary(ctx, kDeviceService, method, request, response,
-                        [this, kind](const rpc::Caller&, const v1::SettleRequest& req, v1::SettleResponse&) {
-    registry::ValidateDeviceId(req.device_id());
-    if (req.lock_token().empty() || req.lock_token().size() > 64) {
-      throw Error(Reason::kArgumentInvalid, "lock_token is required (as received)");
-    }
-    SettleResult r;
-    try {
-      r = store_.Settle(req.device_id(), req.lock_token(), kind, clock_.Now());
-    } catch (const Error& e) {
-      if (e.reason() == Reason::kDeviceMessageLockLost) metrics_.lock_lost.Increment();
-      throw;
-    }
-    if (r.repeated) return;
-    switch (kind) {
-      case Settlement::kComplete: metrics_.completed.Increment(); break;
-      case Settlement::kAbandon: metrics_.abandoned.Increment(); break;
-      case Settlement::kReject: metrics_.rejected.Increment(); break;
-    }
-    if (r.message.lifecycle.state == State::kDeadLettered) {
-      metrics_.dead_lettered.Add({{"reason", std::string(OutcomeName(r.message.lifecycle.outcome))}}).Increment();
-    }
-  });
+  return runtime_.Unary(
+      ctx, kDeviceService, method, request, response,
+      [this, kind](const rpc::Caller&, const v1::SettleRequest& req, v1::SettleResponse&) {
+        registry::ValidateDeviceId(req.device_id());
+        if (req.lock_token().empty() || req.lock_token().size() > 64) {
+          throw Error(Reason::kArgumentInvalid, "lock_token is required (as received)");
+        }
+        SettleResult r;
+        try {
+          r = store_.Settle(req.device_id(), req.lock_token(), kind, clock_.Now());
+        } catch (const Error& e) {
+          if (e.reason() == Reason::kDeviceMessageLockLost) metrics_.lock_lost.Increment();
+          throw;
+        }
+        if (r.repeated) return;
+        switch (kind) {
+          case Settlement::kComplete:
+            metrics_.completed.Increment();
+            break;
+          case Settlement::kAbandon:
+            metrics_.abandoned.Increment();
+            break;
+          case Settlement::kReject:
+            metrics_.rejected.Increment();
+            break;
+        }
+        if (r.message.lifecycle.state == State::kDeadLettered) {
+          metrics_.dead_lettered
+              .Add({{"reason", std::string(OutcomeName(r.message.lifecycle.outcome))}})
+              .Increment();
+        }
+      });
 }
 
 // One Subscribe stream: each deliverable message is locked and sent; at
 // most max_in_flight unsettled at once.
 class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::ReceivedMessage> {
  public:
-  SubscribeReactor(DeviceC2d& owner, grpc::CallbackServerContext* ctx, const v1::SubscribeRequest& request)
+  SubscribeReactor(DeviceC2d& owner, grpc::CallbackServerContext* ctx,
+                   const v1::SubscribeRequest& request)
       : PollingWriteReactor(owner.hub_, owner.executor_, request.device_id()),
         owner_(owner),
         ctx_(ctx),
@@ -429,7 +499,8 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
       }
       if (max_in_flight_ == 0) max_in_flight_ = 10;
       authorized_ = true;
-      Logger()->info("subscribe stream opened device=\"{}\" max_in_flight={}", device_id_, max_in_flight_);
+      Logger()->info("subscribe stream opened device=\"{}\" max_in_flight={}", device_id_,
+                     max_in_flight_);
     }
     const TimePoint now = owner_.clock_.Now();
     if (static_cast<int>(tokens_.size()) >= max_in_flight_) {
@@ -440,7 +511,8 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
         if (owner_.store_.CountLocked(device_id_, {t}, now) > 0) still.push_back(t);
       }
       tokens_ = std::move(still);
-      if (static_cast<int>(tokens_.size()) >= max_in_flight_) return WakeHub::Clock::now() + std::chrono::seconds(1);
+      if (static_cast<int>(tokens_.size()) >= max_in_flight_)
+        return WakeHub::Clock::now() + std::chrono::seconds(1);
     }
     const ReceiveResult r = owner_.store_.Receive(device_id_, now);
     if (r.message) {
@@ -470,8 +542,8 @@ class DeviceC2d::SubscribeReactor final : public PollingWriteReactor<v1::Receive
   std::vector<std::string> tokens_;
 };
 
-grpc::ServerWriteReactor<v1::ReceivedMessage>* DeviceC2d::Subscribe(grpc::CallbackServerContext* ctx,
-                                                                     const v1::SubscribeRequest* request) {
+grpc::ServerWriteReactor<v1::ReceivedMessage>* DeviceC2d::Subscribe(
+    grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* request) {
   return new SubscribeReactor(*this, ctx, *request);
 }
 

@@ -46,7 +46,8 @@ struct Metrics {
 // What operators send, mapped onto c2d::SendRequest and checked by
 // c2d::ValidateSend (core/c2d/send.h). Throws ferry::Error(kArgumentInvalid
 // or kMessageTooLarge).
-OutgoingMessage ValidateSend(const v1::SendC2dRequest& request, TimePoint now, std::chrono::seconds default_ttl);
+OutgoingMessage ValidateSend(const v1::SendC2dRequest& request, TimePoint now,
+                             std::chrono::seconds default_ttl);
 
 // ferry.v1.CloudToDevice.
 class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
@@ -55,13 +56,17 @@ class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
                        std::chrono::seconds default_ttl);
   ~CloudToDeviceService() override;
 
-  grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* ctx, const v1::SendC2dRequest* request,
+  grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* ctx,
+                                 const v1::SendC2dRequest* request,
                                  v1::SendC2dResponse* response) override;
-  grpc::ServerUnaryReactor* PurgeQueue(grpc::CallbackServerContext* ctx, const v1::PurgeQueueRequest* request,
+  grpc::ServerUnaryReactor* PurgeQueue(grpc::CallbackServerContext* ctx,
+                                       const v1::PurgeQueueRequest* request,
                                        v1::PurgeQueueResponse* response) override;
-  grpc::ServerUnaryReactor* GetMessage(grpc::CallbackServerContext* ctx, const v1::GetC2dMessageRequest* request,
+  grpc::ServerUnaryReactor* GetMessage(grpc::CallbackServerContext* ctx,
+                                       const v1::GetC2dMessageRequest* request,
                                        v1::C2dMessageState* response) override;
-  grpc::ServerUnaryReactor* ListQueue(grpc::CallbackServerContext* ctx, const v1::ListQueueRequest* request,
+  grpc::ServerUnaryReactor* ListQueue(grpc::CallbackServerContext* ctx,
+                                      const v1::ListQueueRequest* request,
                                       v1::ListQueueResponse* response) override;
 
  private:
@@ -79,11 +84,17 @@ class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
 // Reject and Subscribe.
 class DeviceC2d final {
  public:
-  DeviceC2d(rpc::RpcRuntime& runtime, Store& store, WakeHub& hub, Executor& executor, const Clock& clock,
-            Metrics& metrics)
-      : runtime_(runtime), store_(store), hub_(hub), executor_(executor), clock_(clock), metrics_(metrics) {}
+  DeviceC2d(rpc::RpcRuntime& runtime, Store& store, WakeHub& hub, Executor& executor,
+            const Clock& clock, Metrics& metrics)
+      : runtime_(runtime),
+        store_(store),
+        hub_(hub),
+        executor_(executor),
+        clock_(clock),
+        metrics_(metrics) {}
 
-  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
+  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx,
+                                    const v1::ReceiveRequest* request,
                                     v1::ReceiveResponse* response);
   grpc::ServerUnaryReactor* Settle(grpc::CallbackServerContext* ctx, std::string_view method,
                                    const v1::SettleRequest* request, v1::SettleResponse* response);

@@ -79,7 +79,9 @@ class Store final {
       : pool_(pool), limits_(limits), max_depth_(max_depth), feedback_(feedback) {}
 
   // Called after a commit with the status of each feedback record it wrote.
-  void OnFeedback(std::function<void(Outcome)> on_feedback) { on_feedback_ = std::move(on_feedback); }
+  void OnFeedback(std::function<void(Outcome)> on_feedback) {
+    on_feedback_ = std::move(on_feedback);
+  }
 
   // In one READ COMMITTED transaction: lock the device row (an unknown or
   // disabled device is DeviceNotFound), look the message id up (a known one
@@ -93,7 +95,8 @@ class Store final {
                       TimePoint now);
   // Purges the device's pending messages; returns how many.
   // Records `audit`, when given, with the count in the same transaction.
-  std::int64_t Purge(const std::string& device_id, TimePoint now, const audit::Entry* audit = nullptr);
+  std::int64_t Purge(const std::string& device_id, TimePoint now,
+                     const audit::Entry* audit = nullptr);
   StoredMessage Get(const std::string& device_id, const std::optional<std::string>& message_id,
                     std::optional<std::int64_t> sequence_number);
   std::vector<StoredMessage> List(const std::string& device_id, bool include_finished,
@@ -110,7 +113,8 @@ class Store final {
   std::int64_t TrimFinished(TimePoint now, std::chrono::seconds retention, int limit);
 
   // How many of `lock_tokens` still hold a lock on one of the device's messages.
-  std::int64_t CountLocked(const std::string& device_id, const std::vector<std::string>& lock_tokens, TimePoint now);
+  std::int64_t CountLocked(const std::string& device_id,
+                           const std::vector<std::string>& lock_tokens, TimePoint now);
 
   [[nodiscard]] const Limits& limits() const { return limits_; }
   [[nodiscard]] int max_depth() const { return max_depth_; }
@@ -120,7 +124,8 @@ class Store final {
   template <typename Fn>
   auto Transaction(Fn&& body);
   // Complete's common case in one statement; nullopt when it does not apply.
-  std::optional<SettleResult> TryComplete(const std::string& device_id, const std::string& lock_token, TimePoint now);
+  std::optional<SettleResult> TryComplete(const std::string& device_id,
+                                          const std::string& lock_token, TimePoint now);
 
   pg::Pool& pool_;
   const Limits limits_;

@@ -19,10 +19,10 @@ constexpr std::string_view kService = "ferry.v1.Feedback";
 constexpr std::size_t kWatchBatch = 500;
 
 const std::string& Columns() {
-  static const std::string columns =
-      fmt::format("id, writer_xid::text, device_id, device_generation_id, original_message_id, sequence_number,"
-                  " status, description, {}",
-                  pg::MicrosOf("enqueued_at"));
+  static const std::string columns = fmt::format(
+      "id, writer_xid::text, device_id, device_generation_id, original_message_id, sequence_number,"
+      " status, description, {}",
+      pg::MicrosOf("enqueued_at"));
   return columns;
 }
 
@@ -59,12 +59,14 @@ FeedbackBatch FeedbackStore::Receive(TimePoint now, std::chrono::seconds lock, s
     batch.lock_token = NewLockToken();
     batch.lock_until = now + lock;
     for (const auto& row : tx.exec_params(
-             fmt::format("UPDATE c2d_feedback SET state = 'Invisible', lock_token = $3, lock_until = {1}"
-                         " WHERE id IN (SELECT id FROM c2d_feedback WHERE (state = 'Enqueued' OR"
-                         " (state = 'Invisible' AND lock_until <= {0})) AND expires_at > {0}"
-                         " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {2}",
-                         pg::TimestampFromMicros("$1"), pg::TimestampFromMicros("$2"), Columns()),
-             ToUnixMicros(now), ToUnixMicros(batch.lock_until), batch.lock_token, static_cast<std::int64_t>(max))) {
+             fmt::format(
+                 "UPDATE c2d_feedback SET state = 'Invisible', lock_token = $3, lock_until = {1}"
+                 " WHERE id IN (SELECT id FROM c2d_feedback WHERE (state = 'Enqueued' OR"
+                 " (state = 'Invisible' AND lock_until <= {0})) AND expires_at > {0}"
+                 " ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {2}",
+                 pg::TimestampFromMicros("$1"), pg::TimestampFromMicros("$2"), Columns()),
+             ToUnixMicros(now), ToUnixMicros(batch.lock_until), batch.lock_token,
+             static_cast<std::int64_t>(max))) {
       batch.records.push_back(FromRow(row));
     }
     std::sort(batch.records.begin(), batch.records.end(),
@@ -77,14 +79,16 @@ FeedbackBatch FeedbackStore::Receive(TimePoint now, std::chrono::seconds lock, s
 void FeedbackStore::Complete(const std::string& lock_token, TimePoint now) {
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::row r = tx.exec_params1(
-        fmt::format("WITH done AS (UPDATE c2d_feedback SET state = 'Completed' WHERE lock_token = $1"
-                    " AND state = 'Invisible' AND lock_until > {} RETURNING 1)"
-                    " SELECT (SELECT count(*) FROM done),"
-                    " (SELECT count(*) FROM c2d_feedback WHERE lock_token = $1 AND state = 'Completed')",
-                    pg::TimestampFromMicros("$2")),
+        fmt::format(
+            "WITH done AS (UPDATE c2d_feedback SET state = 'Completed' WHERE lock_token = $1"
+            " AND state = 'Invisible' AND lock_until > {} RETURNING 1)"
+            " SELECT (SELECT count(*) FROM done),"
+            " (SELECT count(*) FROM c2d_feedback WHERE lock_token = $1 AND state = 'Completed')",
+            pg::TimestampFromMicros("$2")),
         lock_token, ToUnixMicros(now));
     if (r[0].as<std::int64_t>() == 0 && r[1].as<std::int64_t>() == 0) {
-      throw Error(Reason::kDeviceMessageLockLost, "no feedback batch is locked with this lock token (the lock lapsed?)");
+      throw Error(Reason::kDeviceMessageLockLost,
+                  "no feedback batch is locked with this lock token (the lock lapsed?)");
     }
   });
 }
@@ -92,30 +96,37 @@ void FeedbackStore::Complete(const std::string& lock_token, TimePoint now) {
 std::int64_t FeedbackStore::Abandon(const std::string& lock_token, TimePoint now) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(
-        fmt::format("UPDATE c2d_feedback SET delivery_count = delivery_count + 1, lock_token = NULL, lock_until = NULL,"
-                    " state = CASE WHEN delivery_count + 1 >= $3 THEN 'Dropped' ELSE 'Enqueued' END"
-                    " WHERE lock_token = $1 AND state = 'Invisible' AND lock_until > {} RETURNING state",
-                    pg::TimestampFromMicros("$2")),
+        fmt::format(
+            "UPDATE c2d_feedback SET delivery_count = delivery_count + 1, lock_token = NULL, "
+            "lock_until = NULL,"
+            " state = CASE WHEN delivery_count + 1 >= $3 THEN 'Dropped' ELSE 'Enqueued' END"
+            " WHERE lock_token = $1 AND state = 'Invisible' AND lock_until > {} RETURNING state",
+            pg::TimestampFromMicros("$2")),
         lock_token, ToUnixMicros(now), max_delivery_count_);
     if (r.empty()) {
-      throw Error(Reason::kDeviceMessageLockLost, "no feedback batch is locked with this lock token (the lock lapsed?)");
+      throw Error(Reason::kDeviceMessageLockLost,
+                  "no feedback batch is locked with this lock token (the lock lapsed?)");
     }
     std::int64_t dropped = 0;
     for (const auto& row : r) dropped += row[0].as<std::string>() == "Dropped" ? 1 : 0;
-    if (dropped < static_cast<std::int64_t>(r.size())) tx.exec("SELECT pg_notify('ferry_feedback', '')");
+    if (dropped < static_cast<std::int64_t>(r.size()))
+      tx.exec("SELECT pg_notify('ferry_feedback', '')");
     return dropped;
   });
 }
 
-std::vector<FeedbackRecord> FeedbackStore::Read(const d2c::Position& after, TimePoint now, std::size_t limit) {
+std::vector<FeedbackRecord> FeedbackStore::Read(const d2c::Position& after, TimePoint now,
+                                                std::size_t limit) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     std::vector<FeedbackRecord> out;
     for (const auto& row : tx.exec_params(
-             fmt::format("SELECT {} FROM c2d_feedback WHERE writer_xid < pg_snapshot_xmin(pg_current_snapshot())"
+             fmt::format("SELECT {} FROM c2d_feedback WHERE writer_xid < "
+                         "pg_snapshot_xmin(pg_current_snapshot())"
                          " AND (writer_xid, id) > ($1::text::xid8, $2) AND expires_at > {}"
                          " ORDER BY writer_xid, id LIMIT $4",
                          Columns(), pg::TimestampFromMicros("$3")),
-             std::to_string(after.xid), after.id, ToUnixMicros(now), static_cast<std::int64_t>(limit))) {
+             std::to_string(after.xid), after.id, ToUnixMicros(now),
+             static_cast<std::int64_t>(limit))) {
       out.push_back(FromRow(row));
     }
     return out;
@@ -125,7 +136,8 @@ std::vector<FeedbackRecord> FeedbackStore::Read(const d2c::Position& after, Time
 std::int64_t FeedbackStore::ExpireRecords(TimePoint now, int limit, std::int64_t* undelivered) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result r = tx.exec_params(
-        fmt::format("DELETE FROM c2d_feedback WHERE id IN (SELECT id FROM c2d_feedback WHERE expires_at <= {}"
+        fmt::format("DELETE FROM c2d_feedback WHERE id IN (SELECT id FROM c2d_feedback WHERE "
+                    "expires_at <= {}"
                     " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING state",
                     pg::TimestampFromMicros("$1")),
         ToUnixMicros(now), limit);
@@ -175,59 +187,72 @@ FeedbackMetrics::FeedbackMetrics(prometheus::Registry& r)
                         .Register(r)
                         .Add({})) {}
 
-FeedbackService::FeedbackService(rpc::RpcRuntime& runtime, FeedbackStore& store, WakeHub& hub, Executor& executor,
-                                 const Clock& clock, FeedbackMetrics& metrics)
-    : runtime_(runtime), store_(store), hub_(hub), executor_(executor), clock_(clock), metrics_(metrics) {}
+FeedbackService::FeedbackService(rpc::RpcRuntime& runtime, FeedbackStore& store, WakeHub& hub,
+                                 Executor& executor, const Clock& clock, FeedbackMetrics& metrics)
+    : runtime_(runtime),
+      store_(store),
+      hub_(hub),
+      executor_(executor),
+      clock_(clock),
+      metrics_(metrics) {}
 
 grpc::ServerUnaryReactor* FeedbackService::Receive(grpc::CallbackServerContext* ctx,
                                                    const v1::ReceiveFeedbackRequest* request,
                                                    v1::FeedbackBatch* response) {
-  return runtime_.Unary(ctx, kService, "Receive", request, response,
-                        [this](const rpc::Caller&, const v1::ReceiveFeedbackRequest& req, v1::FeedbackBatch& resp) {
-    std::chrono::seconds lock{60};
-    if (req.has_lock_duration()) {
-      lock = std::chrono::seconds(google::protobuf::util::TimeUtil::DurationToSeconds(req.lock_duration()));
-      if (lock < std::chrono::seconds(5) || lock > std::chrono::seconds(300)) {
-        throw Error(Reason::kArgumentInvalid, "lock_duration must be 5 to 300 seconds");
-      }
-    }
-    const FeedbackBatch batch = store_.Receive(clock_.Now(), lock);
-    for (const auto& f : batch.records) Encode(f, resp.add_records());
-    if (!batch.records.empty()) {
-      resp.set_lock_token(batch.lock_token);
-      *resp.mutable_lock_until() = rpc::ToProtoTime(batch.lock_until);
-      metrics_.delivered.Increment(static_cast<double>(batch.records.size()));
-    }
-  });
+  return runtime_.Unary(
+      ctx, kService, "Receive", request, response,
+      [this](const rpc::Caller&, const v1::ReceiveFeedbackRequest& req, v1::FeedbackBatch& resp) {
+        std::chrono::seconds lock{60};
+        if (req.has_lock_duration()) {
+          lock = std::chrono::seconds(
+              google::protobuf::util::TimeUtil::DurationToSeconds(req.lock_duration()));
+          if (lock < std::chrono::seconds(5) || lock > std::chrono::seconds(300)) {
+            throw Error(Reason::kArgumentInvalid, "lock_duration must be 5 to 300 seconds");
+          }
+        }
+        const FeedbackBatch batch = store_.Receive(clock_.Now(), lock);
+        for (const auto& f : batch.records) Encode(f, resp.add_records());
+        if (!batch.records.empty()) {
+          resp.set_lock_token(batch.lock_token);
+          *resp.mutable_lock_until() = rpc::ToProtoTime(batch.lock_until);
+          metrics_.delivered.Increment(static_cast<double>(batch.records.size()));
+        }
+      });
 }
 
 grpc::ServerUnaryReactor* FeedbackService::Complete(grpc::CallbackServerContext* ctx,
                                                     const v1::SettleFeedbackRequest* request,
                                                     v1::SettleFeedbackResponse* response) {
   return runtime_.Unary(ctx, kService, "Complete", request, response,
-                        [this](const rpc::Caller&, const v1::SettleFeedbackRequest& req, v1::SettleFeedbackResponse&) {
-    if (req.lock_token().empty()) throw Error(Reason::kArgumentInvalid, "lock_token is required");
-    store_.Complete(req.lock_token(), clock_.Now());
-    metrics_.completed.Increment();
-  });
+                        [this](const rpc::Caller&, const v1::SettleFeedbackRequest& req,
+                               v1::SettleFeedbackResponse&) {
+                          if (req.lock_token().empty())
+                            throw Error(Reason::kArgumentInvalid, "lock_token is required");
+                          store_.Complete(req.lock_token(), clock_.Now());
+                          metrics_.completed.Increment();
+                        });
 }
 
 grpc::ServerUnaryReactor* FeedbackService::Abandon(grpc::CallbackServerContext* ctx,
                                                    const v1::SettleFeedbackRequest* request,
                                                    v1::SettleFeedbackResponse* response) {
   return runtime_.Unary(ctx, kService, "Abandon", request, response,
-                        [this](const rpc::Caller&, const v1::SettleFeedbackRequest& req, v1::SettleFeedbackResponse&) {
-    if (req.lock_token().empty()) throw Error(Reason::kArgumentInvalid, "lock_token is required");
-    metrics_.dropped.Increment(static_cast<double>(store_.Abandon(req.lock_token(), clock_.Now())));
-    metrics_.abandoned.Increment();
-  });
+                        [this](const rpc::Caller&, const v1::SettleFeedbackRequest& req,
+                               v1::SettleFeedbackResponse&) {
+                          if (req.lock_token().empty())
+                            throw Error(Reason::kArgumentInvalid, "lock_token is required");
+                          metrics_.dropped.Increment(
+                              static_cast<double>(store_.Abandon(req.lock_token(), clock_.Now())));
+                          metrics_.abandoned.Increment();
+                        });
 }
 
 // One Watch stream: batches in landing order from a position, woken by
 // NOTIFY `ferry_feedback`, looking again each second while idle.
 class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::FeedbackBatch> {
  public:
-  WatchReactor(FeedbackService& owner, grpc::CallbackServerContext* ctx, const v1::WatchFeedbackRequest& request)
+  WatchReactor(FeedbackService& owner, grpc::CallbackServerContext* ctx,
+               const v1::WatchFeedbackRequest& request)
       : PollingWriteReactor(owner.hub_, owner.executor_, ""),
         owner_(owner),
         ctx_(ctx),
@@ -242,14 +267,17 @@ class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::Feedb
  private:
   std::optional<WakeHub::Clock::time_point> Poll(v1::FeedbackBatch& out) override {
     if (!position_) {
-      const rpc::Caller caller = owner_.runtime_.AuthorizeStream(ctx_, kService, "Watch", request_, std::nullopt);
+      const rpc::Caller caller =
+          owner_.runtime_.AuthorizeStream(ctx_, kService, "Watch", request_, std::nullopt);
       if (position_text_.empty()) {
         position_ = d2c::Position{0, -1};
       } else {
         position_ = d2c::Position::Parse(position_text_);
-        if (!position_) throw Error(Reason::kArgumentInvalid, "position is not a position from Ferry");
+        if (!position_)
+          throw Error(Reason::kArgumentInvalid, "position is not a position from Ferry");
       }
-      log::Get("c2d")->info("feedback watch opened from={} by=\"{}\"", position_->ToString(), caller.principal);
+      log::Get("c2d")->info("feedback watch opened from={} by=\"{}\"", position_->ToString(),
+                            caller.principal);
     }
     const auto records = owner_.store_.Read(*position_, owner_.clock_.Now(), kWatchBatch);
     // Nothing visible yet: NOTIFY wakes us; a record whose writer is visible
@@ -273,8 +301,8 @@ class FeedbackService::WatchReactor final : public PollingWriteReactor<v1::Feedb
   std::optional<d2c::Position> position_;
 };
 
-grpc::ServerWriteReactor<v1::FeedbackBatch>* FeedbackService::Watch(grpc::CallbackServerContext* ctx,
-                                                                    const v1::WatchFeedbackRequest* request) {
+grpc::ServerWriteReactor<v1::FeedbackBatch>* FeedbackService::Watch(
+    grpc::CallbackServerContext* ctx, const v1::WatchFeedbackRequest* request) {
   return new WatchReactor(*this, ctx, *request);
 }
 

@@ -10,12 +10,12 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include "consumers/d2c/event_reader.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "ferry/v1/feedback.grpc.pb.h"
 #include "services/c2d/wake_hub.h"
 #include "services/rpc/runtime.h"
+#include "store/d2c/event_reader.h"
 
 namespace ferry::pg {
 class Pool;
@@ -48,12 +48,14 @@ struct FeedbackBatch {
 // them, reads them for Watch, and expires them. Thread-safe.
 class FeedbackStore final {
  public:
-  FeedbackStore(pg::Pool& pool, int max_delivery_count) : pool_(pool), max_delivery_count_(max_delivery_count) {}
+  FeedbackStore(pg::Pool& pool, int max_delivery_count)
+      : pool_(pool), max_delivery_count_(max_delivery_count) {}
 
   // Locks up to `max` deliverable records (Enqueued, or Invisible with a
   // lapsed lock; before their TTL) under one new token, FOR UPDATE SKIP
   // LOCKED so that competing receivers never share a record.
-  FeedbackBatch Receive(TimePoint now, std::chrono::seconds lock, std::size_t max = kMaxFeedbackBatch);
+  FeedbackBatch Receive(TimePoint now, std::chrono::seconds lock,
+                        std::size_t max = kMaxFeedbackBatch);
   // Throws ferry::Error(kDeviceMessageLockLost) when the token holds no
   // valid lock (a repeat of a completed batch answers OK).
   void Complete(const std::string& lock_token, TimePoint now);
@@ -89,14 +91,17 @@ class FeedbackService final : public v1::Feedback::CallbackService {
   FeedbackService(rpc::RpcRuntime& runtime, FeedbackStore& store, WakeHub& hub, Executor& executor,
                   const Clock& clock, FeedbackMetrics& metrics);
 
-  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveFeedbackRequest* request,
+  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx,
+                                    const v1::ReceiveFeedbackRequest* request,
                                     v1::FeedbackBatch* response) override;
-  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx, const v1::SettleFeedbackRequest* request,
+  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx,
+                                     const v1::SettleFeedbackRequest* request,
                                      v1::SettleFeedbackResponse* response) override;
-  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx, const v1::SettleFeedbackRequest* request,
+  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx,
+                                    const v1::SettleFeedbackRequest* request,
                                     v1::SettleFeedbackResponse* response) override;
-  grpc::ServerWriteReactor<v1::FeedbackBatch>* Watch(grpc::CallbackServerContext* ctx,
-                                                     const v1::WatchFeedbackRequest* request) override;
+  grpc::ServerWriteReactor<v1::FeedbackBatch>* Watch(
+      grpc::CallbackServerContext* ctx, const v1::WatchFeedbackRequest* request) override;
 
  private:
   class WatchReactor;

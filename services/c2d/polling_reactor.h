@@ -105,15 +105,16 @@ class PollingWriteReactor : public grpc::ServerWriteReactor<Message> {
   std::uint64_t Watch() {
     std::lock_guard lock(mutex_);
     ++outstanding_;
-    watch_ = hub_.Watch(key_, WakeHub::Clock::now() + std::chrono::hours(1), [this](WakeHub::Why why) {
-      {
-        std::lock_guard inner(mutex_);
-        watch_ = 0;
-        if (why == WakeHub::Why::kShutdown) shutdown_ = true;
-      }
-      Post();
-      Release();
-    });
+    watch_ =
+        hub_.Watch(key_, WakeHub::Clock::now() + std::chrono::hours(1), [this](WakeHub::Why why) {
+          {
+            std::lock_guard inner(mutex_);
+            watch_ = 0;
+            if (why == WakeHub::Why::kShutdown) shutdown_ = true;
+          }
+          Post();
+          Release();
+        });
     return watch_;
   }
 
@@ -156,7 +157,8 @@ class PollingWriteReactor : public grpc::ServerWriteReactor<Message> {
     } catch (const Error& e) {
       error = e;
     } catch (const std::exception&) {
-      error = Error(Reason::kServiceUnavailable, "the database is unavailable; open the stream again");
+      error =
+          Error(Reason::kServiceUnavailable, "the database is unavailable; open the stream again");
     }
     Unwatch(watch);
     {

@@ -2,7 +2,6 @@
 
 #include <pqxx/pqxx>
 
-#include "consumers/d2c/event_store.h"
 #include "core/log.h"
 #include "core/pg/pool.h"
 #include "services/c2d/c2d_store.h"
@@ -33,24 +32,29 @@ std::int64_t Drain(int batch, Fn&& action) {
 
 }  // namespace
 
-Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, d2c::EventStore* events, const Clock& clock,
+Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Clock& clock,
                  SweeperOptions options, prometheus::Registry& r, FeedbackMetrics* feedback_metrics)
     : pool_(pool),
       store_(store),
       feedback_(feedback),
-      events_(events),
       clock_(clock),
       options_(options),
       feedback_metrics_(feedback_metrics),
-      passes_(prometheus::BuildCounter().Name("ferry_sweeper_passes_total").Help("Sweeper passes run here.").Register(r).Add({})),
+      passes_(prometheus::BuildCounter()
+                  .Name("ferry_sweeper_passes_total")
+                  .Help("Sweeper passes run here.")
+                  .Register(r)
+                  .Add({})),
       duration_(prometheus::BuildHistogram()
                     .Name("ferry_sweeper_pass_duration_seconds")
                     .Help("Time one sweeper pass took.")
                     .Register(r)
-                    .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10})),
+                    .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1,
+                                                                     0.5, 1, 5, 10})),
       rows_(prometheus::BuildCounter()
                 .Name("ferry_sweeper_rows_total")
-                .Help("Rows the sweeper changed, by action (released, expired, trimmed, feedback_expired).")
+                .Help("Rows the sweeper changed, by action (released, expired, trimmed, "
+                      "feedback_expired).")
                 .Register(r)),
       last_pass_(prometheus::BuildGauge()
                      .Name("ferry_sweeper_last_pass_timestamp_seconds")
@@ -62,9 +66,12 @@ Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, d2c::Eve
                   .Help("1 while this replica holds the sweeper lock.")
                   .Register(r)
                   .Add({})),
-      worker_("sweeper pass", [this] { return Tick(); }, options_.interval) {}
+      worker_(
+          "sweeper pass", [this] { return Tick(); }, options_.interval) {}
 
-Sweeper::~Sweeper() { Stop(); }
+Sweeper::~Sweeper() {
+  Stop();
+}
 
 void Sweeper::Stop() {
   worker_.Stop();
@@ -76,17 +83,19 @@ bool Sweeper::HoldLock() {
     if (lock_connection_ && lock_connection_->is_open()) {
       pqxx::nontransaction tx(*lock_connection_);
       // Still ours? (A broken connection loses the lock.)
-      const bool held = tx.exec_params1("SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory'"
-                                        " AND pid = pg_backend_pid() AND granted"
-                                        " AND ((classid::bigint << 32) | objid::bigint) = $1",
-                                        kSweeperLockKey)[0]
+      const bool held = tx.exec_params1(
+                              "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory'"
+                              " AND pid = pg_backend_pid() AND granted"
+                              " AND ((classid::bigint << 32) | objid::bigint) = $1",
+                              kSweeperLockKey)[0]
                             .as<bool>();
       if (held) return true;
     } else {
       lock_connection_ = pool_.OpenDedicated();
     }
     pqxx::nontransaction tx(*lock_connection_);
-    const bool got = tx.exec_params1("SELECT pg_try_advisory_lock($1)", kSweeperLockKey)[0].as<bool>();
+    const bool got =
+        tx.exec_params1("SELECT pg_try_advisory_lock($1)", kSweeperLockKey)[0].as<bool>();
     if (got) Logger()->info("this replica is the active sweeper");
     return got;
   } catch (const std::exception& e) {
@@ -110,23 +119,22 @@ PassResult Sweeper::Pass() {
     undelivered += open;
     return n;
   });
-  r.trimmed = Drain(batch, [&] { return store_.TrimFinished(now, options_.history_retention, batch); });
-  if (events_ != nullptr && std::chrono::steady_clock::now() >= next_partitions_) {
-    events_->EnsureDays(now, options_.partitions_ahead_days, options_.retention_days);
-    events_->DropExpiredDays(now, options_.retention_days);
-    next_partitions_ = std::chrono::steady_clock::now() + options_.partitions_interval;
-  }
+  r.trimmed =
+      Drain(batch, [&] { return store_.TrimFinished(now, options_.history_retention, batch); });
   passes_.Increment();
-  duration_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  duration_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   rows_.Add({{"action", "released"}}).Increment(static_cast<double>(r.released));
   rows_.Add({{"action", "expired"}}).Increment(static_cast<double>(r.expired));
   rows_.Add({{"action", "trimmed"}}).Increment(static_cast<double>(r.trimmed));
   rows_.Add({{"action", "feedback_expired"}}).Increment(static_cast<double>(r.feedback_expired));
-  if (feedback_metrics_ != nullptr) feedback_metrics_->expired.Increment(static_cast<double>(undelivered));
-  last_pass_.Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  if (feedback_metrics_ != nullptr)
+    feedback_metrics_->expired.Increment(static_cast<double>(undelivered));
+  last_pass_.Set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   if (r.released + r.expired + r.trimmed + r.feedback_expired > 0) {
-    Logger()->info("sweeper pass released={} expired={} trimmed={} feedback_expired={}", r.released, r.expired,
-                   r.trimmed, r.feedback_expired);
+    Logger()->info("sweeper pass released={} expired={} trimmed={} feedback_expired={}", r.released,
+                   r.expired, r.trimmed, r.feedback_expired);
   }
   return r;
 }

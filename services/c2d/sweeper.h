@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 
+#include <pqxx/connection>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -10,8 +11,6 @@
 
 #include "core/clock.h"
 #include "core/periodic.h"
-
-#include <pqxx/connection>
 
 namespace ferry::pg {
 class Pool;
@@ -29,12 +28,9 @@ struct FeedbackMetrics;
 
 struct SweeperOptions {
   std::chrono::milliseconds interval{1000};
-  std::chrono::seconds history_retention{48 * 3600};  // terminal messages kept, ids known for idempotent sends
-  int batch = 500;                                    // rows per statement
-  // Event-store day partitions, as the d2c role keeps them.
-  int partitions_ahead_days = 3;
-  int retention_days = 1;
-  std::chrono::seconds partitions_interval{600};
+  std::chrono::seconds history_retention{
+      48 * 3600};   // terminal messages kept, ids known for idempotent sends
+  int batch = 500;  // rows per statement
 };
 
 struct PassResult {
@@ -48,8 +44,8 @@ struct PassResult {
 // lock on a dedicated connection, re-checked each pass). Each pass returns
 // lapsed locks to Enqueued and NOTIFYs, dead-letters expired messages with
 // their Expired feedback, deletes feedback past its TTL, trims terminal
-// messages after the history retention, and (every partitions_interval)
-// creates the event store's next day partitions and applies its retention.
+// messages after the history retention. (The event store's day partitions
+// belong to the d2c role: consumers/d2c/maintenance.h.)
 // Every statement is idempotent and bounded (FOR UPDATE SKIP LOCKED LIMIT
 // batch): two sweepers at once double nothing. Metrics:
 // ferry_sweeper_passes_total, ferry_sweeper_pass_duration_seconds,
@@ -57,8 +53,9 @@ struct PassResult {
 // ferry_sweeper_active.
 class Sweeper final {
  public:
-  Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, d2c::EventStore* events, const Clock& clock,
-          SweeperOptions options, prometheus::Registry& registry, FeedbackMetrics* feedback_metrics = nullptr);
+  Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Clock& clock,
+          SweeperOptions options, prometheus::Registry& registry,
+          FeedbackMetrics* feedback_metrics = nullptr);
   ~Sweeper();
   Sweeper(const Sweeper&) = delete;
   Sweeper& operator=(const Sweeper&) = delete;
@@ -76,7 +73,6 @@ class Sweeper final {
   pg::Pool& pool_;
   Store& store_;
   FeedbackStore& feedback_;
-  d2c::EventStore* events_;
   const Clock& clock_;
   const SweeperOptions options_;
   FeedbackMetrics* feedback_metrics_;
@@ -86,7 +82,6 @@ class Sweeper final {
   prometheus::Gauge& last_pass_;
   prometheus::Gauge& active_;
   std::unique_ptr<pqxx::connection> lock_connection_;
-  std::chrono::steady_clock::time_point next_partitions_;
   PeriodicWorker worker_;  // last: stops first
 };
 

@@ -23,7 +23,8 @@ void WakeHub::Attach(pg::Listener& listener, const std::string& channel) {
   listener.OnResync([this] { NotifyAll(); });
 }
 
-std::uint64_t WakeHub::Watch(const std::string& device_id, Clock::time_point at, Callback callback) {
+std::uint64_t WakeHub::Watch(const std::string& device_id, Clock::time_point at,
+                             Callback callback) {
   std::lock_guard lock(mutex_);
   const std::uint64_t id = next_id_++;
   Watcher w{device_id, at, std::move(callback), std::nullopt};

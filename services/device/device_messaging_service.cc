@@ -1,8 +1,5 @@
 #include "services/device/device_messaging_service.h"
 
-#include "services/c2d/c2d_service.h"
-#include "services/rpc/proto_time.h"
-
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -14,13 +11,16 @@
 #include "core/d2c/record.h"
 #include "core/error.h"
 #include "core/time_text.h"
+#include "services/c2d/c2d_service.h"
+#include "services/rpc/proto_time.h"
 
 namespace ferry::device {
 namespace {
 
 grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* ctx) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "C2D is not served by this process"));
+  reactor->Finish(
+      grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "C2D is not served by this process"));
   return reactor;
 }
 
@@ -51,8 +51,9 @@ std::chrono::steady_clock::time_point WaitUntil(const grpc::CallbackServerContex
 }
 
 std::string AuthMethod(const rpc::Caller& caller) {
-  return fmt::format(R"({{"scope":"{}","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}})",
-                     caller.kind == rpc::Caller::Kind::kDevice ? "device" : "hub");
+  return fmt::format(
+      R"({{"scope":"{}","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}})",
+      caller.kind == rpc::Caller::Kind::kDevice ? "device" : "hub");
 }
 
 Error Unavailable(const kafka::ProduceResult& r) {
@@ -65,7 +66,9 @@ Error Unavailable(const kafka::ProduceResult& r) {
 // Now, at the precision the record carries the enqueued time (the
 // iothub-enqueuedtime header and the Kafka timestamp hold milliseconds), so
 // that the time SendEvent answers is the time the store holds.
-TimePoint EnqueuedNow(const Clock& clock) { return std::chrono::floor<std::chrono::milliseconds>(clock.Now()); }
+TimePoint EnqueuedNow(const Clock& clock) {
+  return std::chrono::floor<std::chrono::milliseconds>(clock.Now());
+}
 
 }  // namespace
 
@@ -75,7 +78,8 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
   r.topic = topic;
   r.key = caller.device_id.value_or("");
   r.value = m.body();
-  r.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  r.timestamp_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   // d2c::MessageSize, header by header: the consumer counts the same
   // headers the same way, so what is accepted here is never too large there.
   std::size_t size = m.body().size();
@@ -83,12 +87,13 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
     size += d2c::PropertySize(name, value);
     r.headers.emplace_back(std::move(name), std::move(value));
   };
-  for (const auto& [name, value] : {std::pair{"message-id", m.message_id()},
-                                    std::pair{"correlation-id", m.correlation_id()},
-                                    std::pair{"content-type", m.content_type()},
-                                    std::pair{"content-encoding", m.content_encoding()}}) {
+  for (const auto& [name, value] :
+       {std::pair{"message-id", m.message_id()}, std::pair{"correlation-id", m.correlation_id()},
+        std::pair{"content-type", m.content_type()},
+        std::pair{"content-encoding", m.content_encoding()}}) {
     if (value.size() > 128 || !IsText(value)) {
-      throw Error(Reason::kArgumentInvalid, fmt::format("{} must be at most 128 characters of text", name));
+      throw Error(Reason::kArgumentInvalid,
+                  fmt::format("{} must be at most 128 characters of text", name));
     }
     if (!value.empty()) add(name, value);
   }
@@ -102,9 +107,11 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
   }
   // Sorted, so the record does not depend on map iteration order.
   if (m.properties_size() > static_cast<int>(kMaxProperties)) {
-    throw Error(Reason::kArgumentInvalid, fmt::format("at most {} application properties", kMaxProperties));
+    throw Error(Reason::kArgumentInvalid,
+                fmt::format("at most {} application properties", kMaxProperties));
   }
-  std::vector<std::pair<std::string, std::string>> props(m.properties().begin(), m.properties().end());
+  std::vector<std::pair<std::string, std::string>> props(m.properties().begin(),
+                                                         m.properties().end());
   std::sort(props.begin(), props.end());
   for (auto& [name, value] : props) {
     if (name.empty() || !IsText(name) || !IsText(value)) {
@@ -123,10 +130,11 @@ kafka::OutgoingRecord BuildRecord(const std::string& topic, const rpc::Caller& c
   add("iothub-enqueuedtime", FormatTime(now));
   add("iothub-message-source", "Telemetry");
   if (size > d2c::kMaxD2cMessageBytes) {
-    throw Error(Reason::kMessageTooLarge,
-                fmt::format("message is {} bytes as IoT Hub counts (body, system property values, "
-                            "application property names and values); the limit is 256 KB ({} bytes)",
-                            size, d2c::kMaxD2cMessageBytes));
+    throw Error(
+        Reason::kMessageTooLarge,
+        fmt::format("message is {} bytes as IoT Hub counts (body, system property values, "
+                    "application property names and values); the limit is 256 KB ({} bytes)",
+                    size, d2c::kMaxD2cMessageBytes));
   }
   if (size_out != nullptr) *size_out = size;
   return r;
@@ -147,8 +155,8 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEvent(grpc::CallbackServer
         if (std::string why = producer_.Refusal(topic_, record.key); !why.empty()) {
           throw Error(Reason::kServiceUnavailable, why);
         }
-        const bool queued = producer_.Send(
-            record, wait_until, [&resp, finish, now](const kafka::ProduceResult& r) {
+        const bool queued =
+            producer_.Send(record, wait_until, [&resp, finish, now](const kafka::ProduceResult& r) {
               if (r.status != kafka::ProduceResult::Status::kAcknowledged) {
                 finish(Unavailable(r));
                 return;
@@ -172,7 +180,8 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
       ctx, kService, "SendEventBatch", request, response,
       [this, wait_until](const rpc::Caller& caller, const v1::SendEventBatchRequest& req,
                          v1::SendEventBatchResponse& resp, rpc::RpcRuntime::Finish finish) {
-        if (req.messages_size() == 0 || static_cast<std::size_t>(req.messages_size()) > kMaxBatchMessages) {
+        if (req.messages_size() == 0 ||
+            static_cast<std::size_t>(req.messages_size()) > kMaxBatchMessages) {
           throw Error(Reason::kArgumentInvalid, "a batch holds 1 to 500 messages");
         }
         const TimePoint now = EnqueuedNow(clock_);
@@ -184,9 +193,11 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
           total += size;
         }
         if (total > d2c::kMaxD2cMessageBytes) {
-          throw Error(Reason::kMessageTooLarge,
-                      fmt::format("batch is {} bytes as IoT Hub counts; the limit is 256 KB ({} bytes) in all",
-                                  total, d2c::kMaxD2cMessageBytes));
+          throw Error(
+              Reason::kMessageTooLarge,
+              fmt::format(
+                  "batch is {} bytes as IoT Hub counts; the limit is 256 KB ({} bytes) in all",
+                  total, d2c::kMaxD2cMessageBytes));
         }
         for (const kafka::OutgoingRecord& r : records) {
           if (std::string why = producer_.Refusal(topic_, r.key); !why.empty()) {
@@ -229,7 +240,8 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
               std::lock_guard lock(progress->mutex);
               progress->abandoned = true;
             }
-            finish(Error(Reason::kThrottlingException, "the producer's queue is full; retry later"));
+            finish(
+                Error(Reason::kThrottlingException, "the producer's queue is full; retry later"));
             return;
           }
         }

@@ -22,7 +22,11 @@ class DeviceMessagingService final : public ferry::v1::DeviceMessaging::Callback
   // Reject, Subscribe); without it those answer UNIMPLEMENTED.
   DeviceMessagingService(rpc::RpcRuntime& runtime, kafka::Producer& producer, std::string topic,
                          const Clock& clock, c2d::DeviceC2d* c2d = nullptr)
-      : runtime_(runtime), producer_(producer), topic_(std::move(topic)), clock_(clock), c2d_(c2d) {}
+      : runtime_(runtime),
+        producer_(producer),
+        topic_(std::move(topic)),
+        clock_(clock),
+        c2d_(c2d) {}
 
   grpc::ServerUnaryReactor* SendEvent(grpc::CallbackServerContext* ctx,
                                       const v1::SendEventRequest* request,
@@ -30,16 +34,20 @@ class DeviceMessagingService final : public ferry::v1::DeviceMessaging::Callback
   grpc::ServerUnaryReactor* SendEventBatch(grpc::CallbackServerContext* ctx,
                                            const v1::SendEventBatchRequest* request,
                                            v1::SendEventBatchResponse* response) override;
-  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx, const v1::ReceiveRequest* request,
+  grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx,
+                                    const v1::ReceiveRequest* request,
                                     v1::ReceiveResponse* response) override;
-  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+  grpc::ServerUnaryReactor* Complete(grpc::CallbackServerContext* ctx,
+                                     const v1::SettleRequest* request,
                                      v1::SettleResponse* response) override;
-  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx,
+                                    const v1::SettleRequest* request,
                                     v1::SettleResponse* response) override;
-  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const v1::SettleRequest* request,
+  grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx,
+                                   const v1::SettleRequest* request,
                                    v1::SettleResponse* response) override;
-  grpc::ServerWriteReactor<v1::ReceivedMessage>* Subscribe(grpc::CallbackServerContext* ctx,
-                                                           const v1::SubscribeRequest* request) override;
+  grpc::ServerWriteReactor<v1::ReceivedMessage>* Subscribe(
+      grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* request) override;
 
  private:
   rpc::RpcRuntime& runtime_;

@@ -33,10 +33,11 @@ class EventsService final : public v1::Events::CallbackService {
                 kafka::Producer* kafka, std::string topic, std::string group, const Clock& clock,
                 prometheus::Registry& registry);
 
-  grpc::ServerUnaryReactor* ReadEvents(grpc::CallbackServerContext* ctx, const v1::ReadEventsRequest* request,
+  grpc::ServerUnaryReactor* ReadEvents(grpc::CallbackServerContext* ctx,
+                                       const v1::ReadEventsRequest* request,
                                        v1::ReadEventsResponse* response) override;
-  grpc::ServerWriteReactor<v1::TailEventsResponse>* TailEvents(grpc::CallbackServerContext* ctx,
-                                                               const v1::TailEventsRequest* request) override;
+  grpc::ServerWriteReactor<v1::TailEventsResponse>* TailEvents(
+      grpc::CallbackServerContext* ctx, const v1::TailEventsRequest* request) override;
   grpc::ServerUnaryReactor* ListCheckpoints(grpc::CallbackServerContext* ctx,
                                             const v1::ListCheckpointsRequest* request,
                                             v1::ListCheckpointsResponse* response) override;

@@ -26,7 +26,9 @@ ReadinessMonitor::ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
                  .Add({})),
       worker_("readiness check", [this] { return Pass(); }) {}
 
-ReadinessMonitor::~ReadinessMonitor() { Stop(); }
+ReadinessMonitor::~ReadinessMonitor() {
+  Stop();
+}
 
 std::string ReadinessMonitor::Check() {
   // Two tries: the first may meet an idle connection that died with a

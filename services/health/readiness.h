@@ -8,8 +8,8 @@
 
 #include <prometheus/registry.h>
 
-#include "core/pg/migrator.h"
 #include "core/periodic.h"
+#include "core/pg/migrator.h"
 #include "core/pg/pool.h"
 
 namespace ferry::health {

@@ -16,7 +16,6 @@ using auth::Base64Decode;
 using auth::Base64Encode;
 using auth::RandomBytes;
 
-
 std::size_t Utf8Length(std::string_view s) {
   std::size_t n = 0;
   for (const char c : s) {
@@ -40,13 +39,15 @@ void ValidateSymmetricKey(std::string_view key, std::string_view field) {
     throw Error(Reason::kArgumentInvalid, fmt::format("{} is not valid base64", field));
   }
   if (decoded->size() < 16 || decoded->size() > 64) {
-    throw Error(Reason::kArgumentInvalid,
-                fmt::format("{} decodes to {} bytes; it must be 16 to 64 bytes", field,
-                            decoded->size()));
+    throw Error(
+        Reason::kArgumentInvalid,
+        fmt::format("{} decodes to {} bytes; it must be 16 to 64 bytes", field, decoded->size()));
   }
 }
 
-std::string NewSymmetricKey() { return Base64Encode(RandomBytes(32)); }
+std::string NewSymmetricKey() {
+  return Base64Encode(RandomBytes(32));
+}
 
 std::string NewGenerationId() {
   const std::string bytes = RandomBytes(8);
@@ -56,7 +57,9 @@ std::string NewGenerationId() {
   return std::to_string(100000000000000000ULL + v % 900000000000000000ULL);
 }
 
-std::string NewEtag() { return Base64Encode(RandomBytes(9)); }
+std::string NewEtag() {
+  return Base64Encode(RandomBytes(9));
+}
 
 bool EtagMatches(std::string_view if_match, std::string_view current) {
   if (if_match.empty() || if_match == "*") return true;
@@ -67,7 +70,9 @@ bool EtagMatches(std::string_view if_match, std::string_view current) {
   return if_match == current;
 }
 
-std::string EncodePageToken(std::string_view last_id) { return Base64Encode(last_id); }
+std::string EncodePageToken(std::string_view last_id) {
+  return Base64Encode(last_id);
+}
 
 std::string DecodePageToken(std::string_view token) {
   const auto id = Base64Decode(token);

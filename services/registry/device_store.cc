@@ -19,11 +19,12 @@ constexpr std::string_view kColumns =
     " (extract(epoch from last_activity_at) * 1000000)::bigint,"
     " (extract(epoch from created_at) * 1000000)::bigint";
 
-
 std::string_view StatusText(DeviceStatus s) {
   switch (s) {
-    case DeviceStatus::kEnabled: return "enabled";
-    case DeviceStatus::kDisabled: return "disabled";
+    case DeviceStatus::kEnabled:
+      return "enabled";
+    case DeviceStatus::kDisabled:
+      return "disabled";
   }
   return "enabled";
 }
@@ -38,13 +39,14 @@ Device FromRow(const pqxx::row& r) {
   d.id = r[0].as<std::string>();
   d.generation_id = r[1].as<std::string>();
   d.etag = r[2].as<std::string>();
-  d.status = r[3].as<std::string>() == "disabled" ? DeviceStatus::kDisabled : DeviceStatus::kEnabled;
+  d.status =
+      r[3].as<std::string>() == "disabled" ? DeviceStatus::kDisabled : DeviceStatus::kEnabled;
   d.status_reason = r[4].as<std::string>();
   d.status_updated_at = FromUnixMicros(r[5].as<std::int64_t>());
   d.primary_key = r[6].as<std::string>();
   d.secondary_key = r[7].as<std::string>();
   d.connection_state = r[8].as<std::string>() == "connected" ? ConnectionState::kConnected
-                                                              : ConnectionState::kDisconnected;
+                                                             : ConnectionState::kDisconnected;
   d.connection_state_updated_at = OptionalTime(r[9]);
   d.last_activity_at = OptionalTime(r[10]);
   d.created_at = FromUnixMicros(r[11].as<std::int64_t>());
@@ -66,10 +68,9 @@ Device DeviceStore::Create(const NewDevice& device, TimePoint now) {
       " ON CONFLICT (device_id) DO NOTHING RETURNING {1}",
       pg::TimestampFromMicros("$6"), kColumns);
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
-    const pqxx::result r = tx.exec_params(sql, device.id, device.generation_id, device.etag,
-                                          std::string(StatusText(device.status)),
-                                          device.status_reason, ToUnixMicros(now),
-                                          device.primary_key, device.secondary_key);
+    const pqxx::result r = tx.exec_params(
+        sql, device.id, device.generation_id, device.etag, std::string(StatusText(device.status)),
+        device.status_reason, ToUnixMicros(now), device.primary_key, device.secondary_key);
     if (r.empty()) {
       throw Error(Reason::kDeviceAlreadyExists,
                   fmt::format("device \"{}\" already exists", device.id));
@@ -101,9 +102,9 @@ Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
         tx.exec_params("SELECT etag FROM devices WHERE device_id = $1 FOR UPDATE", u.id);
     if (current.empty()) NotFound(u.id);
     if (!EtagMatches(u.if_match, current[0][0].as<std::string>())) {
-      throw Error(Reason::kPreconditionFailed,
-                  fmt::format("etag {} does not match device \"{}\"'s current etag", u.if_match,
-                              u.id));
+      throw Error(
+          Reason::kPreconditionFailed,
+          fmt::format("etag {} does not match device \"{}\"'s current etag", u.if_match, u.id));
     }
     const pqxx::result r =
         tx.exec_params(sql, u.id, u.new_etag, std::string(StatusText(u.status)), u.status_reason,
@@ -112,7 +113,8 @@ Device DeviceStore::Update(const DeviceUpdate& u, TimePoint now) {
   });
 }
 
-void DeviceStore::Delete(std::string_view id, std::string_view if_match, const audit::Entry* audit) {
+void DeviceStore::Delete(std::string_view id, std::string_view if_match,
+                         const audit::Entry* audit) {
   const access::NotifyOnExit notify(observer_, "device:" + std::string(id));
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result current =

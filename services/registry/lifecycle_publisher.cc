@@ -2,12 +2,12 @@
 
 #include <pqxx/pqxx>
 
-#include "consumers/d2c/event_store.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/pg/listener.h"
 #include "core/pg/transaction.h"
 #include "core/time_text.h"
+#include "store/d2c/event_store.h"
 
 namespace ferry::registry {
 namespace {
@@ -30,7 +30,9 @@ LifecyclePublisher::LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, 
                      .Add({})),
       worker_("lifecycle publisher", [this] { return Tick(); }) {}
 
-LifecyclePublisher::~LifecyclePublisher() { Stop(); }
+LifecyclePublisher::~LifecyclePublisher() {
+  Stop();
+}
 
 void LifecyclePublisher::Attach(pg::Listener& listener) {
   listener.Subscribe("ferry_lifecycle", [this](const std::string&) { worker_.Wake(); });
@@ -80,7 +82,8 @@ std::size_t LifecyclePublisher::PublishOnce(std::size_t limit) {
     sink_.Deliver(records);
     // Exactly the rows published: one with a lower id may commit later.
     std::string ids;
-    for (const auto& r : rows) ids += (ids.empty() ? "" : ",") + std::to_string(r[0].as<std::int64_t>());
+    for (const auto& r : rows)
+      ids += (ids.empty() ? "" : ",") + std::to_string(r[0].as<std::int64_t>());
     tx.exec0("DELETE FROM device_lifecycle_outbox WHERE id IN (" + ids + ")");
     published_.Increment(static_cast<double>(rows.size()));
     log::Get("registry")->debug("lifecycle events published count={}", rows.size());

@@ -29,8 +29,8 @@ namespace ferry::registry {
 // second as a safety net. Metric: ferry_lifecycle_events_published_total.
 class LifecyclePublisher final {
  public:
-  LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, std::string topic, std::string hub_name,
-                     prometheus::Registry& registry);
+  LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, std::string topic,
+                     std::string hub_name, prometheus::Registry& registry);
   ~LifecyclePublisher();
   LifecyclePublisher(const LifecyclePublisher&) = delete;
   LifecyclePublisher& operator=(const LifecyclePublisher&) = delete;

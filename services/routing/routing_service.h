@@ -18,11 +18,14 @@ class RoutingService final : public ferry::v1::Routing::CallbackService {
                  const Clock& clock)
       : runtime_(runtime), store_(store), d2c_topic_(std::move(d2c_topic)), clock_(clock) {}
 
-  grpc::ServerUnaryReactor* CreateEndpoint(grpc::CallbackServerContext*, const v1::CreateEndpointRequest*,
+  grpc::ServerUnaryReactor* CreateEndpoint(grpc::CallbackServerContext*,
+                                           const v1::CreateEndpointRequest*,
                                            v1::Endpoint*) override;
-  grpc::ServerUnaryReactor* ListEndpoints(grpc::CallbackServerContext*, const v1::ListEndpointsRequest*,
+  grpc::ServerUnaryReactor* ListEndpoints(grpc::CallbackServerContext*,
+                                          const v1::ListEndpointsRequest*,
                                           v1::ListEndpointsResponse*) override;
-  grpc::ServerUnaryReactor* DeleteEndpoint(grpc::CallbackServerContext*, const v1::DeleteEndpointRequest*,
+  grpc::ServerUnaryReactor* DeleteEndpoint(grpc::CallbackServerContext*,
+                                           const v1::DeleteEndpointRequest*,
                                            v1::DeleteEndpointResponse*) override;
   grpc::ServerUnaryReactor* CreateRoute(grpc::CallbackServerContext*, const v1::CreateRouteRequest*,
                                         v1::Route*) override;
@@ -34,15 +37,18 @@ class RoutingService final : public ferry::v1::Routing::CallbackService {
                                        v1::ListRoutesResponse*) override;
   grpc::ServerUnaryReactor* DeleteRoute(grpc::CallbackServerContext*, const v1::DeleteRouteRequest*,
                                         v1::DeleteRouteResponse*) override;
-  grpc::ServerUnaryReactor* GetSettings(grpc::CallbackServerContext*, const v1::GetRoutingSettingsRequest*,
+  grpc::ServerUnaryReactor* GetSettings(grpc::CallbackServerContext*,
+                                        const v1::GetRoutingSettingsRequest*,
                                         v1::RoutingSettings*) override;
   grpc::ServerUnaryReactor* SetFallback(grpc::CallbackServerContext*, const v1::SetFallbackRequest*,
                                         v1::RoutingSettings*) override;
   grpc::ServerUnaryReactor* TestRoute(grpc::CallbackServerContext*, const v1::TestRouteRequest*,
                                       v1::TestRouteResponse*) override;
-  grpc::ServerUnaryReactor* TestAllRoutes(grpc::CallbackServerContext*, const v1::TestAllRoutesRequest*,
+  grpc::ServerUnaryReactor* TestAllRoutes(grpc::CallbackServerContext*,
+                                          const v1::TestAllRoutesRequest*,
                                           v1::TestAllRoutesResponse*) override;
-  grpc::ServerUnaryReactor* SetEnrichment(grpc::CallbackServerContext* ctx, const v1::SetEnrichmentRequest* request,
+  grpc::ServerUnaryReactor* SetEnrichment(grpc::CallbackServerContext* ctx,
+                                          const v1::SetEnrichmentRequest* request,
                                           v1::Enrichment* response) override;
   grpc::ServerUnaryReactor* ListEnrichments(grpc::CallbackServerContext* ctx,
                                             const v1::ListEnrichmentsRequest* request,

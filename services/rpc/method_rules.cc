@@ -8,21 +8,30 @@ namespace {
 using auth::Permission;
 
 constexpr std::array kRules = {
-    MethodRule{"ferry.v1.Registry", "CreateDevice", Permission::kRegistryWrite, false, Throttle::kRegistry},
-    MethodRule{"ferry.v1.Registry", "GetDevice", Permission::kRegistryRead, false, Throttle::kRegistry},
-    MethodRule{"ferry.v1.Registry", "UpdateDevice", Permission::kRegistryWrite, false, Throttle::kRegistry},
-    MethodRule{"ferry.v1.Registry", "DeleteDevice", Permission::kRegistryWrite, false, Throttle::kRegistry},
-    MethodRule{"ferry.v1.Registry", "ListDevices", Permission::kRegistryRead, false, Throttle::kRegistry},
-    MethodRule{"ferry.v1.Registry", "RegenerateDeviceKey", Permission::kRegistryWrite, false, Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "CreateDevice", Permission::kRegistryWrite, false,
+               Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "GetDevice", Permission::kRegistryRead, false,
+               Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "UpdateDevice", Permission::kRegistryWrite, false,
+               Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "DeleteDevice", Permission::kRegistryWrite, false,
+               Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "ListDevices", Permission::kRegistryRead, false,
+               Throttle::kRegistry},
+    MethodRule{"ferry.v1.Registry", "RegenerateDeviceKey", Permission::kRegistryWrite, false,
+               Throttle::kRegistry},
     MethodRule{"ferry.v1.AccessPolicies", "CreatePolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "GetPolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "ListPolicies", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "UpdatePolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "DeletePolicy", Permission::kHubOwner},
     MethodRule{"ferry.v1.AccessPolicies", "RegeneratePolicyKey", Permission::kHubOwner},
-    MethodRule{"ferry.v1.DeviceMessaging", "SendEvent", Permission::kDeviceConnect, true, Throttle::kD2cSend},
-    MethodRule{"ferry.v1.DeviceMessaging", "SendEventBatch", Permission::kDeviceConnect, true, Throttle::kD2cSend},
-    MethodRule{"ferry.v1.DeviceMessaging", "Receive", Permission::kDeviceConnect, true, Throttle::kC2dReceive},
+    MethodRule{"ferry.v1.DeviceMessaging", "SendEvent", Permission::kDeviceConnect, true,
+               Throttle::kD2cSend},
+    MethodRule{"ferry.v1.DeviceMessaging", "SendEventBatch", Permission::kDeviceConnect, true,
+               Throttle::kD2cSend},
+    MethodRule{"ferry.v1.DeviceMessaging", "Receive", Permission::kDeviceConnect, true,
+               Throttle::kC2dReceive},
     MethodRule{"ferry.v1.DeviceMessaging", "Complete", Permission::kDeviceConnect, true},
     MethodRule{"ferry.v1.DeviceMessaging", "Abandon", Permission::kDeviceConnect, true},
     MethodRule{"ferry.v1.DeviceMessaging", "Reject", Permission::kDeviceConnect, true},
@@ -42,7 +51,8 @@ constexpr std::array kRules = {
     MethodRule{"ferry.v1.Routing", "SetEnrichment", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Routing", "ListEnrichments", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Routing", "DeleteEnrichment", Permission::kServiceConnect},
-    MethodRule{"ferry.v1.CloudToDevice", "Send", Permission::kServiceConnect, false, Throttle::kC2dSend},
+    MethodRule{"ferry.v1.CloudToDevice", "Send", Permission::kServiceConnect, false,
+               Throttle::kC2dSend},
     MethodRule{"ferry.v1.Feedback", "Receive", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Feedback", "Complete", Permission::kServiceConnect},
     MethodRule{"ferry.v1.Feedback", "Abandon", Permission::kServiceConnect},
@@ -64,7 +74,9 @@ constexpr std::array kRules = {
 
 }  // namespace
 
-std::span<const MethodRule> MethodRules() { return kRules; }
+std::span<const MethodRule> MethodRules() {
+  return kRules;
+}
 
 const MethodRule* FindMethodRule(std::string_view service, std::string_view method) {
   for (const MethodRule& rule : kRules) {

@@ -30,18 +30,20 @@ namespace ferry::rpc {
 [[nodiscard]] inline TimePoint FromProtoTime(const google::protobuf::Timestamp& t,
                                              std::string_view field = "time") {
   using google::protobuf::util::TimeUtil;
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds || t.seconds() > TimeUtil::kTimestampMaxSeconds ||
-      t.nanos() < 0 || t.nanos() > 999'999'999) {
-    throw Error(Reason::kArgumentInvalid,
-                fmt::format("{} is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)", field));
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999'999'999) {
+    throw Error(
+        Reason::kArgumentInvalid,
+        fmt::format("{} is not a valid timestamp (years 1 to 9999, nanos 0 to 999999999)", field));
   }
   return FromUnixMicros(t.seconds() * 1'000'000 + t.nanos() / 1000);
 }
 
-[[nodiscard]] inline std::chrono::microseconds FromProtoDuration(const google::protobuf::Duration& d,
-                                                                 std::string_view field = "duration") {
+[[nodiscard]] inline std::chrono::microseconds FromProtoDuration(
+    const google::protobuf::Duration& d, std::string_view field = "duration") {
   using google::protobuf::util::TimeUtil;
-  const bool signs_agree = (d.seconds() >= 0 && d.nanos() >= 0) || (d.seconds() <= 0 && d.nanos() <= 0);
+  const bool signs_agree =
+      (d.seconds() >= 0 && d.nanos() >= 0) || (d.seconds() <= 0 && d.nanos() <= 0);
   if (d.seconds() < TimeUtil::kDurationMinSeconds || d.seconds() > TimeUtil::kDurationMaxSeconds ||
       d.nanos() < -999'999'999 || d.nanos() > 999'999'999 || !signs_agree) {
     throw Error(Reason::kArgumentInvalid, fmt::format("{} is not a valid duration", field));

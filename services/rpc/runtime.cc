@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include <fmt/format.h>
-
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 
@@ -44,24 +43,42 @@ const prometheus::Histogram::BucketBoundaries& Buckets() {
 // grpc::StatusCode's canonical names, for the code label.
 std::string_view CodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::DO_NOT_USE: return "UNKNOWN";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::DO_NOT_USE:
+      return "UNKNOWN";
   }
   return "UNKNOWN";
 }
@@ -69,13 +86,15 @@ std::string_view CodeName(grpc::StatusCode code) {
 // A call refused for what it sent (no or a bad credential, a missing
 // permission, a malformed request), not for Ferry's own trouble.
 bool IsRefusal(const Error& e) {
-  return e.reason() == Reason::kIotHubUnauthorizedAccess || e.reason() == Reason::kPermissionDenied ||
-         e.reason() == Reason::kArgumentInvalid || e.reason() == Reason::kArgumentNull;
+  return e.reason() == Reason::kIotHubUnauthorizedAccess ||
+         e.reason() == Reason::kPermissionDenied || e.reason() == Reason::kArgumentInvalid ||
+         e.reason() == Reason::kArgumentNull;
 }
 
 void RefuseNul(const google::protobuf::Message& request) {
   if (const auto field = FieldWithNul(request)) {
-    throw Error(Reason::kArgumentInvalid, fmt::format("{} holds a NUL character, which text fields must not", *field));
+    throw Error(Reason::kArgumentInvalid,
+                fmt::format("{} holds a NUL character, which text fields must not", *field));
   }
 }
 
@@ -92,12 +111,14 @@ std::optional<std::string> FieldWithNul(const google::protobuf::Message& message
     for (int i = 0; i < n; ++i) {
       const std::string path = f->is_repeated() ? fmt::format("{}[{}]", f->name(), i) : f->name();
       if (f->type() == FieldDescriptor::TYPE_STRING) {
-        const std::string& value = f->is_repeated() ? reflection->GetRepeatedStringReference(message, f, i, &scratch)
-                                                    : reflection->GetStringReference(message, f, &scratch);
+        const std::string& value =
+            f->is_repeated() ? reflection->GetRepeatedStringReference(message, f, i, &scratch)
+                             : reflection->GetStringReference(message, f, &scratch);
         if (value.find('\0') != std::string::npos) return path;
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        const google::protobuf::Message& sub =
-            f->is_repeated() ? reflection->GetRepeatedMessage(message, f, i) : reflection->GetMessage(message, f);
+        const google::protobuf::Message& sub = f->is_repeated()
+                                                   ? reflection->GetRepeatedMessage(message, f, i)
+                                                   : reflection->GetMessage(message, f);
         if (auto inner = FieldWithNul(sub)) return path + "." + *inner;
       }
     }
@@ -106,13 +127,16 @@ std::optional<std::string> FieldWithNul(const google::protobuf::Message& message
 }
 
 RpcRuntime::RpcRuntime(Executor& executor, Authorizer& authorizer, prometheus::Registry& registry)
-    : executor_(executor), authorizer_(authorizer), metrics_(std::make_unique<RpcMetrics>(registry)) {}
+    : executor_(executor),
+      authorizer_(authorizer),
+      metrics_(std::make_unique<RpcMetrics>(registry)) {}
 
 RpcRuntime::~RpcRuntime() = default;
 
 void RpcRuntime::Dispatch(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                           std::string_view service, std::string_view method,
-                          const google::protobuf::Message& request, std::optional<std::string> device_id,
+                          const google::protobuf::Message& request,
+                          std::optional<std::string> device_id,
                           std::function<void(const Caller&, Finish)> body) {
   static const auto logger = log::Get("rpc");
   const auto started = std::chrono::steady_clock::now();
@@ -211,17 +235,21 @@ std::optional<Error> RpcRuntime::Throttled(std::size_t bucket_class) {
   const auto& bucket = buckets_[bucket_class];
   if (!bucket || bucket->TryTake()) return std::nullopt;
   metrics_->throttled.Add({{"class", std::string(kNames[bucket_class])}}).Increment();
-  return Error(Reason::kThrottlingException,
-               bucket_class == kRefusedClass
-                   ? fmt::format("over {:g} calls a second without a valid credential on this replica; retry with "
-                                 "backoff",
-                                 bucket->rate())
-                   : fmt::format("over {:g} calls a second for this operation on this replica; retry with backoff",
-                                 bucket->rate()));
+  return Error(
+      Reason::kThrottlingException,
+      bucket_class == kRefusedClass
+          ? fmt::format(
+                "over {:g} calls a second without a valid credential on this replica; retry with "
+                "backoff",
+                bucket->rate())
+          : fmt::format(
+                "over {:g} calls a second for this operation on this replica; retry with backoff",
+                bucket->rate()));
 }
 
 Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string_view service,
-                                   std::string_view method, const google::protobuf::Message& request,
+                                   std::string_view method,
+                                   const google::protobuf::Message& request,
                                    std::optional<std::string> device_id) {
   const MethodRule* rule = FindMethodRule(service, method);
   if (rule == nullptr) throw Error(Reason::kServerError, "method has no access rule");
@@ -242,23 +270,27 @@ Caller RpcRuntime::AuthorizeStream(grpc::CallbackServerContext* ctx, std::string
 }
 
 grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string_view service,
-                                   std::string_view method, std::chrono::steady_clock::time_point started,
+                                   std::string_view method,
+                                   std::chrono::steady_clock::time_point started,
                                    const std::optional<Error>& error) {
   const grpc::Status status = error ? ToStatus(*error) : grpc::Status::OK;
-  Ended(ctx, service, method, started, status, error ? std::optional(error->reason()) : std::nullopt);
+  Ended(ctx, service, method, started, status,
+        error ? std::optional(error->reason()) : std::nullopt);
   return status;
 }
 
-void RpcRuntime::Ended(grpc::CallbackServerContext* ctx, std::string_view service, std::string_view method,
-                       std::chrono::steady_clock::time_point started, const grpc::Status& status,
-                       std::optional<Reason> reason) {
+void RpcRuntime::Ended(grpc::CallbackServerContext* ctx, std::string_view service,
+                       std::string_view method, std::chrono::steady_clock::time_point started,
+                       const grpc::Status& status, std::optional<Reason> reason) {
   if (reason) {
     ctx->AddTrailingMetadata(kReasonMetadataKey, std::string(ReasonName(*reason)));
     ctx->AddTrailingMetadata(kCodeMetadataKey, std::to_string(IotHubCode(*reason)));
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const std::string s(service), m(method);
-  metrics_->requests.Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
+  metrics_->requests
+      .Add({{"service", s}, {"method", m}, {"code", std::string(CodeName(status.error_code()))}})
       .Increment();
   metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
 }

@@ -2,8 +2,8 @@
 
 #include <array>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,8 +14,8 @@
 #include <prometheus/registry.h>
 
 #include "core/auth/authorizer.h"
-#include "core/error.h"
 #include "core/auth/credentials.h"
+#include "core/error.h"
 #include "core/executor.h"
 #include "core/throttle.h"
 #include "services/rpc/method_rules.h"
@@ -140,15 +140,16 @@ class RpcRuntime final {
   // cancellation callback with reactor.SetOnCancel.
   template <typename Request, typename Response, typename Handler>
   grpc::ServerUnaryReactor* UnaryWaiting(grpc::CallbackServerContext* ctx, std::string_view service,
-                                         std::string_view method, const Request* request, Response* response,
-                                         Handler handler) {
+                                         std::string_view method, const Request* request,
+                                         Response* response, Handler handler) {
     auto* reactor = new CancellableReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
-             [request, response, reactor, h = std::move(handler)](const Caller& caller, Finish finish) {
-               h(caller, *request, *response, std::move(finish), *reactor);
-             });
+    Dispatch(
+        ctx, reactor, service, method, *request, std::move(device_id),
+        [request, response, reactor, h = std::move(handler)](const Caller& caller, Finish finish) {
+          h(caller, *request, *response, std::move(finish), *reactor);
+        });
     return reactor;
   }
 

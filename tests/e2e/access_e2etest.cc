@@ -26,15 +26,19 @@ TEST(Access, AGeneratedOwnerKeyIsPrintedOnceAndWorks) {
   {
     testing::FerrydProcess ferryd(db.url(), {"--migrate"}, {{"FERRY_OWNER_KEY", ""}});
     const auto cs = ferryd.process().WaitForLine(
-        std::regex("(HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=\\S+)"), 15s);
+        std::regex("(HostName=localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=\\S+)"),
+        15s);
     ASSERT_TRUE(cs.has_value()) << ferryd.process().Output();
     connection_string = *cs;
     const auto listed = Ctl({"--endpoint", ferryd.grpc_address(), "devices", "list"},
                             {{"FERRY_CONNECTION_STRING", connection_string}});
     EXPECT_EQ(listed.exit_code, 0) << listed.output;
-    const auto token = Ctl({"--token-ttl", "60", "token"}, {{"FERRY_CONNECTION_STRING", connection_string}});
+    const auto token =
+        Ctl({"--token-ttl", "60", "token"}, {{"FERRY_CONNECTION_STRING", connection_string}});
     EXPECT_EQ(token.exit_code, 0);
-    EXPECT_TRUE(std::regex_search(token.output, std::regex("^SharedAccessSignature sr=localhost&sig=.+&se=\\d+&skn=iothubowner")))
+    EXPECT_TRUE(std::regex_search(
+        token.output,
+        std::regex("^SharedAccessSignature sr=localhost&sig=.+&se=\\d+&skn=iothubowner")))
         << token.output;
     ferryd.process().Signal(SIGTERM);
     EXPECT_EQ(ferryd.process().Wait(15s).value_or(-1), 0);
@@ -55,8 +59,8 @@ TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
   const auto owner = ferryd.CtlEnv();
   ASSERT_TRUE(testing::WaitFor(
       [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 15s));
-  const auto created = Ctl({"--json", "policies", "create", "reader", "--permissions",
-                            "RegistryRead"}, owner);
+  const auto created =
+      Ctl({"--json", "policies", "create", "reader", "--permissions", "RegistryRead"}, owner);
   ASSERT_EQ(created.exit_code, 0) << created.output;
   const std::smatch key = [&] {
     std::smatch m;
@@ -75,9 +79,14 @@ TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
   EXPECT_EQ(not_owner.exit_code, 1);
 
   const auto listed = Ctl({"policies", "list"}, owner);
-  EXPECT_TRUE(std::regex_search(listed.output, std::regex("reader +RegistryRead"))) << listed.output;
+  EXPECT_TRUE(std::regex_search(listed.output, std::regex("reader +RegistryRead")))
+      << listed.output;
   EXPECT_EQ(Ctl({"policies", "regenerate-key", "reader", "--slot", "primary"}, owner).exit_code, 0);
-  EXPECT_TRUE(testing::WaitFor([&] { return Ctl({"devices", "list"}, reader).exit_code == 1; }, 10s));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return Ctl({"devices", "list"}, reader).exit_code == 1;
+      },
+      10s));
 
   ASSERT_EQ(Ctl({"devices", "create", "thermostat-7"}, owner).exit_code, 0);
   const auto cs = Ctl({"devices", "connection-string", "thermostat-7"}, owner);
@@ -87,12 +96,15 @@ TEST(Access, FerryctlManagesPoliciesAndKeysAndSignsWithAnyConnectionString) {
   std::map<std::string, std::string> device = owner;
   device["FERRY_CONNECTION_STRING"] = cs.output.substr(0, cs.output.find('\n'));
   const auto device_token = Ctl({"token"}, device);
-  EXPECT_EQ(device_token.output.rfind("SharedAccessSignature sr=localhost%2Fdevices%2Fthermostat-7&", 0),
-            0u)
+  EXPECT_EQ(
+      device_token.output.rfind("SharedAccessSignature sr=localhost%2Fdevices%2Fthermostat-7&", 0),
+      0u)
       << device_token.output;
-  EXPECT_EQ(Ctl({"devices", "list"}, device).exit_code, 1);  // a device key grants no registry access
-  EXPECT_EQ(Ctl({"devices", "regenerate-key", "thermostat-7", "--slot", "secondary"}, owner).exit_code,
-            0);
+  EXPECT_EQ(Ctl({"devices", "list"}, device).exit_code,
+            1);  // a device key grants no registry access
+  EXPECT_EQ(
+      Ctl({"devices", "regenerate-key", "thermostat-7", "--slot", "secondary"}, owner).exit_code,
+      0);
   EXPECT_EQ(Ctl({"policies", "delete", "reader"}, owner).exit_code, 0);
   EXPECT_EQ(Ctl({"policies", "delete", "iothubowner"}, owner).exit_code, 1);
 }
@@ -103,9 +115,11 @@ TEST(Access, FerryctlManagesRoutesAndTestsThem) {
   const auto owner = ferryd.CtlEnv();
   ASSERT_TRUE(testing::WaitFor(
       [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 15s));
-  ASSERT_EQ(Ctl({"endpoints", "create", "alerts", "--kafka-topic", "ferry.alerts"}, owner).exit_code, 0);
+  ASSERT_EQ(
+      Ctl({"endpoints", "create", "alerts", "--kafka-topic", "ferry.alerts"}, owner).exit_code, 0);
   const auto created = Ctl({"routes", "create", "hot", "--endpoint", "alerts", "--condition",
-                            "AS_NUMBER(temperature) > 30"}, owner);
+                            "AS_NUMBER(temperature) > 30"},
+                           owner);
   ASSERT_EQ(created.exit_code, 0) << created.output;
   const auto broken = Ctl({"routes", "create", "broken", "--condition", "temperature >"}, owner);
   EXPECT_EQ(broken.exit_code, 1);
@@ -114,8 +128,9 @@ TEST(Access, FerryctlManagesRoutesAndTestsThem) {
   EXPECT_NE(hot.output.find("endpoints: alerts"), std::string::npos) << hot.output;
   const auto cold = Ctl({"routes", "test", "--property", "temperature=3"}, owner);
   EXPECT_NE(cold.output.find("endpoints: events (fallback)"), std::string::npos) << cold.output;
-  const auto one = Ctl({"routes", "test", "--condition", "$body.temp > 30", "--body", "{\"temp\":31}",
-                        "--content-type", "application/json"}, owner);
+  const auto one = Ctl({"routes", "test", "--condition", "$body.temp > 30", "--body",
+                        "{\"temp\":31}", "--content-type", "application/json"},
+                       owner);
   EXPECT_EQ(one.output, "TEST_RESULT_MATCHED\n");
   EXPECT_EQ(Ctl({"endpoints", "delete", "alerts"}, owner).exit_code, 1);  // in use
   EXPECT_EQ(Ctl({"routes", "delete", "hot"}, owner).exit_code, 0);
@@ -156,7 +171,8 @@ class TlsTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   void MakeCerts(const std::string& name) {
-    const auto r = testing::Run(testing::SourcePath("tests/support/make-test-certs.sh"), {dir_, name});
+    const auto r =
+        testing::Run(testing::SourcePath("tests/support/make-test-certs.sh"), {dir_, name});
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   std::string File(const std::string& name) const { return dir_ + "/" + name; }
@@ -172,7 +188,8 @@ class TlsTest : public ::testing::Test {
     std::vector<std::string> args = {"--endpoint", f.grpc_address(), "--timeout", "3"};
     args.insert(args.end(), tls.begin(), tls.end());
     args.push_back("health");
-    return Ctl(args, {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
+    return Ctl(args,
+               {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
   }
 
   std::string dir_;
@@ -181,31 +198,36 @@ class TlsTest : public ::testing::Test {
 TEST_F(TlsTest, ServesTlsAndReloadsChangedCertificates) {
   Install("one");
   testing::TestDatabase db;
-  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--tls-cert-file", File("live.pem"),
-                                           "--tls-key-file", File("live.key"),
-                                           "--tls-reload-seconds", "1"});
+  testing::FerrydProcess ferryd(db.url(),
+                                {"--migrate", "--tls-cert-file", File("live.pem"), "--tls-key-file",
+                                 File("live.key"), "--tls-reload-seconds", "1"});
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Health(ferryd, {"--tls-ca-file", File("one-ca.pem")}).exit_code == 0; }, 15s))
+      [&] {
+        return Health(ferryd, {"--tls-ca-file", File("one-ca.pem")}).exit_code == 0;
+      },
+      15s))
       << Health(ferryd, {"--tls-ca-file", File("one-ca.pem")}).output << ferryd.process().Output();
   EXPECT_EQ(Health(ferryd, {}).exit_code, 3) << "plaintext must not be served alongside TLS";
   EXPECT_EQ(Health(ferryd, {"--tls-ca-file", File("two-ca.pem")}).exit_code, 3);
-  const auto listed = Ctl({"--endpoint", ferryd.grpc_address(), "--tls-ca-file", File("one-ca.pem"),
-                           "devices", "list"},
-                          {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
+  const auto listed = Ctl(
+      {"--endpoint", ferryd.grpc_address(), "--tls-ca-file", File("one-ca.pem"), "devices", "list"},
+      {{"FERRY_CONNECTION_STRING", testing::FerrydProcess::OwnerConnectionString()}});
   EXPECT_EQ(listed.exit_code, 0) << listed.output;
 
   Install("two");
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return Health(ferryd, {"--tls-ca-file", File("two-ca.pem")}).exit_code == 0; }, 20s,
-      200ms))
+      [&] {
+        return Health(ferryd, {"--tls-ca-file", File("two-ca.pem")}).exit_code == 0;
+      },
+      20s, 200ms))
       << "the new certificate was not picked up";
 }
 
 TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   testing::TestDatabase db;
-  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--tls-cert-file", File("one-server.pem"),
-                                           "--tls-key-file", File("one-server.key"),
-                                           "--tls-client-ca-file", File("one-ca.pem")});
+  testing::FerrydProcess ferryd(
+      db.url(), {"--migrate", "--tls-cert-file", File("one-server.pem"), "--tls-key-file",
+                 File("one-server.key"), "--tls-client-ca-file", File("one-ca.pem")});
   const std::vector<std::string> trust = {"--tls-ca-file", File("one-ca.pem")};
   std::vector<std::string> with_cert = trust;
   with_cert.insert(with_cert.end(), {"--tls-cert-file", File("one-client.pem"), "--tls-key-file",

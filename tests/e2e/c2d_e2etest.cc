@@ -23,7 +23,8 @@ namespace {
 using namespace std::chrono_literals;
 using google::protobuf::util::TimeUtil;
 
-testing::RunResult Ctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+testing::RunResult Ctl(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env) {
   return testing::Run(testing::BinPath("ferryctl"), args, 60s, env);
 }
 
@@ -50,7 +51,8 @@ void CreateDevice(const std::shared_ptr<grpc::Channel>& channel, const std::stri
   ASSERT_TRUE(v1::Registry::NewStub(channel)->CreateDevice(Owner().get(), req, &out).ok());
 }
 
-grpc::Status Send(const std::shared_ptr<grpc::Channel>& channel, const std::string& device, const std::string& id) {
+grpc::Status Send(const std::shared_ptr<grpc::Channel>& channel, const std::string& device,
+                  const std::string& id) {
   v1::SendC2dRequest req;
   req.set_device_id(device);
   req.mutable_message()->set_message_id(id);
@@ -59,13 +61,14 @@ grpc::Status Send(const std::shared_ptr<grpc::Channel>& channel, const std::stri
   return v1::CloudToDevice::NewStub(channel)->Send(Owner().get(), req, &out);
 }
 
-std::optional<v1::ReceivedMessage> Receive(const std::shared_ptr<grpc::Channel>& channel, const std::string& device,
-                                           std::chrono::seconds wait) {
+std::optional<v1::ReceivedMessage> Receive(const std::shared_ptr<grpc::Channel>& channel,
+                                           const std::string& device, std::chrono::seconds wait) {
   v1::ReceiveRequest req;
   req.set_device_id(device);
   *req.mutable_wait() = TimeUtil::SecondsToDuration(wait.count());
   v1::ReceiveResponse resp;
-  const grpc::Status s = v1::DeviceMessaging::NewStub(channel)->Receive(Owner(wait + 30s).get(), req, &resp);
+  const grpc::Status s =
+      v1::DeviceMessaging::NewStub(channel)->Receive(Owner(wait + 30s).get(), req, &resp);
   if (!s.ok() || !resp.has_message()) return std::nullopt;
   return resp.message();
 }
@@ -74,7 +77,8 @@ TEST(C2d, AReceiverOnOneReplicaWakesWhenAnotherAcceptsASend) {
   testing::TestDatabase db;
   testing::FerrydProcess a(db.url(), {"--migrate", "--roles", "api"});
   testing::FerrydProcess b(db.url(), {"--roles", "api"});
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(b.Channel(), "") == "SERVING"; }, 30s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(b.Channel(), "") == "SERVING"; }, 30s));
   CreateDevice(a.Channel(), "dev-1");
   std::optional<v1::ReceivedMessage> got;
   std::chrono::steady_clock::time_point got_at;
@@ -83,11 +87,14 @@ TEST(C2d, AReceiverOnOneReplicaWakesWhenAnotherAcceptsASend) {
     got_at = std::chrono::steady_clock::now();
   });
   // Once the receive is waiting (the metric says so), send through the other.
-  const std::string metrics_url = "http://127.0.0.1:" + std::to_string(a.metrics_port()) + "/metrics";
-  ASSERT_TRUE(testing::WaitFor([&] {
-    return testing::Run("/usr/bin/curl", {"-s", metrics_url}).output.find("ferry_c2d_receive_waiting 1") !=
-           std::string::npos;
-  }, 30s));
+  const std::string metrics_url =
+      "http://127.0.0.1:" + std::to_string(a.metrics_port()) + "/metrics";
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return testing::Run("/usr/bin/curl", {"-s", metrics_url})
+                   .output.find("ferry_c2d_receive_waiting 1") != std::string::npos;
+      },
+      30s));
   const auto sent_at = std::chrono::steady_clock::now();
   ASSERT_TRUE(Send(b.Channel(), "dev-1", "across").ok());
   receiver.join();
@@ -102,8 +109,10 @@ TEST(C2d, AReceiverOnOneReplicaWakesWhenAnotherAcceptsASend) {
 
 TEST(C2d, AThousandWaitingReceivesUseFewThreadsAndSigtermEndsThemPromptly) {
   testing::TestDatabase db;
-  testing::FerrydProcess ferryd(db.url(), {"--migrate", "--roles", "api", "--shutdown-grace-ms", "5000"});
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 30s));
+  testing::FerrydProcess ferryd(db.url(),
+                                {"--migrate", "--roles", "api", "--shutdown-grace-ms", "5000"});
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 30s));
   CreateDevice(ferryd.Channel(), "dev-1");
   auto stub = v1::DeviceMessaging::NewStub(ferryd.Channel());
   grpc::CompletionQueue cq;
@@ -121,14 +130,18 @@ TEST(C2d, AThousandWaitingReceivesUseFewThreadsAndSigtermEndsThemPromptly) {
   for (int i = 0; i < kCalls; ++i) {
     calls[i].ctx = Owner(200s);
     calls[i].reader = stub->AsyncReceive(calls[i].ctx.get(), req, &cq);
-    calls[i].reader->Finish(&calls[i].resp, &calls[i].status, reinterpret_cast<void*>(static_cast<std::intptr_t>(i)));
+    calls[i].reader->Finish(&calls[i].resp, &calls[i].status,
+                            reinterpret_cast<void*>(static_cast<std::intptr_t>(i)));
   }
   // All of them waiting: the metric says so.
-  const std::string metrics_url = "http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics";
-  ASSERT_TRUE(testing::WaitFor([&] {
-    const auto m = testing::Run("/usr/bin/curl", {"-s", metrics_url});
-    return m.output.find("ferry_c2d_receive_waiting 1000") != std::string::npos;
-  }, 60s));
+  const std::string metrics_url =
+      "http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics";
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        const auto m = testing::Run("/usr/bin/curl", {"-s", metrics_url});
+        return m.output.find("ferry_c2d_receive_waiting 1000") != std::string::npos;
+      },
+      60s));
   const int threads = Threads(ferryd.process().pid());
   std::cout << "threads with " << kCalls << " waiting receives: " << threads << "\n";
   EXPECT_GT(threads, 0);
@@ -168,10 +181,11 @@ TEST(C2d, AThousandWaitingReceivesUseFewThreadsAndSigtermEndsThemPromptly) {
 
 TEST(C2d, KillingTheReplicaThatLockedAMessageLosesNothing) {
   testing::TestDatabase db;
-  auto a = std::make_unique<testing::FerrydProcess>(db.url(), std::vector<std::string>{
-                                                                  "--migrate", "--roles", "api", "--c2d-lock-seconds", "5"});
+  auto a = std::make_unique<testing::FerrydProcess>(
+      db.url(), std::vector<std::string>{"--migrate", "--roles", "api", "--c2d-lock-seconds", "5"});
   testing::FerrydProcess b(db.url(), {"--roles", "api", "--c2d-lock-seconds", "5"});
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(b.Channel(), "") == "SERVING"; }, 30s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(b.Channel(), "") == "SERVING"; }, 30s));
   CreateDevice(a->Channel(), "dev-1");
   ASSERT_TRUE(Send(a->Channel(), "dev-1", "kept").ok());
   const auto locked = Receive(a->Channel(), "dev-1", 0s);
@@ -188,7 +202,8 @@ TEST(C2d, KillingTheReplicaThatLockedAMessageLosesNothing) {
   settle.set_device_id("dev-1");
   settle.set_lock_token(again->lock_token());
   v1::SettleResponse settled;
-  EXPECT_TRUE(v1::DeviceMessaging::NewStub(b.Channel())->Complete(Owner().get(), settle, &settled).ok());
+  EXPECT_TRUE(
+      v1::DeviceMessaging::NewStub(b.Channel())->Complete(Owner().get(), settle, &settled).ok());
 }
 
 // The README's C2D walk-through with ferryctl.
@@ -196,10 +211,11 @@ TEST(C2d, ReadmeWalkThroughWithFerryctl) {
   testing::TestDatabase db;
   testing::FerrydProcess ferryd(db.url(), {"--migrate", "--roles", "api"});
   const auto env = ferryd.CtlEnv();
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(ferryd.Channel(), "") == "SERVING"; }, 30s));
   ASSERT_EQ(Ctl({"devices", "create", "thermostat-7"}, env).exit_code, 0);
-  const auto sent = Ctl({"c2d", "send", "thermostat-7", "--body", "{\"target\":21}", "--ack", "full", "--message-id",
-                         "set-21", "--property", "kind=setpoint"},
+  const auto sent = Ctl({"c2d", "send", "thermostat-7", "--body", "{\"target\":21}", "--ack",
+                         "full", "--message-id", "set-21", "--property", "kind=setpoint"},
                         env);
   ASSERT_EQ(sent.exit_code, 0) << sent.output;
   EXPECT_NE(sent.output.find("enqueued set-21 sequence 1"), std::string::npos) << sent.output;
@@ -208,25 +224,33 @@ TEST(C2d, ReadmeWalkThroughWithFerryctl) {
   const auto received = Ctl({"--json", "device", "receive", "thermostat-7", "--wait", "5"}, env);
   ASSERT_EQ(received.exit_code, 0) << received.output;
   std::smatch token;
-  ASSERT_TRUE(std::regex_search(received.output, token, std::regex("\"lock_token\":\"([0-9a-f]+)\""))) << received.output;
+  ASSERT_TRUE(
+      std::regex_search(received.output, token, std::regex("\"lock_token\":\"([0-9a-f]+)\"")))
+      << received.output;
   EXPECT_NE(received.output.find("\"kind\":\"setpoint\""), std::string::npos) << received.output;
   const auto state = Ctl({"c2d", "get", "thermostat-7", "--message-id", "set-21"}, env);
   EXPECT_NE(state.output.find("Invisible"), std::string::npos) << state.output;
   // Feedback followed live: the Success record shows as the device completes.
-  testing::ChildProcess watch(testing::BinPath("ferryctl"), {"feedback", "watch", "--count", "1"}, env);
-  ASSERT_TRUE(ferryd.process().WaitForLine(std::regex("feedback watch opened"), 20s).has_value()) << watch.Output();
+  testing::ChildProcess watch(testing::BinPath("ferryctl"), {"feedback", "watch", "--count", "1"},
+                              env);
+  ASSERT_TRUE(ferryd.process().WaitForLine(std::regex("feedback watch opened"), 20s).has_value())
+      << watch.Output();
   const auto completed_at = std::chrono::steady_clock::now();
   ASSERT_EQ(Ctl({"device", "complete", "thermostat-7", token[1].str()}, env).exit_code, 0);
-  ASSERT_TRUE(watch.WaitForLine(std::regex("thermostat-7  set-21  Success"), 20s).has_value()) << watch.Output();
-  const auto shown = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - completed_at);
-  std::cout << "complete → feedback on watch (ferryctl processes included): " << shown.count() << " ms\n";
+  ASSERT_TRUE(watch.WaitForLine(std::regex("thermostat-7  set-21  Success"), 20s).has_value())
+      << watch.Output();
+  const auto shown = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - completed_at);
+  std::cout << "complete → feedback on watch (ferryctl processes included): " << shown.count()
+            << " ms\n";
   EXPECT_LT(shown, 15s);  // a wake-up, not a timeout; the benchmark has the latency
   EXPECT_EQ(watch.Wait(10s), 0);
   const auto done = Ctl({"c2d", "get", "thermostat-7", "--message-id", "set-21"}, env);
   EXPECT_NE(done.output.find("Completed"), std::string::npos) << done.output;
   EXPECT_NE(done.output.find("Success"), std::string::npos) << done.output;
   // Completing with a made-up token: lock lost, exit 1 with the reason.
-  const auto lost = Ctl({"device", "complete", "thermostat-7", "00000000000000000000000000000000"}, env);
+  const auto lost =
+      Ctl({"device", "complete", "thermostat-7", "00000000000000000000000000000000"}, env);
   EXPECT_EQ(lost.exit_code, 1);
   EXPECT_NE(lost.output.find("DeviceMessageLockLost"), std::string::npos) << lost.output;
 }

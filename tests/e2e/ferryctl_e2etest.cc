@@ -1,19 +1,20 @@
 // ferryctl end to end: the built binary against a ferryd on a test database,
 // as an operator (or a script) runs it.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include "tests/support/ferryd.h"
 #include "tests/support/pg.h"

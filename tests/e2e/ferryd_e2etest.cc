@@ -3,10 +3,9 @@
 #include <regex>
 #include <thread>
 
-#include <pqxx/pqxx>
-
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "ferry/v1/registry.grpc.pb.h"
 #include "tests/support/ferryd.h"
@@ -34,12 +33,13 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   EXPECT_EQ(HealthStatus(channel, "liveness"), "SERVING");
 
   // ferryctl, as an operator would use it.
-  const auto anonymous = testing::Run(BinPath("ferryctl"),
-                                      {"--endpoint", ferryd.grpc_address(), "devices", "list"});
+  const auto anonymous =
+      testing::Run(BinPath("ferryctl"), {"--endpoint", ferryd.grpc_address(), "devices", "list"});
   EXPECT_EQ(anonymous.exit_code, 1);
-  EXPECT_NE(anonymous.output.find("IotHubUnauthorizedAccess"), std::string::npos) << anonymous.output;
-  const auto created = testing::Run(BinPath("ferryctl"), {"devices", "create", "thermostat-7"},
-                                    60s, ferryd.CtlEnv());
+  EXPECT_NE(anonymous.output.find("IotHubUnauthorizedAccess"), std::string::npos)
+      << anonymous.output;
+  const auto created = testing::Run(BinPath("ferryctl"), {"devices", "create", "thermostat-7"}, 60s,
+                                    ferryd.CtlEnv());
   EXPECT_EQ(created.exit_code, 0) << created.output;
   EXPECT_NE(created.output.find("thermostat-7"), std::string::npos) << created.output;
   const auto again = testing::Run(BinPath("ferryctl"), {"devices", "create", "thermostat-7"}, 60s,
@@ -47,8 +47,8 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.output.find("DeviceAlreadyExists"), std::string::npos) << again.output;
 
-  const auto listed = testing::Run(BinPath("ferryctl"), {"--json", "devices", "list"}, 60s,
-                                   ferryd.CtlEnv());
+  const auto listed =
+      testing::Run(BinPath("ferryctl"), {"--json", "devices", "list"}, 60s, ferryd.CtlEnv());
   ASSERT_EQ(listed.exit_code, 0) << listed.output;
   const auto device = nlohmann::json::parse(listed.output.substr(0, listed.output.find('\n')));
   EXPECT_EQ(device["device_id"], "thermostat-7");
@@ -64,13 +64,16 @@ TEST(Ferryd, ServesHealthRegistryAndMetricsThenStopsOnSigterm) {
   const std::string url = "http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics";
   const auto scrape = Shell("curl -sf " + url);
   ASSERT_EQ(scrape.exit_code, 0) << scrape.output;
-  for (const char* want :
-       {"ferry_grpc_requests_total{code=\"OK\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
-        "ferry_grpc_requests_total{code=\"UNAUTHENTICATED\",method=\"ListDevices\",service=\"ferry.v1.Registry\"} 1",
-        "ferry_grpc_requests_total{code=\"ALREADY_EXISTS\",method=\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
-        "ferry_grpc_request_duration_seconds_bucket{", "ferry_build_info{", "process_resident_memory_bytes ",
-        "process_open_fds ", "process_start_time_seconds ", "process_cpu_seconds_total ",
-        "ferry_db_pool_connections{state=\"idle\"}", "ferry_ready 1"}) {
+  for (const char* want : {"ferry_grpc_requests_total{code=\"OK\",method=\"CreateDevice\",service="
+                           "\"ferry.v1.Registry\"} 1",
+                           "ferry_grpc_requests_total{code=\"UNAUTHENTICATED\",method="
+                           "\"ListDevices\",service=\"ferry.v1.Registry\"} 1",
+                           "ferry_grpc_requests_total{code=\"ALREADY_EXISTS\",method="
+                           "\"CreateDevice\",service=\"ferry.v1.Registry\"} 1",
+                           "ferry_grpc_request_duration_seconds_bucket{", "ferry_build_info{",
+                           "process_resident_memory_bytes ", "process_open_fds ",
+                           "process_start_time_seconds ", "process_cpu_seconds_total ",
+                           "ferry_db_pool_connections{state=\"idle\"}", "ferry_ready 1"}) {
     EXPECT_NE(scrape.output.find(want), std::string::npos) << want << "\n" << scrape.output;
   }
   const auto lint = Shell("curl -sf " + url + " | promtool check metrics");
@@ -96,10 +99,12 @@ TEST(Ferryd, AFatalSignalIsReportedWithTheCrashingStack) {
   // The default action still runs after the report: killed by the signal.
   EXPECT_EQ(*status, 128 + SIGSEGV);
   const std::string out = ferryd.process().Output();
-  EXPECT_NE(out.find("ferryd: fatal signal Segmentation fault; stack of the crashing thread:"), std::string::npos)
+  EXPECT_NE(out.find("ferryd: fatal signal Segmentation fault; stack of the crashing thread:"),
+            std::string::npos)
       << out;
   // At least one frame of ferryd itself, in the form addr2line reads.
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(ferryd\(\S*\+0x[0-9a-f]+\) ?\[0x[0-9a-f]+\])"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(ferryd\(\S*\+0x[0-9a-f]+\) ?\[0x[0-9a-f]+\])")))
+      << out;
 }
 
 TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
@@ -134,9 +139,10 @@ TEST(Ferryd, SigtermLetsAnInFlightCallFinish) {
         pqxx::connection probe(db.url());
         pqxx::nontransaction tx(probe);
         // This database's own waiter: tests running alongside share the server.
-        return tx.exec_params("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                              " AND datname = $1 AND pid <> pg_backend_pid()",
-                              db.name())[0][0]
+        return tx.exec_params(
+                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                     " AND datname = $1 AND pid <> pg_backend_pid()",
+                     db.name())[0][0]
                    .as<int>() > 0;
       },
       30s));
@@ -180,10 +186,9 @@ TEST(Ferryd, ASecondFerrydOnATakenPortFailsWithAClearMessage) {
   // The first one is unharmed.
   EXPECT_EQ(HealthStatus(first.Channel(), "liveness"), "SERVING");
 
-  testing::ChildProcess third(BinPath("ferryd"),
-                              {"--postgres-url", db.url(), "serve", "--grpc-listen", "127.0.0.1:0",
-                               "--metrics-listen",
-                               "127.0.0.1:" + std::to_string(first.metrics_port())});
+  testing::ChildProcess third(
+      BinPath("ferryd"), {"--postgres-url", db.url(), "serve", "--grpc-listen", "127.0.0.1:0",
+                          "--metrics-listen", "127.0.0.1:" + std::to_string(first.metrics_port())});
   ASSERT_EQ(third.Wait(20s).value_or(-1), 1);
   EXPECT_NE(third.Output().find("cannot serve metrics on"), std::string::npos) << third.Output();
 }
@@ -213,12 +218,13 @@ TEST(Ferryd, VersionAndConfigurationErrors) {
   EXPECT_TRUE(std::regex_search(version.output, std::regex("^ferryd \\d+\\.\\d+\\.\\d+")))
       << version.output;
 
-  const auto no_url = testing::Run("/usr/bin/env", {"-u", "FERRY_POSTGRES_URL", BinPath("ferryd"), "serve"});
+  const auto no_url =
+      testing::Run("/usr/bin/env", {"-u", "FERRY_POSTGRES_URL", BinPath("ferryd"), "serve"});
   EXPECT_EQ(no_url.exit_code, 2);
   EXPECT_NE(no_url.output.find("FERRY_POSTGRES_URL"), std::string::npos) << no_url.output;
 
-  const auto bad_role = testing::Run(BinPath("ferryd"),
-                                     {"--postgres-url", "postgresql:///x", "serve", "--roles", "bogus"});
+  const auto bad_role = testing::Run(
+      BinPath("ferryd"), {"--postgres-url", "postgresql:///x", "serve", "--roles", "bogus"});
   EXPECT_EQ(bad_role.exit_code, 2);
   EXPECT_NE(bad_role.output.find("unknown role 'bogus'"), std::string::npos) << bad_role.output;
 }

@@ -3,9 +3,8 @@
 #include <regex>
 #include <thread>
 
-#include <pqxx/pqxx>
-
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "ferry/v1/registry.grpc.pb.h"
 #include "tests/support/api_harness.h"
@@ -44,12 +43,13 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
   OwnPostgres pg;
   testing::FerrydProcess ferryd(pg.url(), {"--migrate"});
   auto channel = ferryd.Channel();
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
       << ferryd.process().Output();
 
   pg.Script("stop");
-  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "NOT_SERVING"; },
-                               15s))
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "NOT_SERVING"; }, 15s))
       << ferryd.process().Output();
   EXPECT_EQ(testing::HealthStatus(channel, "liveness"), "SERVING");
 
@@ -69,7 +69,8 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
   EXPECT_LT(std::chrono::steady_clock::now() - asked, 20s);
 
   pg.Script("start");
-  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 20s))
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 20s))
       << ferryd.process().Output();
   grpc::ClientContext ctx2;
   ctx2.AddMetadata("authorization", testing::FerrydProcess::OwnerToken());
@@ -83,9 +84,11 @@ TEST(Readiness, FollowsPostgresDownAndBackWhileLivenessStays) {
 // lock goes, it is live again and the calls answer.
 TEST(Liveness, DropsWhileEveryRpcThreadIsStuckAndComesBack) {
   OwnPostgres pg;
-  testing::FerrydProcess ferryd(pg.url(), {"--migrate", "--rpc-workers", "1", "--liveness-stall-seconds", "10"});
+  testing::FerrydProcess ferryd(
+      pg.url(), {"--migrate", "--rpc-workers", "1", "--liveness-stall-seconds", "10"});
   auto channel = ferryd.Channel();
-  ASSERT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return testing::HealthStatus(channel, "") == "SERVING"; }, 15s))
       << ferryd.process().Output();
   EXPECT_EQ(testing::HealthStatus(channel, "liveness"), "SERVING") << ferryd.process().Output();
 
@@ -107,15 +110,19 @@ TEST(Liveness, DropsWhileEveryRpcThreadIsStuckAndComesBack) {
       if (stub->CreateDevice(&ctx, req, &resp).ok()) ++ok;
     });
   }
-  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "liveness") == "NOT_SERVING"; }, 60s))
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(channel, "liveness") == "NOT_SERVING"; }, 60s))
       << ferryd.process().Output();
-  EXPECT_TRUE(ferryd.process().WaitForLine(std::regex("liveness NOT_SERVING.*(rpc executor)"), 10s).has_value())
+  EXPECT_TRUE(ferryd.process()
+                  .WaitForLine(std::regex("liveness NOT_SERVING.*(rpc executor)"), 10s)
+                  .has_value())
       << ferryd.process().Output();
 
   lock->abort();
   for (auto& t : calls) t.join();
   EXPECT_EQ(ok.load(), 2);
-  EXPECT_TRUE(testing::WaitFor([&] { return testing::HealthStatus(channel, "liveness") == "SERVING"; }, 60s))
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return testing::HealthStatus(channel, "liveness") == "SERVING"; }, 60s))
       << ferryd.process().Output();
 }
 

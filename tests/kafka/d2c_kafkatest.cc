@@ -7,10 +7,10 @@
 #include <prometheus/registry.h>
 
 #include "consumers/d2c/consumer.h"
-#include "consumers/d2c/event_store.h"
 #include "core/d2c/record.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/pg/pool.h"
+#include "store/d2c/event_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/kafka.h"
 #include "tests/support/pg.h"
@@ -82,7 +82,9 @@ class D2cTest : public ::testing::Test {
   // Sum over the landed bodies' numbers: equal to the produced sum only if
   // every event landed exactly once (with the count).
   long BodySum() {
-    return Count("SELECT coalesce(sum((convert_from(body, 'UTF8')::jsonb->>'n')::bigint), 0) FROM d2c_events");
+    return Count(
+        "SELECT coalesce(sum((convert_from(body, 'UTF8')::jsonb->>'n')::bigint), 0) FROM "
+        "d2c_events");
   }
 
   testing::TestDatabase db_;
@@ -98,21 +100,26 @@ TEST_F(D2cTest, EveryEventLandsExactlyOnceWithItsProperties) {
   producer_->Send(kTopic, Events(0, kEvents));
   prometheus::Registry registry;
   auto consumer = Consumer("solo", registry);
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= kEvents; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= kEvents; }, 60s))
       << Count("SELECT count(*) FROM d2c_events");
   consumer->Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), kEvents);
-  EXPECT_EQ(Count("SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM d2c_events"), kEvents);
+  EXPECT_EQ(Count("SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM d2c_events"),
+            kEvents);
   EXPECT_EQ(BodySum(), static_cast<long>(kEvents) * (kEvents - 1) / 2);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
   // The checkpoint of each partition is one past its last landed offset.
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_checkpoints c WHERE next_offset = "
-                  "(SELECT max(kafka_offset) + 1 FROM d2c_events e WHERE e.kafka_partition = c.kafka_partition)"),
+                  "(SELECT max(kafka_offset) + 1 FROM d2c_events e WHERE e.kafka_partition = "
+                  "c.kafka_partition)"),
             kPartitions);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events WHERE message_id = 'm-7' AND device_id = 'device-7'"
-                  " AND content_type = 'application/json' AND application_properties->>'temperature' = '27'"
-                  " AND system_properties ? 'iothub-enqueuedtime'"),
-            1);
+  EXPECT_EQ(
+      Count(
+          "SELECT count(*) FROM d2c_events WHERE message_id = 'm-7' AND device_id = 'device-7'"
+          " AND content_type = 'application/json' AND application_properties->>'temperature' = '27'"
+          " AND system_properties ? 'iothub-enqueuedtime'"),
+      1);
   EXPECT_EQ(Metric(registry, "ferry_d2c_events_landed_total"), kEvents);
 }
 
@@ -126,7 +133,8 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
     sent += kChunk;
   };
   send();
-  ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
   auto b = Consumer("b", rb);  // joins mid-stream
   // Keep producing until b has landed some: both really shared the work.
   ASSERT_TRUE(testing::WaitFor(
@@ -138,7 +146,8 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
   a->Stop();  // leaves mid-stream; b takes its partitions over
   for (int i = 0; i < 5; ++i) send();
   const long total = sent;
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
       << Count("SELECT count(*) FROM d2c_events") << " of " << total;
   b->Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), total);
@@ -146,7 +155,9 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
   EXPECT_EQ(BodySum(), total * (total - 1) / 2);
   EXPECT_GT(Metric(ra, "ferry_d2c_events_landed_total"), 0);
   EXPECT_GT(Metric(rb, "ferry_d2c_events_landed_total"), 0);
-  EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total"), total);
+  EXPECT_EQ(
+      Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total"),
+      total);
 }
 
 // The soak's finding: with librdkafka 2.0.2's cooperative-sticky assignor,
@@ -167,9 +178,11 @@ TEST_F(D2cTest, MembersComingAndGoingFastLoseAndDoubleNothing) {
   };
   auto a = Consumer("churn-a", ra);
   send();
-  ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Metric(ra, "ferry_d2c_events_landed_total") > 0; }, 30s));
   EXPECT_EQ(a->rebalance_protocol(), "EAGER")
-      << "librdkafka 2.0.2's cooperative-sticky assignor crashes under membership churn (docs/reliability.md)";
+      << "librdkafka 2.0.2's cooperative-sticky assignor crashes under membership churn "
+         "(docs/reliability.md)";
   // b joins and is stopped at once, before any assignment reaches it.
   auto b = Consumer("churn-b", rb);
   send();
@@ -191,22 +204,25 @@ TEST_F(D2cTest, MembersComingAndGoingFastLoseAndDoubleNothing) {
   c->Stop();
   for (int i = 0; i < 3; ++i) send();
   const long total = sent;
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= total; }, 90s))
       << Count("SELECT count(*) FROM d2c_events") << " of " << total;
   d->Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), total);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
   EXPECT_EQ(BodySum(), total * (total - 1) / 2);
-  EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total") +
-                Metric(rc, "ferry_d2c_events_landed_total") + Metric(rd, "ferry_d2c_events_landed_total"),
-            total);
+  EXPECT_EQ(
+      Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total") +
+          Metric(rc, "ferry_d2c_events_landed_total") + Metric(rd, "ferry_d2c_events_landed_total"),
+      total);
 }
 
 TEST_F(D2cTest, AZombieCannotCommitAndResyncs) {
   prometheus::Registry registry;
   auto consumer = Consumer("zombie-to-be", registry);
   producer_->Send(kTopic, Events(0, 1000));
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 1000; }, 60s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 1000; }, 60s));
   // Someone else claims every partition behind its back: it is a zombie now.
   {
     pqxx::connection conn(db_.url());
@@ -215,13 +231,15 @@ TEST_F(D2cTest, AZombieCannotCommitAndResyncs) {
     tx.commit();
   }
   producer_->Send(kTopic, Events(1000, 1000));
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 2000; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 2000; }, 60s))
       << Count("SELECT count(*) FROM d2c_events");
   consumer->Stop();
   EXPECT_GE(Metric(registry, "ferry_d2c_fenced_batches_total"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 2000);
   EXPECT_EQ(BodySum(), 2000L * 1999 / 2);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_checkpoints WHERE owner = 'zombie-to-be'"), kPartitions);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_checkpoints WHERE owner = 'zombie-to-be'"),
+            kPartitions);
 }
 
 TEST_F(D2cTest, PoisonRecordsAreDeadLetteredAndThePartitionMovesOn) {
@@ -255,7 +273,11 @@ TEST_F(D2cTest, PoisonRecordsAreDeadLetteredAndThePartitionMovesOn) {
   prometheus::Registry registry;
   auto consumer = Consumer("p", registry);
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters") >= 15; },
+      [&] {
+        return Count("SELECT count(*) FROM d2c_events") +
+                   Count("SELECT count(*) FROM d2c_dead_letters") >=
+               15;
+      },
       60s));
   consumer->Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 10);
@@ -264,9 +286,10 @@ TEST_F(D2cTest, PoisonRecordsAreDeadLetteredAndThePartitionMovesOn) {
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'missing_device'"), 1);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'future_timestamp'"), 1);
   // The record is kept as sent, headers as bytes.
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'invalid_header'"
-                  " AND position('\\xff'::bytea in decode(record_headers->0->>'value', 'base64')) > 0"),
-            1);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'invalid_header'"
+            " AND position('\\xff'::bytea in decode(record_headers->0->>'value', 'base64')) > 0"),
+      1);
   EXPECT_EQ(Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = 0"), 15);
   EXPECT_EQ(Metric(registry, "ferry_d2c_dead_letters_total"), 5);
 }
@@ -283,18 +306,23 @@ TEST_F(D2cTest, ARetentionDropWhileTwoConsumersLandFailsNoBatch) {
     if (i == kRounds / 2) {
       // Retention of 0 days: yesterday goes, while landing goes on (both
       // consumers have landed batches by now; the rest are still coming).
-      ASSERT_TRUE(testing::WaitFor([&] {
-        return Metric(ra, "ferry_d2c_events_landed_total") > 0 && Metric(rb, "ferry_d2c_events_landed_total") > 0;
-      }, 60s));
+      ASSERT_TRUE(testing::WaitFor(
+          [&] {
+            return Metric(ra, "ferry_d2c_events_landed_total") > 0 &&
+                   Metric(rb, "ferry_d2c_events_landed_total") > 0;
+          },
+          60s));
       EXPECT_EQ(store_->DropExpiredDays(clock_.Now(), 0).size(), 1u);
     }
     auto batch = Events(i * kPer, kPer);
-    for (std::size_t k = 0; k < batch.size(); k += 2) batch[k].headers.emplace_back("iothub-enqueuedtime", old_time);
+    for (std::size_t k = 0; k < batch.size(); k += 2)
+      batch[k].headers.emplace_back("iothub-enqueuedtime", old_time);
     producer_->Send(kTopic, batch);
   }
   constexpr long kTotal = kRounds * kPer;
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= kTotal; }, 90s))
+      [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= kTotal; },
+      90s))
       << Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints");
   a->Stop();
   b->Stop();
@@ -303,11 +331,15 @@ TEST_F(D2cTest, ARetentionDropWhileTwoConsumersLandFailsNoBatch) {
   // or dead-lettered as out_of_retention after it; no batch failed.
   EXPECT_EQ(Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints"), kTotal);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), kTotal / 2);
-  EXPECT_EQ(Count("SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM d2c_events"), kTotal / 2);
+  EXPECT_EQ(Count("SELECT count(DISTINCT (kafka_partition, kafka_offset)) FROM d2c_events"),
+            kTotal / 2);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason <> 'out_of_retention'"), 0);
-  EXPECT_GT(Count("SELECT count(*) FROM d2c_dead_letters"), 0);  // the rounds produced after the drop
+  EXPECT_GT(Count("SELECT count(*) FROM d2c_dead_letters"),
+            0);  // the rounds produced after the drop
   EXPECT_LE(Count("SELECT count(*) FROM d2c_dead_letters"), kTotal / 2);
-  EXPECT_EQ(Metric(ra, "ferry_d2c_landing_retries_total") + Metric(rb, "ferry_d2c_landing_retries_total"), 0);
+  EXPECT_EQ(
+      Metric(ra, "ferry_d2c_landing_retries_total") + Metric(rb, "ferry_d2c_landing_retries_total"),
+      0);
 }
 
 TEST_F(D2cTest, ARowPostgresRefusesIsIsolatedBySplittingAndDeadLettered) {
@@ -315,7 +347,9 @@ TEST_F(D2cTest, ARowPostgresRefusesIsIsolatedBySplittingAndDeadLettered) {
   {
     pqxx::connection conn(db_.url());
     pqxx::work tx(conn);
-    tx.exec0("ALTER TABLE d2c_events ADD CONSTRAINT no_poison CHECK (message_id IS DISTINCT FROM 'm-37')");
+    tx.exec0(
+        "ALTER TABLE d2c_events ADD CONSTRAINT no_poison CHECK (message_id IS DISTINCT FROM "
+        "'m-37')");
     tx.commit();
   }
   std::vector<testing::TestRecord> records = Events(0, 100);
@@ -324,11 +358,17 @@ TEST_F(D2cTest, ARowPostgresRefusesIsIsolatedBySplittingAndDeadLettered) {
   prometheus::Registry registry;
   auto consumer = Consumer("splitter", registry);
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Count("SELECT count(*) FROM d2c_events") + Count("SELECT count(*) FROM d2c_dead_letters") >= 100; },
+      [&] {
+        return Count("SELECT count(*) FROM d2c_events") +
+                   Count("SELECT count(*) FROM d2c_dead_letters") >=
+               100;
+      },
       60s));
   consumer->Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 99);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'data_error' AND kafka_offset = 37"), 1);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters WHERE reason = 'data_error' AND "
+                  "kafka_offset = 37"),
+            1);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 1);
   EXPECT_EQ(Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = 2"), 100);
   EXPECT_EQ(Metric(registry, "ferry_d2c_landing_retries_total"), 0);
@@ -358,7 +398,8 @@ TEST_F(D2cTest, WithoutACheckpointTheStartPositionApplies) {
   prometheus::Registry registry;
   D2cConsumer consumer(o, *store_, clock_, registry, &start);
   consumer.Start();
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 15; }, 60s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 15; }, 60s));
   consumer.Stop();
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 15);
   EXPECT_EQ(Count("SELECT min(kafka_offset) FROM d2c_events"), 5);

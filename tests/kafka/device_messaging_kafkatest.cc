@@ -3,10 +3,10 @@
 #include <prometheus/registry.h>
 
 #include "consumers/d2c/consumer.h"
-#include "consumers/d2c/event_store.h"
 #include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
 #include "services/rpc/proto_time.h"
+#include "store/d2c/event_store.h"
 #include "tests/support/api_harness.h"
 #include "tests/support/kafka.h"
 #include "tests/support/pg.h"
@@ -71,7 +71,10 @@ class DeviceMessagingTest : public ::testing::Test {
     d2c::D2cConsumer consumer(o, store, api_->clock(), registry);
     consumer.Start();
     EXPECT_TRUE(testing::WaitFor(
-        [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= records; }, 60s));
+        [&] {
+          return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= records;
+        },
+        60s));
     consumer.Stop();
   }
 
@@ -102,7 +105,8 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   (*m.mutable_properties())["alert"] = "false";
   // Creating the device published its lifecycle event first, on the
   // device's partition.
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
   v1::SendEventResponse resp;
   const grpc::Status s = Send("thermostat-7", DeviceToken(device_), m, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -134,8 +138,9 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
   EXPECT_EQ(Text("SELECT system_properties->>'iothub-connection-auth-generation-id'" + where),
             device_.generation_id());
   EXPECT_EQ(Text("SELECT system_properties->>'iothub-message-source'" + where), "Telemetry");
-  EXPECT_EQ(Text("SELECT (system_properties->>'iothub-connection-auth-method')::jsonb->>'scope'" + where),
-            "device");
+  EXPECT_EQ(
+      Text("SELECT (system_properties->>'iothub-connection-auth-method')::jsonb->>'scope'" + where),
+      "device");
   EXPECT_EQ(Text("SELECT application_properties->>'alert'" + where), "false");
   EXPECT_EQ(Text("SELECT content_type" + where), "application/json");
   EXPECT_EQ(Text("SELECT (system_properties->>'iothub-connection-auth-method')::jsonb->>'scope'"
@@ -147,13 +152,15 @@ TEST_F(DeviceMessagingTest, SentEventsAreAcknowledgedStampedAndLandOnce) {
 // application property names and values; not the hub's own stamps): what
 // SendEvent acknowledges lands, at the enqueued time it answered.
 TEST_F(DeviceMessagingTest, WhatIsAcknowledgedUpTo256KBLandsAtTheAnsweredTime) {
-  ASSERT_TRUE(testing::WaitFor([&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Count("SELECT count(*) FROM device_lifecycle_outbox") == 0; }, 30s));
   // A clock between two milliseconds: an answer with microseconds would
   // miss the stored time.
-  if (ToUnixMicros(api_->clock().Now()) % 1000 == 0) api_->clock().Advance(std::chrono::microseconds(1));
+  if (ToUnixMicros(api_->clock().Now()) % 1000 == 0)
+    api_->clock().Advance(std::chrono::microseconds(1));
   const auto message = [](const std::string& id, std::size_t body) {
     v1::D2cMessage m;
-    m.set_message_id(id);  // a system property: its value counts
+    m.set_message_id(id);                           // a system property: its value counts
     (*m.mutable_properties())["site"] = "plant-4";  // 4 + 7
     m.set_body(std::string(body, 'x'));
     return m;
@@ -161,9 +168,12 @@ TEST_F(DeviceMessagingTest, WhatIsAcknowledgedUpTo256KBLandsAtTheAnsweredTime) {
   const std::size_t props = 6 + 4 + 7;
   v1::SendEventResponse near, exact;
   ASSERT_TRUE(Send("thermostat-7", DeviceToken(device_), message("m-near", 262080), &near).ok());
-  ASSERT_TRUE(Send("thermostat-7", DeviceToken(device_), message("m-exac", 256 * 1024 - props), &exact).ok());
+  ASSERT_TRUE(
+      Send("thermostat-7", DeviceToken(device_), message("m-exac", 256 * 1024 - props), &exact)
+          .ok());
   std::string reason;
-  EXPECT_EQ(Send("thermostat-7", DeviceToken(device_), message("m-over", 256 * 1024 - props + 1), nullptr, &reason)
+  EXPECT_EQ(Send("thermostat-7", DeviceToken(device_), message("m-over", 256 * 1024 - props + 1),
+                 nullptr, &reason)
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(reason, "MessageTooLarge");
@@ -190,7 +200,8 @@ TEST_F(DeviceMessagingTest, RefusalsAsIotHubs) {
   EXPECT_EQ(Send("thermostat-7", DeviceToken(other), m, nullptr, &reason).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   // Unknown device through a policy: DeviceNotFound.
-  EXPECT_EQ(Send("ghost", api_->OwnerToken(), m, nullptr, &reason).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Send("ghost", api_->OwnerToken(), m, nullptr, &reason).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(reason, "DeviceNotFound");
   // Over 256 KB, counting properties.
   v1::D2cMessage big;
@@ -212,7 +223,10 @@ TEST_F(DeviceMessagingTest, RefusalsAsIotHubs) {
   v1::Device updated;
   ASSERT_TRUE(registry_->UpdateDevice(&ctx, disable, &updated).ok());
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return Send("thermostat-7", DeviceToken(device_), m).error_code() == grpc::StatusCode::UNAUTHENTICATED; },
+      [&] {
+        return Send("thermostat-7", DeviceToken(device_), m).error_code() ==
+               grpc::StatusCode::UNAUTHENTICATED;
+      },
       10s));
 }
 
@@ -230,7 +244,8 @@ TEST_F(DeviceMessagingTest, KafkaDownAnswersUnavailableAtTheDeadline) {
       << s.error_message();
   EXPECT_LT(took, 5s);
   (void)api_->kafka().Command("up 1");
-  EXPECT_TRUE(testing::WaitFor([&] { return Send("thermostat-7", DeviceToken(device_), m).ok(); }, 30s, 200ms));
+  EXPECT_TRUE(testing::WaitFor([&] { return Send("thermostat-7", DeviceToken(device_), m).ok(); },
+                               30s, 200ms));
 }
 
 }  // namespace

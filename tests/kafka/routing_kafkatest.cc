@@ -86,7 +86,8 @@ class RoutingLandingTest : public ::testing::Test {
     ASSERT_TRUE(Do(*routing_, &v1::Routing::Stub::CreateEndpoint, req, &out).ok());
   }
 
-  void CreateRoute(const std::string& name, const std::string& condition, const std::string& endpoint,
+  void CreateRoute(const std::string& name, const std::string& condition,
+                   const std::string& endpoint,
                    v1::RouteSource source = v1::ROUTE_SOURCE_DEVICE_MESSAGES) {
     v1::CreateRouteRequest req;
     req.mutable_route()->set_name(name);
@@ -99,7 +100,8 @@ class RoutingLandingTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
-  void SetEnrichment(const std::string& key, const std::string& value, std::vector<std::string> endpoints) {
+  void SetEnrichment(const std::string& key, const std::string& value,
+                     std::vector<std::string> endpoints) {
     v1::SetEnrichmentRequest req;
     req.mutable_enrichment()->set_key(key);
     req.mutable_enrichment()->set_value(value);
@@ -120,7 +122,9 @@ class RoutingLandingTest : public ::testing::Test {
   // NOTIFY (the poll is only a safety net): within 2 s here, 10 s allowed.
   void ExpectRoutesPropagated() {
     v1::RoutingSettings settings;
-    ASSERT_TRUE(Do(*routing_, &v1::Routing::Stub::GetSettings, v1::GetRoutingSettingsRequest(), &settings).ok());
+    ASSERT_TRUE(
+        Do(*routing_, &v1::Routing::Stub::GetSettings, v1::GetRoutingSettingsRequest(), &settings)
+            .ok());
     EXPECT_TRUE(testing::WaitFor(
         [&] { return api_->route_source().Current()->version() == settings.version(); }, 10s))
         << "route set version " << api_->route_source().Current()->version() << " want "
@@ -157,7 +161,10 @@ class RoutingLandingTest : public ::testing::Test {
   // Waits until the checkpoints cover `records` records in all.
   void WaitLanded(long records) {
     ASSERT_TRUE(testing::WaitFor(
-        [&] { return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= records; }, 60s))
+        [&] {
+          return Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") >= records;
+        },
+        60s))
         << Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints");
   }
 
@@ -178,9 +185,10 @@ TEST_F(RoutingLandingTest, KafkaEndpointStoreFallbackEnrichmentsAndLifecycleEven
   CreateRoute("hot", "$body.n >= 60", "alerts");
   // IoT Hub's own query for lifecycle notifications: iothub-message-schema
   // is an application property there, and here.
-  CreateRoute("created",
-              "iothub-message-schema = 'deviceLifecycleNotification' AND opType = 'createDeviceIdentity'",
-              "events", v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS);
+  CreateRoute(
+      "created",
+      "iothub-message-schema = 'deviceLifecycleNotification' AND opType = 'createDeviceIdentity'",
+      "events", v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS);
   SetEnrichment("site", "plant-7", {"alerts", "events"});
   SetEnrichment("deviceStatus", "$device.status", {"alerts"});
   SetEnrichment("hub", "$iothubname", {"events"});
@@ -209,14 +217,17 @@ TEST_F(RoutingLandingTest, KafkaEndpointStoreFallbackEnrichmentsAndLifecycleEven
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events WHERE message_id LIKE 'm-%'"
                   " AND (convert_from(body, 'UTF8')::jsonb->>'n')::int >= 60"),
             0);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events WHERE application_properties->>'site' = 'plant-7'"
-                  " AND application_properties->>'hub' = 'test-hub'"),
-            61);
-  EXPECT_EQ(Text("SELECT application_properties->>'opType' FROM d2c_events WHERE device_id = 'device-1'"
-                 " AND system_properties->>'iothub-message-source' = 'deviceLifecycleEvents'"),
-            "createDeviceIdentity");
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM d2c_events WHERE application_properties->>'site' = 'plant-7'"
+            " AND application_properties->>'hub' = 'test-hub'"),
+      61);
+  EXPECT_EQ(
+      Text("SELECT application_properties->>'opType' FROM d2c_events WHERE device_id = 'device-1'"
+           " AND system_properties->>'iothub-message-source' = 'deviceLifecycleEvents'"),
+      "createDeviceIdentity");
   EXPECT_EQ(Text("SELECT application_properties->>'iothub-message-schema' FROM d2c_events"
-                 " WHERE device_id = 'device-1' AND system_properties->>'iothub-message-source' = 'deviceLifecycleEvents'"),
+                 " WHERE device_id = 'device-1' AND system_properties->>'iothub-message-source' = "
+                 "'deviceLifecycleEvents'"),
             "deviceLifecycleNotification");
   EXPECT_EQ(Text("SELECT convert_from(body, 'UTF8')::jsonb->>'deviceId' FROM d2c_events"
                  " WHERE system_properties->>'iothub-message-source' = 'deviceLifecycleEvents'"),
@@ -240,9 +251,17 @@ TEST_F(RoutingLandingTest, KafkaEndpointStoreFallbackEnrichmentsAndLifecycleEven
   EXPECT_EQ(numbers.size(), 40u);
   EXPECT_EQ(*numbers.begin(), 60);
 
-  EXPECT_TRUE(testing::WaitFor([&] { return Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "alerts"}}) >= 40; }, 10s));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "alerts"}}) >= 40;
+      },
+      10s));
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "alerts"}}), 40);
-  EXPECT_TRUE(testing::WaitFor([&] { return Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "events"}}) >= 61; }, 10s));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "events"}}) >= 61;
+      },
+      10s));
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "events"}}), 61);
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_dropped_total"), 0);
 
@@ -251,7 +270,9 @@ TEST_F(RoutingLandingTest, KafkaEndpointStoreFallbackEnrichmentsAndLifecycleEven
   std::string last_position;
   v1::TailEventsResponse batch;
   while (seen.size() < 61 && tail->Read(&batch)) {
-    for (const auto& e : batch.events()) seen.insert(e.topic() + "/" + std::to_string(e.partition()) + "/" + std::to_string(e.offset()));
+    for (const auto& e : batch.events())
+      seen.insert(e.topic() + "/" + std::to_string(e.partition()) + "/" +
+                  std::to_string(e.offset()));
     last_position = batch.position();
   }
   EXPECT_EQ(seen.size(), 61u);
@@ -289,9 +310,11 @@ TEST_F(RoutingLandingTest, WithTheFallbackOffUnmatchedMessagesAreDroppedAndCount
   WaitLanded(100);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 40);
   EXPECT_EQ(Count("SELECT sum(dropped) FROM d2c_checkpoints"), 60);
-  EXPECT_TRUE(testing::WaitFor([&] { return Metric(metrics_, "ferry_d2c_dropped_total") >= 60; }, 10s));
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return Metric(metrics_, "ferry_d2c_dropped_total") >= 60; }, 10s));
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_dropped_total"), 60);
-  EXPECT_GE(Count("SELECT min(route_version) FROM d2c_checkpoints WHERE next_offset IS NOT NULL"), 3);
+  EXPECT_GE(Count("SELECT min(route_version) FROM d2c_checkpoints WHERE next_offset IS NOT NULL"),
+            3);
 
   // Fallback on: the next messages that match nothing go to the store.
   SetFallback(true);
@@ -328,15 +351,19 @@ TEST_F(RoutingLandingTest, ResetToEarliestReplaysWithoutDuplicatesAndKafkaGetsIt
   EXPECT_EQ(reset_resp.checkpoints(0).high_offset(), 50);
   EXPECT_EQ(reset_resp.checkpoints(0).owner(), "routing-test");
   // Audited in the reset's transaction, with who and what.
-  EXPECT_EQ(Text("SELECT actor || ' ' || actor_kind || ' ' || target || ' ' || (details->>'from_offset')"
-                 " || '->' || (details->>'to_offset') FROM audit_log WHERE action = 'checkpoint.reset'"),
-            "iothubowner policy ferry-d2c/" + std::string(kSource) + "/0 50->0");
+  EXPECT_EQ(
+      Text("SELECT actor || ' ' || actor_kind || ' ' || target || ' ' || (details->>'from_offset')"
+           " || '->' || (details->>'to_offset') FROM audit_log WHERE action = 'checkpoint.reset'"),
+      "iothubowner policy ferry-d2c/" + std::string(kSource) + "/0 50->0");
 
   // The owner sees its fence, re-reads the checkpoint and replays: nothing
   // lands twice, every record is skipped and counted, Kafka gets the hot
   // ones again (at least once).
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return Count("SELECT replay_skipped FROM d2c_checkpoints WHERE kafka_partition = 0") >= 50; }, 60s))
+      [&] {
+        return Count("SELECT replay_skipped FROM d2c_checkpoints WHERE kafka_partition = 0") >= 50;
+      },
+      60s))
       << Count("SELECT replay_skipped FROM d2c_checkpoints WHERE kafka_partition = 0");
   EXPECT_EQ(Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = 0"), 50);
   EXPECT_GT(Count("SELECT epoch FROM d2c_checkpoints WHERE kafka_partition = 0"), epoch);
@@ -344,12 +371,14 @@ TEST_F(RoutingLandingTest, ResetToEarliestReplaysWithoutDuplicatesAndKafkaGetsIt
   EXPECT_EQ(Count("SELECT count(DISTINCT kafka_offset) FROM d2c_events"), 49);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 1);
   EXPECT_EQ(Count("SELECT replay_skipped FROM d2c_checkpoints WHERE kafka_partition = 0"), 50);
-  EXPECT_TRUE(testing::WaitFor([&] { return Metric(metrics_, "ferry_d2c_replay_skipped_total") >= 50; }, 10s));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] { return Metric(metrics_, "ferry_d2c_replay_skipped_total") >= 50; }, 10s));
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_replay_skipped_total"), 50);
   EXPECT_EQ(testing::ReadTopic(api_->kafka().bootstrap(), kAlerts, 2, 40, 20s).size(), 40u);
 
   v1::ListCheckpointsResponse list;
-  ASSERT_TRUE(Do(*events_, &v1::Events::Stub::ListCheckpoints, v1::ListCheckpointsRequest(), &list).ok());
+  ASSERT_TRUE(
+      Do(*events_, &v1::Events::Stub::ListCheckpoints, v1::ListCheckpointsRequest(), &list).ok());
   bool found = false;
   for (const auto& c : list.checkpoints()) {
     if (c.partition() != 0) continue;
@@ -380,12 +409,18 @@ TEST_F(RoutingLandingTest, EnrichmentsPastTheSizeLimitSkipThatEndpointCounted) {
   WaitLanded(2);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_dead_letters"), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 2);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events WHERE application_properties->>'site' = 'plant-7'"), 2);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM d2c_events WHERE application_properties->>'site' = 'plant-7'"),
+      2);
   const auto alerts = testing::ReadTopic(api_->kafka().bootstrap(), kAlerts, 2, 1, 20s);
   ASSERT_EQ(alerts.size(), 1u);
   EXPECT_EQ(Header(alerts[0], "message-id"), "m-1");
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return Metric(metrics_, "ferry_d2c_endpoint_oversized_total", {{"endpoint", "alerts"}}) >= 1; }, 10s));
+      [&] {
+        return Metric(metrics_, "ferry_d2c_endpoint_oversized_total", {{"endpoint", "alerts"}}) >=
+               1;
+      },
+      10s));
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_endpoint_oversized_total", {{"endpoint", "alerts"}}), 1);
   EXPECT_EQ(Metric(metrics_, "ferry_d2c_routed_total", {{"endpoint", "alerts"}}), 1);
 }
@@ -430,7 +465,8 @@ TEST_F(RoutingLandingTest, ReDrivenDeadLettersLandOnce) {
   EXPECT_EQ(Metric(api_->metrics(), "ferry_d2c_redriven_total", {{"outcome", "stored"}}), 3);
   // One audit record per record taken out of the dead letters; none for
   // the repeat that found nothing.
-  EXPECT_EQ(Count("SELECT count(*) FROM audit_log WHERE action = 'deadletter.redrive' AND actor = 'iothubowner'"
+  EXPECT_EQ(Count("SELECT count(*) FROM audit_log WHERE action = 'deadletter.redrive' AND actor = "
+                  "'iothubowner'"
                   " AND details->>'outcome' = 'stored'"),
             3);
   EXPECT_EQ(Count("SELECT count(*) FROM audit_log"), 3);

@@ -7,12 +7,12 @@
 #include "core/error.h"
 #include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/audit.grpc.pb.h"
-#include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
+#include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
 #include "ferry/v1/feedback.grpc.pb.h"
-#include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
+#include "ferry/v1/routing.grpc.pb.h"
 #include "services/rpc/method_rules.h"
 #include "tests/support/api_harness.h"
 #include "tests/support/pg.h"
@@ -80,9 +80,12 @@ class AccessTest : public ::testing::Test {
   std::string Snapshot() {
     pqxx::connection conn(db_.url());
     pqxx::nontransaction tx(conn);
-    return tx.exec("SELECT coalesce((SELECT md5(string_agg(d::text, '|' ORDER BY d::text)) FROM devices d), '')"
-                   " || coalesce((SELECT md5(string_agg(p::text, '|' ORDER BY p::text))"
-                   " FROM shared_access_policies p), '')")[0][0]
+    return tx
+        .exec(
+            "SELECT coalesce((SELECT md5(string_agg(d::text, '|' ORDER BY d::text)) FROM devices "
+            "d), '')"
+            " || coalesce((SELECT md5(string_agg(p::text, '|' ORDER BY p::text))"
+            " FROM shared_access_policies p), '')")[0][0]
         .as<std::string>();
   }
 
@@ -123,7 +126,8 @@ class AccessTest : public ::testing::Test {
   }
 
   std::string PolicyToken(const v1::Policy& p, bool secondary = false) {
-    return api_->Token(testing::kHubHost, secondary ? p.secondary_key() : p.primary_key(), p.name());
+    return api_->Token(testing::kHubHost, secondary ? p.secondary_key() : p.primary_key(),
+                       p.name());
   }
 
   std::string DeviceToken(const std::string& id, const std::string& key) {
@@ -148,7 +152,8 @@ class AccessTest : public ::testing::Test {
 
 TEST_F(AccessTest, EveryMethodRefusesCallsWithoutAValidTokenAndChangesNothing) {
   CreateDevice("existing");
-  const v1::Policy device_only = CreatePolicy("device-only", {v1::ACCESS_PERMISSION_DEVICE_CONNECT});
+  const v1::Policy device_only =
+      CreatePolicy("device-only", {v1::ACCESS_PERMISSION_DEVICE_CONNECT});
   const std::string before = Snapshot();
   int methods = 0;
   for (const auto* service : FerryServices()) {
@@ -161,12 +166,14 @@ TEST_F(AccessTest, EveryMethodRefusesCallsWithoutAValidTokenAndChangesNothing) {
       ++methods;
       EXPECT_EQ(CallRaw(api_->Channel(), path, "").error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << path << " without a token";
-      EXPECT_EQ(CallRaw(api_->Channel(), path, "SharedAccessSignature sr=x&sig=y&se=1").error_code(),
-                grpc::StatusCode::UNAUTHENTICATED)
+      EXPECT_EQ(
+          CallRaw(api_->Channel(), path, "SharedAccessSignature sr=x&sig=y&se=1").error_code(),
+          grpc::StatusCode::UNAUTHENTICATED)
           << path << " with a malformed token";
       const std::string forged =
           api_->Token(testing::kHubHost, device_only.secondary_key(), "iothubowner");
-      EXPECT_EQ(CallRaw(api_->Channel(), path, forged).error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      EXPECT_EQ(CallRaw(api_->Channel(), path, forged).error_code(),
+                grpc::StatusCode::UNAUTHENTICATED)
           << path << " with a forged owner token";
       if (!rule->device_scoped) {
         EXPECT_EQ(CallRaw(api_->Channel(), path, PolicyToken(device_only)).error_code(),
@@ -184,7 +191,8 @@ TEST_F(AccessTest, EveryMethodRefusesCallsWithoutAValidTokenAndChangesNothing) {
 // outcome does not depend on the machine's speed) and never on the budget
 // of the operators and devices that hold credentials.
 TEST_F(AccessTest, UnauthenticatedCallsCannotThrottleOperatorsOut) {
-  const v1::Policy device_only = CreatePolicy("device-only", {v1::ACCESS_PERMISSION_DEVICE_CONNECT});
+  const v1::Policy device_only =
+      CreatePolicy("device-only", {v1::ACCESS_PERMISSION_DEVICE_CONNECT});
   // One call each, refilled only after 1000 s.
   api_->runtime().SetThrottles({.registry = 0.001, .unauthenticated = 0.001});
   const std::string method = "/ferry.v1.Registry/ListDevices";
@@ -303,7 +311,8 @@ TEST_F(AccessTest, BothKeysWorkAndARegeneratedKeyStopsWorkingWithinTwoSeconds) {
   EXPECT_NE(rotated.primary_key(), reader.primary_key());
   EXPECT_EQ(rotated.secondary_key(), reader.secondary_key());
   EXPECT_TRUE(testing::WaitFor(
-      [&] { return ListDevices(old_primary).error_code() == grpc::StatusCode::UNAUTHENTICATED; }, 10s));
+      [&] { return ListDevices(old_primary).error_code() == grpc::StatusCode::UNAUTHENTICATED; },
+      10s));
   EXPECT_TRUE(ListDevices(PolicyToken(rotated)).ok());
   EXPECT_TRUE(ListDevices(PolicyToken(reader, true)).ok());
 }
@@ -383,9 +392,9 @@ TEST_F(AccessTest, AuthorizingCostsNoDatabaseRoundTripOnceCached) {
 }
 
 TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
-  const v1::Policy ops = CreatePolicy("ops", {v1::ACCESS_PERMISSION_SERVICE_CONNECT,
-                                              v1::ACCESS_PERMISSION_REGISTRY_WRITE,
-                                              v1::ACCESS_PERMISSION_REGISTRY_READ});
+  const v1::Policy ops = CreatePolicy(
+      "ops", {v1::ACCESS_PERMISSION_SERVICE_CONNECT, v1::ACCESS_PERMISSION_REGISTRY_WRITE,
+              v1::ACCESS_PERMISSION_REGISTRY_READ});
   const std::string ops_token = PolicyToken(ops);
   auto call = [&](const std::string& token, auto&& rpc) {
     grpc::ClientContext ctx;
@@ -398,12 +407,15 @@ TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
     req.mutable_policy()->clear_primary_key();
     req.mutable_policy()->clear_secondary_key();
     v1::Policy out;
-    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) { return policies_->UpdatePolicy(&ctx, req, &out); }).ok());
+    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) {
+                  return policies_->UpdatePolicy(&ctx, req, &out);
+                }).ok());
     v1::RegeneratePolicyKeyRequest regen;
     regen.set_name("ops");
     regen.set_slot(v1::KEY_SLOT_SECONDARY);
-    ASSERT_TRUE(
-        call(api_->OwnerToken(), [&](auto& ctx) { return policies_->RegeneratePolicyKey(&ctx, regen, &out); }).ok());
+    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) {
+                  return policies_->RegeneratePolicyKey(&ctx, regen, &out);
+                }).ok());
   }
   CreateDevice("doomed");
   auto c2d = v1::CloudToDevice::NewStub(api_->Channel());
@@ -411,20 +423,27 @@ TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
     v1::PurgeQueueRequest purge;
     purge.set_device_id("doomed");
     v1::PurgeQueueResponse purged;
-    ASSERT_TRUE(call(ops_token, [&](auto& ctx) { return c2d->PurgeQueue(&ctx, purge, &purged); }).ok());
+    ASSERT_TRUE(
+        call(ops_token, [&](auto& ctx) { return c2d->PurgeQueue(&ctx, purge, &purged); }).ok());
     v1::DeleteDeviceRequest del;
     del.set_device_id("doomed");
     v1::DeleteDeviceResponse ignored;
-    ASSERT_TRUE(call(ops_token, [&](auto& ctx) { return registry_->DeleteDevice(&ctx, del, &ignored); }).ok());
+    ASSERT_TRUE(call(ops_token, [&](auto& ctx) {
+                  return registry_->DeleteDevice(&ctx, del, &ignored);
+                }).ok());
     // A refused operation changed nothing and leaves no record.
-    EXPECT_EQ(call(ops_token, [&](auto& ctx) { return registry_->DeleteDevice(&ctx, del, &ignored); }).error_code(),
-              grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(
+        call(ops_token, [&](auto& ctx) { return registry_->DeleteDevice(&ctx, del, &ignored); })
+            .error_code(),
+        grpc::StatusCode::NOT_FOUND);
   }
   {
     v1::DeletePolicyRequest del;
     del.set_name("ops");
     v1::DeletePolicyResponse ignored;
-    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) { return policies_->DeletePolicy(&ctx, del, &ignored); }).ok());
+    ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) {
+                  return policies_->DeletePolicy(&ctx, del, &ignored);
+                }).ok());
   }
 
   // Read back through the API, two at a time.
@@ -434,7 +453,8 @@ TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
   req.set_page_size(2);
   for (int pages = 0; pages < 10; ++pages) {
     v1::ListAuditRecordsResponse page;
-    const grpc::Status s = call(api_->OwnerToken(), [&](auto& ctx) { return audit->ListAuditRecords(&ctx, req, &page); });
+    const grpc::Status s = call(
+        api_->OwnerToken(), [&](auto& ctx) { return audit->ListAuditRecords(&ctx, req, &page); });
     ASSERT_TRUE(s.ok()) << s.error_message();
     records.insert(records.end(), page.records().begin(), page.records().end());
     if (page.next_after_id() == 0) break;
@@ -454,15 +474,18 @@ TEST_F(AccessTest, AdministrativeChangesAreAuditedWithWhoDidThem) {
                       "policy.delete ops by policy:iothubowner",
                   }));
   ASSERT_EQ(records.size(), 6u);
-  EXPECT_NE(records[2].details_json().find("\"slot\": \"secondary\""), std::string::npos) << records[2].details_json();
-  EXPECT_NE(records[3].details_json().find("\"purged\": 0"), std::string::npos) << records[3].details_json();
+  EXPECT_NE(records[2].details_json().find("\"slot\": \"secondary\""), std::string::npos)
+      << records[2].details_json();
+  EXPECT_NE(records[3].details_json().find("\"purged\": 0"), std::string::npos)
+      << records[3].details_json();
 
   // Filters, and who may read it: not a device.
   v1::ListAuditRecordsRequest only_deletes;
   only_deletes.set_action("device.delete");
   v1::ListAuditRecordsResponse deletes;
-  ASSERT_TRUE(
-      call(api_->OwnerToken(), [&](auto& ctx) { return audit->ListAuditRecords(&ctx, only_deletes, &deletes); }).ok());
+  ASSERT_TRUE(call(api_->OwnerToken(), [&](auto& ctx) {
+                return audit->ListAuditRecords(&ctx, only_deletes, &deletes);
+              }).ok());
   ASSERT_EQ(deletes.records_size(), 1);
   EXPECT_EQ(deletes.records(0).target(), "doomed");
   EXPECT_EQ(deletes.next_after_id(), 0);

@@ -43,8 +43,9 @@ class C2dTest : public ::testing::Test {
     ASSERT_TRUE(registry_->CreateDevice(&ctx, req, &out).ok());
   }
 
-  grpc::Status Send(const std::string& device, const std::string& message_id, v1::SendC2dResponse* out = nullptr,
-                    std::string* reason = nullptr, const std::function<void(v1::C2dMessage&)>& edit = {}) {
+  grpc::Status Send(const std::string& device, const std::string& message_id,
+                    v1::SendC2dResponse* out = nullptr, std::string* reason = nullptr,
+                    const std::function<void(v1::C2dMessage&)>& edit = {}) {
     v1::SendC2dRequest req;
     req.set_device_id(device);
     req.mutable_message()->set_message_id(message_id);
@@ -61,7 +62,8 @@ class C2dTest : public ::testing::Test {
   }
 
   // Receive with a wait; nullopt when no message came.
-  std::optional<v1::ReceivedMessage> Receive(const std::string& device, std::chrono::milliseconds wait = 0ms,
+  std::optional<v1::ReceivedMessage> Receive(const std::string& device,
+                                             std::chrono::milliseconds wait = 0ms,
                                              grpc::Status* status = nullptr) {
     v1::ReceiveRequest req;
     req.set_device_id(device);
@@ -76,8 +78,8 @@ class C2dTest : public ::testing::Test {
     return resp.message();
   }
 
-  grpc::Status Settle(const std::string& method, const std::string& device, const std::string& token,
-                      std::string* reason = nullptr) {
+  grpc::Status Settle(const std::string& method, const std::string& device,
+                      const std::string& token, std::string* reason = nullptr) {
     v1::SettleRequest req;
     req.set_device_id(device);
     req.set_lock_token(token);
@@ -121,7 +123,8 @@ TEST_F(C2dTest, HundredConcurrentSendsAtDepthFiftyAcceptExactlyFifty) {
       const grpc::Status s = Send("dev-1", "m-" + std::to_string(i), nullptr, &reason);
       if (s.ok()) {
         ++ok;
-      } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == "DeviceMaximumQueueDepthExceeded") {
+      } else if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                 reason == "DeviceMaximumQueueDepthExceeded") {
         ++full;
       } else {
         ++other;
@@ -141,7 +144,8 @@ TEST_F(C2dTest, HundredConcurrentSendsAtDepthFiftyAcceptExactlyFifty) {
   {
     pqxx::connection conn(db_.url());
     pqxx::nontransaction tx(conn);
-    first_id = tx.exec("SELECT message_id FROM c2d_messages WHERE sequence_number = 1")[0][0].as<std::string>();
+    first_id = tx.exec("SELECT message_id FROM c2d_messages WHERE sequence_number = 1")[0][0]
+                   .as<std::string>();
   }
   ASSERT_TRUE(Send("dev-1", first_id, &again).ok());
   EXPECT_TRUE(again.duplicate());
@@ -161,7 +165,8 @@ TEST_F(C2dTest, TenConcurrentSendsOfOneMessageIdMakeOneMessageAndEqualAnswers) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
     EXPECT_EQ(answers[i].sequence_number(), answers[0].sequence_number());
     EXPECT_EQ(answers[i].message_id(), "same-id");
-    EXPECT_EQ(TimeUtil::ToString(answers[i].enqueued_time()), TimeUtil::ToString(answers[0].enqueued_time()));
+    EXPECT_EQ(TimeUtil::ToString(answers[i].enqueued_time()),
+              TimeUtil::ToString(answers[0].enqueued_time()));
     duplicates += answers[i].duplicate() ? 1 : 0;
   }
   EXPECT_EQ(duplicates, 9);
@@ -256,12 +261,13 @@ TEST_F(C2dTest, PurgeRemovesPendingMessagesAndExpiredOnesAreNeverDelivered) {
   EXPECT_EQ(Get("dev-1", "m-0").outcome(), "Purged");
   EXPECT_FALSE(Receive("dev-1").has_value());
 
-  ASSERT_TRUE(Send("dev-1", "short", nullptr, nullptr,
-                   [](v1::C2dMessage& m) { *m.mutable_ttl() = TimeUtil::SecondsToDuration(60); })
-                  .ok());
+  ASSERT_TRUE(Send("dev-1", "short", nullptr, nullptr, [](v1::C2dMessage& m) {
+                *m.mutable_ttl() = TimeUtil::SecondsToDuration(60);
+              }).ok());
   api_->clock().Advance(61s);
   EXPECT_FALSE(Receive("dev-1").has_value());
-  EXPECT_EQ(Get("dev-1", "short").state(), v1::C2D_STATE_ENQUEUED);  // the sweeper (issue 7) dead-letters it
+  EXPECT_EQ(Get("dev-1", "short").state(),
+            v1::C2D_STATE_ENQUEUED);  // the sweeper (issue 7) dead-letters it
 }
 
 TEST_F(C2dTest, DeletingADeviceRemovesItsQueueAndItsLocksAnswerDeviceNotFound) {
@@ -276,7 +282,8 @@ TEST_F(C2dTest, DeletingADeviceRemovesItsQueueAndItsLocksAnswerDeviceNotFound) {
   ASSERT_TRUE(registry_->DeleteDevice(&ctx, del, &deleted).ok());
   EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages"), 0);
   std::string reason;
-  EXPECT_EQ(Settle("complete", "dev-1", m->lock_token(), &reason).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Settle("complete", "dev-1", m->lock_token(), &reason).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(reason, "DeviceNotFound");
   EXPECT_EQ(Send("dev-1", "m-2", nullptr, &reason).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(reason, "DeviceNotFound");
@@ -302,7 +309,8 @@ TEST_F(C2dTest, BadSendsAreRefusedAsIotHubRefusesThem) {
                  [](v1::C2dMessage& m) { *m.mutable_ttl() = TimeUtil::SecondsToDuration(10); })
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Send("dev-1", "bad id with spaces", nullptr, &reason).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Send("dev-1", "bad id with spaces", nullptr, &reason).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   // No message id: one is generated.
   v1::SendC2dResponse generated;
   ASSERT_TRUE(Send("dev-1", "", &generated).ok());
@@ -314,22 +322,26 @@ TEST_F(C2dTest, BadSendsAreRefusedAsIotHubRefusesThem) {
 // field, and times or durations past their type's range, are refused whole.
 TEST_F(C2dTest, NulsAndOutOfRangeTimesAreRefusedNotCutOrWrapped) {
   const std::string nul("text/plain\0evil", 16);
-  for (const auto& [what, edit] : std::vector<std::pair<std::string, std::function<void(v1::C2dMessage&)>>>{
+  for (const auto& [what, edit] :
+       std::vector<std::pair<std::string, std::function<void(v1::C2dMessage&)>>>{
            {"content_type", [&](v1::C2dMessage& m) { m.set_content_type(nul); }},
            {"content_encoding", [&](v1::C2dMessage& m) { m.set_content_encoding(nul); }},
            {"property value", [&](v1::C2dMessage& m) { (*m.mutable_properties())["k"] = nul; }},
            // 2^58 s wraps to 3600 s in protobuf's own microsecond conversion.
-           {"ttl", [](v1::C2dMessage& m) {
+           {"ttl",
+            [](v1::C2dMessage& m) {
               m.mutable_ttl()->set_seconds((std::int64_t{1} << 58) + 3600);
             }},
-           {"expiry_time", [&](v1::C2dMessage& m) {
-              m.mutable_expiry_time()->set_seconds((std::int64_t{1} << 58) +
-                                                   ToUnixMicros(api_->clock().Now()) / 1000000 + 3600);
+           {"expiry_time",
+            [&](v1::C2dMessage& m) {
+              m.mutable_expiry_time()->set_seconds(
+                  (std::int64_t{1} << 58) + ToUnixMicros(api_->clock().Now()) / 1000000 + 3600);
             }},
        }) {
     std::string reason;
-    EXPECT_EQ(Send("dev-1", "m-" + std::to_string(what.size()), nullptr, &reason, edit).error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT)
+    EXPECT_EQ(
+        Send("dev-1", "m-" + std::to_string(what.size()), nullptr, &reason, edit).error_code(),
+        grpc::StatusCode::INVALID_ARGUMENT)
         << what;
     EXPECT_EQ(reason, "ArgumentInvalid") << what;
   }
@@ -345,7 +357,8 @@ TEST_F(C2dTest, NulsAndOutOfRangeTimesAreRefusedNotCutOrWrapped) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_NE(s.error_message().find("wait"), std::string::npos) << s.error_message();
   // A NUL in a lock token: refused, not settled as the token before it.
-  EXPECT_EQ(Settle("complete", "dev-1", std::string("tok\0x", 5)).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Settle("complete", "dev-1", std::string("tok\0x", 5)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(C2dTest, AWaitingReceiveWakesWhenAMessageIsSent) {
@@ -401,7 +414,8 @@ TEST_F(C2dTest, SubscribeStreamsMessagesHoldingAtMostMaxInFlightLocked) {
   ASSERT_TRUE(stream->Read(&b));
   EXPECT_EQ(a.message_id(), "m-0");
   EXPECT_EQ(b.message_id(), "m-1");
-  EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages WHERE state = 'Invisible'"), 2);  // at the bound
+  EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages WHERE state = 'Invisible'"),
+            2);  // at the bound
   ASSERT_TRUE(Settle("complete", "dev-1", a.lock_token()).ok());
   ASSERT_TRUE(stream->Read(&c));
   EXPECT_EQ(c.message_id(), "m-2");
@@ -423,9 +437,11 @@ TEST_F(C2dTest, CallsOverAClassRateAreThrottledWithIotHubsReason) {
     std::string reason;
     const grpc::Status s = Send("dev-1", "t-" + std::to_string(i), nullptr, &reason);
     if (s.ok()) ++ok;
-    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == "ThrottlingException") ++throttled;
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && reason == "ThrottlingException")
+      ++throttled;
   }
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   EXPECT_GE(ok, 5);
   // The burst, and what refilled while the calls ran (however slow the machine).
   EXPECT_LE(ok, 5 + static_cast<int>(took * 5) + 1) << took << " s";

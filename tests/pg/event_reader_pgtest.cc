@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
-#include "consumers/d2c/event_reader.h"
-#include "consumers/d2c/event_store.h"
 #include "core/pg/pool.h"
+#include "store/d2c/event_reader.h"
+#include "store/d2c/event_store.h"
 #include "tests/support/pg.h"
 #include "tests/support/wait.h"
 
@@ -23,15 +23,17 @@ class EventReaderTest : public ::testing::Test {
 
   // Inserts one event row in `tx` (a writer of its own) and returns its id.
   static std::int64_t Insert(pqxx::work& tx, const std::string& device, std::int64_t offset) {
-    return tx.exec_params1(
-                 "INSERT INTO d2c_events (consumer_group, topic, kafka_partition, kafka_offset,"
-                 " enqueued_time, device_id, system_properties, application_properties, body)"
-                 " VALUES ('g', 't', 0, $1, now(), $2, '{}', '{}', '\\x00') RETURNING id",
-                 offset, device)[0]
+    return tx
+        .exec_params1(
+            "INSERT INTO d2c_events (consumer_group, topic, kafka_partition, kafka_offset,"
+            " enqueued_time, device_id, system_properties, application_properties, body)"
+            " VALUES ('g', 't', 0, $1, now(), $2, '{}', '{}', '\\x00') RETURNING id",
+            offset, device)[0]
         .as<std::int64_t>();
   }
 
-  std::vector<StoredEvent> ReadAfter(std::optional<Position> after, std::optional<std::string> device = {},
+  std::vector<StoredEvent> ReadAfter(std::optional<Position> after,
+                                     std::optional<std::string> device = {},
                                      std::size_t limit = 100) {
     EventQuery q;
     q.group = "g";
@@ -61,10 +63,12 @@ TEST_F(EventReaderTest, ATailResumingAfterTheLastRowSeesARowThatCommittedLaterWi
   EXPECT_TRUE(seen.empty());
   a.commit();
   std::vector<StoredEvent> more;
-  EXPECT_TRUE(testing::WaitFor([&] {
-    more = ReadAfter(start);
-    return more.size() >= 2;
-  }, std::chrono::seconds(30)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        more = ReadAfter(start);
+        return more.size() >= 2;
+      },
+      std::chrono::seconds(30)));
   ASSERT_EQ(more.size(), 2u);
   EXPECT_EQ(more[0].offset, 1);
   EXPECT_EQ(more[1].offset, 2);
@@ -89,10 +93,12 @@ TEST_F(EventReaderTest, PagedReadsMissNothingCommittedOutOfOrderBetweenPages) {
     fast.commit();
   }
   std::vector<StoredEvent> page1;
-  EXPECT_TRUE(testing::WaitFor([&] {
-    page1 = ReadAfter(std::nullopt, std::string("dev"), 2);
-    return page1.size() >= 2;
-  }, std::chrono::seconds(30)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        page1 = ReadAfter(std::nullopt, std::string("dev"), 2);
+        return page1.size() >= 2;
+      },
+      std::chrono::seconds(30)));
   ASSERT_EQ(page1.size(), 2u);
   std::vector<StoredEvent> page2 = ReadAfter(page1.back().position, std::string("dev"), 2);
   ASSERT_EQ(page2.size(), 1u);  // 101 waits for 100's writer
@@ -100,10 +106,12 @@ TEST_F(EventReaderTest, PagedReadsMissNothingCommittedOutOfOrderBetweenPages) {
   // Rows show once every older transaction of the cluster has ended (other
   // tests' included): wait for that, never read past it.
   std::vector<StoredEvent> page3;
-  EXPECT_TRUE(testing::WaitFor([&] {
-    page3 = ReadAfter(page2.back().position, std::string("dev"), 10);
-    return page3.size() >= 2;
-  }, std::chrono::seconds(30)));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        page3 = ReadAfter(page2.back().position, std::string("dev"), 10);
+        return page3.size() >= 2;
+      },
+      std::chrono::seconds(30)));
   ASSERT_EQ(page3.size(), 2u);
   std::set<std::int64_t> offsets;
   for (const auto* page : {&page1, &page2, &page3}) {

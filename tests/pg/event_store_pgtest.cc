@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
-#include "consumers/d2c/event_store.h"
 #include "core/pg/pool.h"
+#include "store/d2c/event_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/pg.h"
 
@@ -27,8 +27,9 @@ class EventStoreTest : public ::testing::Test {
       r.offset = o;
       r.key = "dev";
       r.value = std::to_string(o);
-      r.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           clock_.Now().time_since_epoch()).count();
+      r.timestamp_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+              .count();
       b.records.push_back(r);
     }
     return b;
@@ -88,9 +89,10 @@ TEST_F(EventStoreTest, SkippingDeletedRecordsRecordsTheGapOnce) {
   EXPECT_EQ(gap.lost_to, 25);
   EXPECT_EQ(gap.replay_skipped, 0);
   EXPECT_EQ(store_->NextOffset(id_), 25);
-  EXPECT_EQ(Count("SELECT count(*) FROM d2c_gaps WHERE consumer_group = 'g' AND topic = 't'"
-                  " AND kafka_partition = 0 AND from_offset = 10 AND to_offset = 25 AND owner = 'me'"),
-            1);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM d2c_gaps WHERE consumer_group = 'g' AND topic = 't'"
+            " AND kafka_partition = 0 AND from_offset = 10 AND to_offset = 25 AND owner = 'me'"),
+      1);
   EXPECT_EQ(Count("SELECT lost FROM d2c_checkpoints"), 15);
   // The same skip again (a retried transaction whose commit was unknown, or
   // a zombie) finds the checkpoint moved: nothing is written twice.

@@ -48,7 +48,8 @@ class FeedbackTest : public ::testing::Test {
     ASSERT_TRUE(registry_->CreateDevice(Owner().get(), req, &out).ok());
   }
 
-  void Send(const std::string& device, const std::string& id, v1::AckMode ack, int ttl_seconds = 3600) {
+  void Send(const std::string& device, const std::string& id, v1::AckMode ack,
+            int ttl_seconds = 3600) {
     v1::SendC2dRequest req;
     req.set_device_id(device);
     req.mutable_message()->set_message_id(id);
@@ -68,7 +69,8 @@ class FeedbackTest : public ::testing::Test {
     return resp.message().lock_token();
   }
 
-  grpc::Status Settle(const std::string& method, const std::string& device, const std::string& token) {
+  grpc::Status Settle(const std::string& method, const std::string& device,
+                      const std::string& token) {
     v1::SettleRequest req;
     req.set_device_id(device);
     req.set_lock_token(token);
@@ -89,10 +91,11 @@ class FeedbackTest : public ::testing::Test {
 };
 
 TEST_F(FeedbackTest, EveryAckAndOutcomeWritesExactlyTheRightRecords) {
-  const std::vector<std::pair<v1::AckMode, c2d::Ack>> acks = {{v1::ACK_MODE_NONE, c2d::Ack::kNone},
-                                                              {v1::ACK_MODE_POSITIVE, c2d::Ack::kPositive},
-                                                              {v1::ACK_MODE_NEGATIVE, c2d::Ack::kNegative},
-                                                              {v1::ACK_MODE_FULL, c2d::Ack::kFull}};
+  const std::vector<std::pair<v1::AckMode, c2d::Ack>> acks = {
+      {v1::ACK_MODE_NONE, c2d::Ack::kNone},
+      {v1::ACK_MODE_POSITIVE, c2d::Ack::kPositive},
+      {v1::ACK_MODE_NEGATIVE, c2d::Ack::kNegative},
+      {v1::ACK_MODE_FULL, c2d::Ack::kFull}};
   for (const auto& [ack, mode] : acks) {
     const std::string d = "dev-" + std::string(c2d::AckName(mode));
     CreateDevice(d);
@@ -121,12 +124,13 @@ TEST_F(FeedbackTest, EveryAckAndOutcomeWritesExactlyTheRightRecords) {
   for (const auto& [ack, mode] : acks) {
     const std::string d = "dev-" + std::string(c2d::AckName(mode));
     for (const auto& [id, outcome] : outcomes) {
-      EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE device_id = '" + d + "' AND original_message_id = '" +
-                      id + "' AND status = '" + std::string(c2d::OutcomeName(outcome)) + "'"),
+      EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE device_id = '" + d +
+                      "' AND original_message_id = '" + id + "' AND status = '" +
+                      std::string(c2d::OutcomeName(outcome)) + "'"),
                 c2d::WantsFeedback(mode, outcome) ? 1 : 0)
           << d << " " << id;
-      EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE device_id = '" + d + "' AND original_message_id = '" +
-                      id + "'"),
+      EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE device_id = '" + d +
+                      "' AND original_message_id = '" + id + "'"),
                 c2d::WantsFeedback(mode, outcome) ? 1 : 0)
           << d << " " << id;
     }
@@ -136,24 +140,31 @@ TEST_F(FeedbackTest, EveryAckAndOutcomeWritesExactlyTheRightRecords) {
 
 TEST_F(FeedbackTest, ExpiryProducesExpiredExactlyOnceWithTwoSweepersRunning) {
   for (int d = 0; d < 4; ++d) CreateDevice("dev-" + std::to_string(d));
-  for (int i = 0; i < 200; ++i) Send("dev-" + std::to_string(i % 4), "m-" + std::to_string(i), v1::ACK_MODE_FULL, 60);
+  for (int i = 0; i < 200; ++i)
+    Send("dev-" + std::to_string(i % 4), "m-" + std::to_string(i), v1::ACK_MODE_FULL, 60);
   // A locked message expires too.
   (void)ReceiveToken("dev-0");
   api_->clock().Advance(61s);
   prometheus::Registry r1, r2;
   c2d::SweeperOptions options;
   options.batch = 16;
-  c2d::Sweeper a(api_->pool(), api_->c2d_store(), api_->feedback_store(), nullptr, api_->clock(), options, r1);
-  c2d::Sweeper b(api_->pool(), api_->c2d_store(), api_->feedback_store(), nullptr, api_->clock(), options, r2);
+  c2d::Sweeper a(api_->pool(), api_->c2d_store(), api_->feedback_store(), api_->clock(), options,
+                 r1);
+  c2d::Sweeper b(api_->pool(), api_->c2d_store(), api_->feedback_store(), api_->clock(), options,
+                 r2);
   c2d::PassResult ra, rb;
   std::thread ta([&] { ra = a.Pass(); });
   std::thread tb([&] { rb = b.Pass(); });
   ta.join();
   tb.join();
   EXPECT_EQ(ra.expired + rb.expired, 200);
-  EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages WHERE state = 'DeadLettered' AND outcome = 'Expired'"), 200);
+  EXPECT_EQ(
+      Count(
+          "SELECT count(*) FROM c2d_messages WHERE state = 'DeadLettered' AND outcome = 'Expired'"),
+      200);
   EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE status = 'Expired'"), 200);
-  EXPECT_EQ(Count("SELECT count(DISTINCT (device_id, original_message_id)) FROM c2d_feedback"), 200);
+  EXPECT_EQ(Count("SELECT count(DISTINCT (device_id, original_message_id)) FROM c2d_feedback"),
+            200);
 }
 
 TEST_F(FeedbackTest, LockedBatchesCompleteAbandonLapseAndDropAtTheMaximum) {
@@ -181,7 +192,8 @@ TEST_F(FeedbackTest, LockedBatchesCompleteAbandonLapseAndDropAtTheMaximum) {
   settle.set_lock_token(batch.lock_token());
   v1::SettleFeedbackResponse settled;
   auto ctx = Owner();
-  EXPECT_EQ(feedback_->Complete(ctx.get(), settle, &settled).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(feedback_->Complete(ctx.get(), settle, &settled).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(testing::ErrorReason(*ctx), "DeviceMessageLockLost");
   settle.set_lock_token(again.lock_token());
   ASSERT_TRUE(feedback_->Complete(Owner().get(), settle, &settled).ok());
@@ -247,7 +259,8 @@ TEST_F(FeedbackTest, WatchResumesAfterADisconnectMissingNothingAndRepeatingNothi
   std::vector<std::string> after;
   v1::FeedbackBatch batch;
   while (after.size() < 2 && stream->Read(&batch)) {
-    for (const auto& r : batch.records()) after.push_back(r.original_message_id() + "/" + r.status_code());
+    for (const auto& r : batch.records())
+      after.push_back(r.original_message_id() + "/" + r.status_code());
   }
   EXPECT_EQ(after, (std::vector<std::string>{"m-3/Rejected", "m-4/Rejected"}));
   // A new outcome arrives on the open stream as it is written.
@@ -264,9 +277,11 @@ TEST_F(FeedbackTest, WatchReadsSeeARecordThatCommittedLaterWithASmallerId) {
   CreateDevice("dev-1");
   Send("dev-1", "seed", v1::ACK_MODE_NONE);  // creates the device's queue row
   const auto insert = [&](pqxx::work& tx, const std::string& id) {
-    tx.exec0("INSERT INTO c2d_feedback (device_id, device_generation_id, original_message_id, sequence_number, status,"
-             " description, enqueued_at, expires_at) VALUES ('dev-1', 'g', '" + id +
-             "', 1, 'Success', 'Success', now(), now() + interval '1 day')");
+    tx.exec0(
+        "INSERT INTO c2d_feedback (device_id, device_generation_id, original_message_id, "
+        "sequence_number, status,"
+        " description, enqueued_at, expires_at) VALUES ('dev-1', 'g', '" +
+        id + "', 1, 'Success', 'Success', now(), now() + interval '1 day')");
   };
   pqxx::connection a_conn(db_.url()), b_conn(db_.url());
   pqxx::work a(a_conn), b(b_conn);
@@ -276,10 +291,12 @@ TEST_F(FeedbackTest, WatchReadsSeeARecordThatCommittedLaterWithASmallerId) {
   std::vector<c2d::FeedbackRecord> seen;
   EXPECT_TRUE(api_->feedback_store().Read(d2c::Position{0, -1}, api_->clock().Now(), 10).empty());
   a.commit();
-  ASSERT_TRUE(testing::WaitFor([&] {
-    seen = api_->feedback_store().Read(d2c::Position{0, -1}, api_->clock().Now(), 10);
-    return seen.size() >= 2;
-  }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        seen = api_->feedback_store().Read(d2c::Position{0, -1}, api_->clock().Now(), 10);
+        return seen.size() >= 2;
+      },
+      30s));
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_TRUE(api_->feedback_store().Read(seen.back().position, api_->clock().Now(), 10).empty());
 }
@@ -303,9 +320,10 @@ TEST_F(FeedbackTest, DeletingADeviceDropsItsFeedbackAndTheSweeperKeepsItsPromise
   (void)ReceiveToken("dev-2");
   api_->clock().Advance(61s);
   EXPECT_EQ(api_->sweeper().Pass().released, 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM c2d_messages WHERE message_id = 'm-2' AND state = 'Enqueued'"
-                  " AND delivery_count = 0"),
-            1);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM c2d_messages WHERE message_id = 'm-2' AND state = 'Enqueued'"
+            " AND delivery_count = 0"),
+      1);
   // Finished messages go after the history retention (48 h); their ids are
   // known until then.
   api_->clock().Advance(47h);

@@ -69,9 +69,10 @@ TEST_F(PoolTest, RetriesASerializationFailureAndCountsIt) {
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(Sample(registry_, "ferry_db_transaction_retries_total", "serialization_failure"), 1);
   // The first attempt rolled back: exactly one increment landed.
-  EXPECT_EQ(WithTransaction(*pool_, [](pqxx::dbtransaction& tx) {
-              return tx.exec("SELECT n FROM counter")[0][0].as<int>();
-            }),
+  EXPECT_EQ(WithTransaction(*pool_,
+                            [](pqxx::dbtransaction& tx) {
+                              return tx.exec("SELECT n FROM counter")[0][0].as<int>();
+                            }),
             1);
 }
 
@@ -92,9 +93,10 @@ TEST_F(PoolTest, ConcurrentSerializableIncrementsAreExact) {
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(WithTransaction(*pool_, [](pqxx::dbtransaction& tx) {
-              return tx.exec("SELECT n FROM counter")[0][0].as<int>();
-            }),
+  EXPECT_EQ(WithTransaction(*pool_,
+                            [](pqxx::dbtransaction& tx) {
+                              return tx.exec("SELECT n FROM counter")[0][0].as<int>();
+                            }),
             kThreads * kEach);
 }
 
@@ -126,9 +128,10 @@ TEST_F(PoolTest, ACopyCutOffHalfWayClosesTheConnection) {
                std::runtime_error);
   EXPECT_EQ(Sample(registry_, "ferry_db_pool_connections_closed_total", "discarded"), 1);
   EXPECT_NE(BackendPid(), before);
-  EXPECT_EQ(WithTransaction(*pool_, [](pqxx::dbtransaction& tx) {
-              return tx.exec("SELECT count(*) FROM items")[0][0].as<int>();
-            }),
+  EXPECT_EQ(WithTransaction(*pool_,
+                            [](pqxx::dbtransaction& tx) {
+                              return tx.exec("SELECT count(*) FROM items")[0][0].as<int>();
+                            }),
             0);
 }
 
@@ -145,9 +148,11 @@ TEST_F(PoolTest, ACopyRefusedByTheServerClosesTheConnectionAndLandsNothing) {
     copy << std::make_tuple(2, std::string("two"));
     copy.Complete();
   });
-  EXPECT_EQ(WithTransaction(*pool_, [](pqxx::dbtransaction& tx) {
-              return tx.exec("SELECT string_agg(name, ',') FROM items")[0][0].as<std::string>();
-            }),
+  EXPECT_EQ(WithTransaction(
+                *pool_,
+                [](pqxx::dbtransaction& tx) {
+                  return tx.exec("SELECT string_agg(name, ',') FROM items")[0][0].as<std::string>();
+                }),
             "two");
 }
 
@@ -168,8 +173,9 @@ TEST_F(PoolTest, AnUnreachableDatabaseIsServiceUnavailableAfterRetries) {
   Pool dead(PoolOptions{.url = "postgresql://postgres@127.0.0.1:1/postgres", .max_size = 2},
             &registry_);
   try {
-    WithTransaction(dead, [](pqxx::dbtransaction&) {},
-                    TxOptions{.max_attempts = 3, .base_backoff = std::chrono::milliseconds(1)});
+    WithTransaction(
+        dead, [](pqxx::dbtransaction&) {},
+        TxOptions{.max_attempts = 3, .base_backoff = std::chrono::milliseconds(1)});
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.reason(), Reason::kServiceUnavailable);
@@ -179,9 +185,10 @@ TEST_F(PoolTest, AnUnreachableDatabaseIsServiceUnavailableAfterRetries) {
 }
 
 TEST_F(PoolTest, AFullPoolRefusesAfterTheAcquireTimeout) {
-  Pool small(PoolOptions{.url = db_.url(), .max_size = 1,
-                         .acquire_timeout = std::chrono::milliseconds(100)},
-             nullptr);
+  Pool small(
+      PoolOptions{
+          .url = db_.url(), .max_size = 1, .acquire_timeout = std::chrono::milliseconds(100)},
+      nullptr);
   Lease held = small.Acquire();
   try {
     (void)small.Acquire();

@@ -56,9 +56,11 @@ TEST_F(RoutingTest, RoutesAndEndpointsRoundTripWithTheirRules) {
             grpc::StatusCode::INVALID_ARGUMENT);
 
   ASSERT_TRUE(CreateRoute("hot", "AS_NUMBER(temperature) > 30", "alerts").ok());
-  EXPECT_EQ(CreateRoute("hot", "true", "events", &reason).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(CreateRoute("hot", "true", "events", &reason).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(reason, "RouteAlreadyExists");
-  EXPECT_EQ(CreateRoute("nowhere", "true", "missing", &reason).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(CreateRoute("nowhere", "true", "missing", &reason).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(reason, "EndpointNotFound");
   EXPECT_EQ(CreateRoute("bad name!", "true").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
@@ -93,16 +95,16 @@ TEST_F(RoutingTest, RoutesAndEndpointsRoundTripWithTheirRules) {
 // IoT Hub's reserved endpoint names, in any case, and topic names Kafka
 // would refuse (a NUL used to cut "ferry.d2c\0x" into the source topic).
 TEST_F(RoutingTest, ReservedEndpointNamesAndBadTopicsAreRefused) {
-  for (const auto& [name, topic] : std::vector<std::pair<std::string, std::string>>{
-           {"events", "t"},
-           {"fileNotifications", "t"},
-           {"FileNotifications", "t"},
-           {"EVENTS", "t"},
-           {"$default", "t"},
-           {"ok", "has space"},
-           {"ok", std::string(250, 't')},
-           {"ok", ".."},
-           {"ok", std::string("ferry.d2c\0x", 11)}}) {
+  for (const auto& [name, topic] :
+       std::vector<std::pair<std::string, std::string>>{{"events", "t"},
+                                                        {"fileNotifications", "t"},
+                                                        {"FileNotifications", "t"},
+                                                        {"EVENTS", "t"},
+                                                        {"$default", "t"},
+                                                        {"ok", "has space"},
+                                                        {"ok", std::string(250, 't')},
+                                                        {"ok", ".."},
+                                                        {"ok", std::string("ferry.d2c\0x", 11)}}) {
     v1::CreateEndpointRequest ep;
     ep.mutable_endpoint()->set_name(name);
     ep.mutable_endpoint()->set_kind(v1::ENDPOINT_KIND_KAFKA);

@@ -42,9 +42,11 @@ void Migrate(const testing::TestDatabase& db) {
   ASSERT_EQ(m.exit_code, 0) << m.output;
 }
 
-std::unique_ptr<testing::FerrydProcess> StartLander(const testing::TestDatabase& db, const std::string& brokers,
+std::unique_ptr<testing::FerrydProcess> StartLander(const testing::TestDatabase& db,
+                                                    const std::string& brokers,
                                                     std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--roles", "d2c", "--kafka-brokers", brokers, "--d2c-linger-ms", "20"};
+  std::vector<std::string> args = {"--roles",         "d2c", "--kafka-brokers", brokers,
+                                   "--d2c-linger-ms", "20"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<testing::FerrydProcess>(db.url(), args, D2cEnv());
 }
@@ -52,8 +54,9 @@ std::unique_ptr<testing::FerrydProcess> StartLander(const testing::TestDatabase&
 // One Prometheus sample of ferryd's /metrics (`series` with its labels as
 // printed), or -1 when absent.
 double Metric(const testing::FerrydProcess& ferryd, const std::string& series) {
-  const auto r = testing::Run("/bin/bash", {"-c", "curl -sf http://127.0.0.1:" +
-                                                      std::to_string(ferryd.metrics_port()) + "/metrics"});
+  const auto r = testing::Run(
+      "/bin/bash",
+      {"-c", "curl -sf http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics"});
   std::istringstream in(r.output);
   std::string line;
   while (std::getline(in, line)) {
@@ -62,7 +65,8 @@ double Metric(const testing::FerrydProcess& ferryd, const std::string& series) {
   return -1;
 }
 
-testing::TestRecord Record(long i, int devices, std::optional<std::int64_t> timestamp_ms = std::nullopt,
+testing::TestRecord Record(long i, int devices,
+                           std::optional<std::int64_t> timestamp_ms = std::nullopt,
                            int partition = -1) {
   testing::TestRecord r;
   r.key = "device-" + std::to_string(i % devices);
@@ -150,12 +154,16 @@ TEST(RealKafkaD2c, EveryEventLandsOnceThroughBrokerAndReplicaFaults) {
   const auto moves_on = [&](const std::string& after) {
     const long before = landed();
     const auto started = std::chrono::steady_clock::now();
-    ASSERT_TRUE(testing::WaitFor([&] { return landed() >= before + 200 || !producer.error().empty(); }, 180s))
-        << "landing stuck after " << after << " at " << landed() << "\n" << kafka.Logs() << "\n"
+    ASSERT_TRUE(testing::WaitFor(
+        [&] { return landed() >= before + 200 || !producer.error().empty(); }, 180s))
+        << "landing stuck after " << after << " at " << landed() << "\n"
+        << kafka.Logs() << "\n"
         << replicas[0]->process().Output() << replicas[1]->process().Output();
     ASSERT_EQ(producer.error(), "") << "after " << after;
-    std::cout << "landing moved on " << std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::steady_clock::now() - started).count()
+    std::cout << "landing moved on "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count()
               << " ms after " << after << " (" << landed() << " landed)" << std::endl;
   };
   moves_on("start");
@@ -182,13 +190,16 @@ TEST(RealKafkaD2c, EveryEventLandsOnceThroughBrokerAndReplicaFaults) {
   // partitions get new leaders; then it comes back.
   const int paused = kafka.Leader("ferry.d2c", 2);
   kafka.Pause(paused);
-  ASSERT_TRUE(testing::WaitFor([&] {
-    try {
-      return kafka.Leader("ferry.d2c", 2) != paused;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 120s)) << kafka.Logs();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        try {
+          return kafka.Leader("ferry.d2c", 2) != paused;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      120s))
+      << kafka.Logs();
   moves_on("SIGSTOP of node " + std::to_string(paused));
   kafka.Resume(paused);
   kafka.WaitReady();
@@ -200,8 +211,8 @@ TEST(RealKafkaD2c, EveryEventLandsOnceThroughBrokerAndReplicaFaults) {
   ASSERT_EQ(producer.error(), "");
   const long total = producer.produced();
   ASSERT_TRUE(testing::WaitFor([&] { return landed() >= total; }, 180s))
-      << landed() << " of " << total << " landed\n" << replicas[0]->process().Output()
-      << replicas[1]->process().Output();
+      << landed() << " of " << total << " landed\n"
+      << replicas[0]->process().Output() << replicas[1]->process().Output();
   std::this_thread::sleep_for(2s);  // a late duplicate would show by now
   ExpectExactlyOnce(db, total);
   for (auto& r : replicas) {
@@ -225,7 +236,8 @@ TEST(RealKafkaD2c, DeletedRecordsAreARecordedGapAndARecreatedTopicStops) {
   producer.Send("ferry.d2c", first);
   {
     auto ferryd = StartLander(db, kafka.bootstrap());
-    ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 10; }, 60s))
+    ASSERT_TRUE(
+        testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 10; }, 60s))
         << ferryd->process().Output();
     ferryd->process().Signal(SIGTERM);
     ASSERT_EQ(ferryd->process().Wait(60s).value_or(-1), 0) << ferryd->process().Output();
@@ -237,17 +249,21 @@ TEST(RealKafkaD2c, DeletedRecordsAreARecordedGapAndARecreatedTopicStops) {
   kafka.DeleteRecords("ferry.d2c", 0, 25);
 
   auto ferryd = StartLander(db, kafka.bootstrap());
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 15; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 15; }, 60s))
       << ferryd->process().Output();
-  EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_gaps WHERE consumer_group = 'ferry-d2c' AND topic = 'ferry.d2c'"
-                     " AND kafka_partition = 0 AND from_offset = 10 AND to_offset = 25"),
-            1);
+  EXPECT_EQ(
+      db.Count(
+          "SELECT count(*) FROM d2c_gaps WHERE consumer_group = 'ferry-d2c' AND topic = 'ferry.d2c'"
+          " AND kafka_partition = 0 AND from_offset = 10 AND to_offset = 25"),
+      1);
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_gaps"), 1);
   EXPECT_EQ(db.Count("SELECT lost FROM d2c_checkpoints"), 15);
   EXPECT_EQ(db.Count("SELECT next_offset FROM d2c_checkpoints"), 30);
   // Nothing from the deleted range, everything after it, once.
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events WHERE kafka_offset BETWEEN 10 AND 24"), 0);
-  EXPECT_EQ(db.Count("SELECT count(DISTINCT kafka_offset) FROM d2c_events WHERE kafka_offset >= 25"), 5);
+  EXPECT_EQ(
+      db.Count("SELECT count(DISTINCT kafka_offset) FROM d2c_events WHERE kafka_offset >= 25"), 5);
   ASSERT_TRUE(testing::WaitFor(
       [&] { return Metric(*ferryd, "ferry_d2c_lost_records_total{partition=\"0\"}") == 15; }, 10s))
       << ferryd->process().Output();
@@ -262,7 +278,9 @@ TEST(RealKafkaD2c, DeletedRecordsAreARecordedGapAndARecreatedTopicStops) {
   for (long i = 100; i < 103; ++i) fresh.push_back(Record(i, 3));
   producer.Send("ferry.d2c", fresh);
   auto api = std::make_unique<testing::FerrydProcess>(
-      db.url(), std::vector<std::string>{"--roles", "d2c,api", "--kafka-brokers", kafka.bootstrap()}, D2cEnv());
+      db.url(),
+      std::vector<std::string>{"--roles", "d2c,api", "--kafka-brokers", kafka.bootstrap()},
+      D2cEnv());
   ASSERT_TRUE(testing::WaitFor(
       [&] { return Metric(*api, "ferry_d2c_partition_stopped{partition=\"0\"}") == 1; }, 60s))
       << api->process().Output();
@@ -270,13 +288,16 @@ TEST(RealKafkaD2c, DeletedRecordsAreARecordedGapAndARecreatedTopicStops) {
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 15);
   EXPECT_EQ(db.Count("SELECT next_offset FROM d2c_checkpoints"), 30);
   const auto env = api->CtlEnv();
-  const auto listed_now = testing::Run(testing::BinPath("ferryctl"), {"checkpoints", "list"}, 30s, env);
+  const auto listed_now =
+      testing::Run(testing::BinPath("ferryctl"), {"checkpoints", "list"}, 30s, env);
   EXPECT_NE(listed_now.output.find("LOST"), std::string::npos) << listed_now.output;
   // The operator resets it to the new log's start: it lands again.
-  const auto reset = testing::Run(testing::BinPath("ferryctl"),
-                                  {"checkpoints", "reset", "--partition", "0", "--offset", "0"}, 30s, env);
+  const auto reset =
+      testing::Run(testing::BinPath("ferryctl"),
+                   {"checkpoints", "reset", "--partition", "0", "--offset", "0"}, 30s, env);
   ASSERT_EQ(reset.exit_code, 0) << reset.output;
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT next_offset FROM d2c_checkpoints") == 3; }, 60s))
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return db.Count("SELECT next_offset FROM d2c_checkpoints") == 3; }, 60s))
       << api->process().Output();
   EXPECT_TRUE(testing::WaitFor(
       [&] { return Metric(*api, "ferry_d2c_partition_stopped{partition=\"0\"}") == 0; }, 30s));
@@ -310,27 +331,32 @@ TEST(RealKafkaD2c, StartAndReplayByTimeUseTheTimeIndex) {
   // Start at 2.5 hours ago: the last 40 records.
   auto ferryd = std::make_unique<testing::FerrydProcess>(
       db.url(),
-      std::vector<std::string>{"--migrate", "--roles", "d2c,api", "--kafka-brokers", kafka.bootstrap(),
-                               "--d2c-start", rfc3339(now_ms - 5 * hour_ms / 2)},
+      std::vector<std::string>{"--migrate", "--roles", "d2c,api", "--kafka-brokers",
+                               kafka.bootstrap(), "--d2c-start", rfc3339(now_ms - 5 * hour_ms / 2)},
       D2cEnv());
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= 40; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= 40; }, 60s))
       << ferryd->process().Output();
-  ASSERT_TRUE(testing::WaitFor([&] {
-    return db.Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") == 60;
-  }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return db.Count("SELECT coalesce(sum(next_offset), 0) FROM d2c_checkpoints") == 60; },
+      30s));
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 40);
   EXPECT_EQ(db.Count("SELECT min(convert_from(body, 'UTF8')::bigint) FROM d2c_events"), 20);
 
   // Replay from 3.5 hours ago: the first 20 land, the 40 already there are skipped.
-  const auto reset = testing::Run(testing::BinPath("ferryctl"),
-                                  {"checkpoints", "reset", "--time", rfc3339(now_ms - 7 * hour_ms / 2)}, 30s,
-                                  ferryd->CtlEnv());
+  const auto reset = testing::Run(
+      testing::BinPath("ferryctl"),
+      {"checkpoints", "reset", "--time", rfc3339(now_ms - 7 * hour_ms / 2)}, 30s, ferryd->CtlEnv());
   ASSERT_EQ(reset.exit_code, 0) << reset.output;
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= 60; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= 60; }, 60s))
       << ferryd->process().Output();
-  ASSERT_TRUE(testing::WaitFor([&] {
-    return db.Count("SELECT coalesce(sum(replay_skipped), 0) FROM d2c_checkpoints") == 40;
-  }, 30s)) << ferryd->process().Output();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return db.Count("SELECT coalesce(sum(replay_skipped), 0) FROM d2c_checkpoints") == 40;
+      },
+      30s))
+      << ferryd->process().Output();
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 60);
   EXPECT_EQ(db.Count("SELECT count(DISTINCT message_id) FROM d2c_events"), 60);
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_gaps"), 0);
@@ -348,7 +374,8 @@ TEST(RealKafkaD2c, ConsumerGroupCommandAgreesWithTheCheckpointsAndLag) {
   for (long i = 0; i < 90; ++i) records.push_back(Record(i, 7));
   producer.Send("ferry.d2c", records);
   auto ferryd = StartLander(db, kafka.bootstrap());
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 90; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 90; }, 60s))
       << ferryd->process().Output();
 
   // partition -> (current offset, lag), from "GROUP TOPIC PARTITION
@@ -357,7 +384,8 @@ TEST(RealKafkaD2c, ConsumerGroupCommandAgreesWithTheCheckpointsAndLag) {
     std::map<int, std::pair<long, long>> out;
     std::istringstream in(kafka.Do("describe-group", {"ferry-d2c"}));
     std::string line;
-    const std::regex row("^ferry-d2c\\s+ferry\\.d2c\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)(\\s.*)?$");
+    const std::regex row(
+        "^ferry-d2c\\s+ferry\\.d2c\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)(\\s.*)?$");
     std::smatch m;
     while (std::getline(in, line)) {
       if (std::regex_match(line, m, row)) out[std::stoi(m[1])] = {std::stol(m[2]), std::stol(m[4])};
@@ -371,15 +399,18 @@ TEST(RealKafkaD2c, ConsumerGroupCommandAgreesWithTheCheckpointsAndLag) {
     long total = 0;
     for (const auto& [p, v] : described) {
       const std::string P = std::to_string(p);
-      if (v.first != db.Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = " + P) ||
-          Metric(*ferryd, "ferry_d2c_lag_records{partition=\"" + P + "\"}") != static_cast<double>(v.second)) {
+      if (v.first !=
+              db.Count("SELECT next_offset FROM d2c_checkpoints WHERE kafka_partition = " + P) ||
+          Metric(*ferryd, "ferry_d2c_lag_records{partition=\"" + P + "\"}") !=
+              static_cast<double>(v.second)) {
         return false;
       }
       total += v.second;
     }
     return total == lag;
   };
-  ASSERT_TRUE(testing::WaitFor([&] { return agree(0); }, 60s)) << kafka.Do("describe-group", {"ferry-d2c"});
+  ASSERT_TRUE(testing::WaitFor([&] { return agree(0); }, 60s))
+      << kafka.Do("describe-group", {"ferry-d2c"});
 
   // Landing held up: 30 more wait behind a lock on every checkpoint row.
   pqxx::connection conn(db.url());
@@ -388,12 +419,15 @@ TEST(RealKafkaD2c, ConsumerGroupCommandAgreesWithTheCheckpointsAndLag) {
   std::vector<testing::TestRecord> more;
   for (long i = 90; i < 120; ++i) more.push_back(Record(i, 7));
   producer.Send("ferry.d2c", more);
-  EXPECT_TRUE(testing::WaitFor([&] { return agree(30); }, 60s)) << kafka.Do("describe-group", {"ferry-d2c"});
+  EXPECT_TRUE(testing::WaitFor([&] { return agree(30); }, 60s))
+      << kafka.Do("describe-group", {"ferry-d2c"});
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 90);
   hold.abort();
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 120; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 120; }, 60s))
       << ferryd->process().Output();
-  EXPECT_TRUE(testing::WaitFor([&] { return agree(0); }, 60s)) << kafka.Do("describe-group", {"ferry-d2c"});
+  EXPECT_TRUE(testing::WaitFor([&] { return agree(0); }, 60s))
+      << kafka.Do("describe-group", {"ferry-d2c"});
 }
 
 // Recovery with the defaults (no timer properties): static membership
@@ -413,15 +447,17 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   const auto owned = [&](const testing::FerrydProcess& f) {
     std::set<int> out;
     for (int p = 0; p < 4; ++p) {
-      if (Metric(f, "ferry_d2c_partition_owned{partition=\"" + std::to_string(p) + "\"}") == 1) out.insert(p);
+      if (Metric(f, "ferry_d2c_partition_owned{partition=\"" + std::to_string(p) + "\"}") == 1)
+        out.insert(p);
     }
     return out;
   };
   const auto checkpoints = [&] {
     std::map<int, long> out;
     for (int p = 0; p < 4; ++p) {
-      out[p] = db.Count("SELECT coalesce(max(next_offset), 0) FROM d2c_checkpoints WHERE kafka_partition = " +
-                        std::to_string(p));
+      out[p] = db.Count(
+          "SELECT coalesce(max(next_offset), 0) FROM d2c_checkpoints WHERE kafka_partition = " +
+          std::to_string(p));
     }
     return out;
   };
@@ -436,9 +472,14 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   auto a = lander("ferry-d2c-a");
   auto b = lander("ferry-d2c-b");
   BackgroundProducer producer(kafka.bootstrap(), 40);  // keys on every partition
-  ASSERT_TRUE(testing::WaitFor([&] { return owned(*a).size() == 2 && owned(*b).size() == 2; }, 120s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return owned(*a).size() == 2 && owned(*b).size() == 2; }, 120s))
       << a->process().Output() << b->process().Output();
-  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on({{0, 0}, {1, 0}, {2, 0}, {3, 0}}); }, 60s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return all_moved_on({{0, 0}, {1, 0}, {2, 0}, {3, 0}});
+      },
+      60s));
   const auto b_partitions = owned(*b);
   const double b_assigns = Metric(*b, "ferry_d2c_rebalances_total{kind=\"assign\"}");
 
@@ -448,9 +489,11 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   auto before = checkpoints();
   auto started = std::chrono::steady_clock::now();
   a = lander("ferry-d2c-a");
-  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s)) << a->process().Output();
-  const auto restart_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s))
+      << a->process().Output();
+  const auto restart_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - started)
+                              .count();
   EXPECT_EQ(owned(*b), b_partitions);
   EXPECT_EQ(Metric(*b, "ferry_d2c_rebalances_total{kind=\"assign\"}"), b_assigns)
       << "the other replica saw a rebalance";
@@ -461,9 +504,11 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   ASSERT_TRUE(a->process().Wait(10s).has_value());
   before = checkpoints();
   started = std::chrono::steady_clock::now();
-  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s)) << b->process().Output();
-  const auto crash_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_TRUE(testing::WaitFor([&] { return all_moved_on(before); }, 120s))
+      << b->process().Output();
+  const auto crash_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now() - started)
+                            .count();
   EXPECT_EQ(owned(*b).size(), 4u);
   std::cout << "recovery with the defaults: every partition landing again " << restart_ms
             << " ms after a replica's restart under its instance id (no rebalance), " << crash_ms
@@ -472,7 +517,8 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   producer.Stop();
   ASSERT_EQ(producer.error(), "");
   const long total = producer.produced();
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= total; }, 120s));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") >= total; }, 120s));
   ExpectExactlyOnce(db, total);
 }
 
@@ -506,7 +552,8 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
   };
   producer.Send("ferry.d2c", records(0, 160));
   auto ferryd = StartLander(db, kafka.bootstrap());  // the default budget, 64 MiB
-  ASSERT_TRUE(testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 160; }, 60s))
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 160; }, 60s))
       << ferryd->process().Output();
   const double budget = 64 << 20;
 
@@ -517,7 +564,8 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
   constexpr long kBacklog = 200000;
   for (long i = 160; i < 160 + kBacklog; i += 20000) producer.Send("ferry.d2c", records(i, 20000));
   // Fetching fills up to the budget and stops there.
-  ASSERT_TRUE(testing::WaitFor([&] { return Metric(*ferryd, "ferry_d2c_buffered_bytes") >= budget / 2; }, 120s))
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return Metric(*ferryd, "ferry_d2c_buffered_bytes") >= budget / 2; }, 120s))
       << Metric(*ferryd, "ferry_d2c_buffered_bytes");
   long peak_kib = 0;
   double peak_buffered = 0;
@@ -527,8 +575,8 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
     std::this_thread::sleep_for(200ms);
   }
   std::cout << "landing held up with a " << kBacklog << "-record backlog: buffered peak "
-            << peak_buffered / (1 << 20) << " MiB of the 64 MiB budget, RSS peak " << peak_kib / 1024 << " MiB"
-            << std::endl;
+            << peak_buffered / (1 << 20) << " MiB of the 64 MiB budget, RSS peak "
+            << peak_kib / 1024 << " MiB" << std::endl;
   EXPECT_LE(peak_buffered, budget);
   EXPECT_LT(peak_kib, 128 * 1024);
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 160);
@@ -536,7 +584,8 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
   hold.abort();
   ASSERT_TRUE(testing::WaitFor(
       [&] { return db.Count("SELECT count(*) FROM d2c_events") == 160 + kBacklog; }, 300s))
-      << db.Count("SELECT count(*) FROM d2c_events") << "\n" << ferryd->process().Output();
+      << db.Count("SELECT count(*) FROM d2c_events") << "\n"
+      << ferryd->process().Output();
   EXPECT_EQ(db.Count("SELECT count(DISTINCT message_id) FROM d2c_events"), 160 + kBacklog);
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_dead_letters"), 0);
 }

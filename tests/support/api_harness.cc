@@ -31,8 +31,8 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   producer_ = std::make_unique<kafka::Producer>(kafka_.bootstrap(),
                                                 std::map<std::string, std::string>{}, *registry_);
   sink_ = std::make_unique<d2c::KafkaEndpointSink>(*producer_, std::chrono::seconds(10));
-  lifecycle_ = std::make_unique<registry::LifecyclePublisher>(pool_, *sink_, "ferry.d2c", "test-hub",
-                                                               *registry_);
+  lifecycle_ = std::make_unique<registry::LifecyclePublisher>(pool_, *sink_, "ferry.d2c",
+                                                              "test-hub", *registry_);
   lifecycle_->Attach(listener_);
   wake_hub_.Attach(listener_);
   feedback_hub_.Attach(listener_, "ferry_feedback");
@@ -46,20 +46,21 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   lifecycle_->Start();
   event_store_.SetRouting([this] { return route_source_.Current(); }, sink_.get(), "test-hub");
   events_service_ = std::make_unique<events::EventsService>(runtime_, event_store_, event_reader_,
-                                                            producer_.get(), "ferry.d2c", "ferry-d2c",
-                                                            clock_, *registry_);
-  device_c2d_ = std::make_unique<c2d::DeviceC2d>(runtime_, c2d_store_, wake_hub_, executor_, clock_, c2d_metrics_);
-  c2d_service_ = std::make_unique<c2d::CloudToDeviceService>(runtime_, c2d_store_, clock_, c2d_metrics_,
-                                                             std::chrono::hours(1));
-  feedback_service_ = std::make_unique<c2d::FeedbackService>(runtime_, feedback_store_, feedback_hub_, executor_,
-                                                             clock_, feedback_metrics_);
-  device_service_ = std::make_unique<device::DeviceMessagingService>(runtime_, *producer_, "ferry.d2c", clock_,
-                                                                     device_c2d_.get());
+                                                            producer_.get(), "ferry.d2c",
+                                                            "ferry-d2c", clock_, *registry_);
+  device_c2d_ = std::make_unique<c2d::DeviceC2d>(runtime_, c2d_store_, wake_hub_, executor_, clock_,
+                                                 c2d_metrics_);
+  c2d_service_ = std::make_unique<c2d::CloudToDeviceService>(runtime_, c2d_store_, clock_,
+                                                             c2d_metrics_, std::chrono::hours(1));
+  feedback_service_ = std::make_unique<c2d::FeedbackService>(
+      runtime_, feedback_store_, feedback_hub_, executor_, clock_, feedback_metrics_);
+  device_service_ = std::make_unique<device::DeviceMessagingService>(
+      runtime_, *producer_, "ferry.d2c", clock_, device_c2d_.get());
   server_ = std::make_unique<GrpcServer>(
       GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false},
       std::vector<grpc::Service*>{&registry_service_, &policy_service_, device_service_.get(),
-                                  &routing_service_, events_service_.get(),
-                                  c2d_service_.get(), feedback_service_.get(), &audit_service_});
+                                  &routing_service_, events_service_.get(), c2d_service_.get(),
+                                  feedback_service_.get(), &audit_service_});
   server_->SetReady(true);
 }
 

@@ -5,15 +5,10 @@
 #include <grpcpp/grpcpp.h>
 #include <prometheus/registry.h>
 
-#include "consumers/d2c/endpoint_sink.h"
-#include "consumers/d2c/event_reader.h"
-#include "consumers/d2c/event_store.h"
-#include "consumers/d2c/route_source.h"
 #include "core/auth/authorizer.h"
 #include "core/executor.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/kafka/producer.h"
-#include "services/device/device_messaging_service.h"
 #include "core/pg/listener.h"
 #include "core/pg/pool.h"
 #include "services/audit/audit_service.h"
@@ -25,6 +20,7 @@
 #include "services/c2d/feedback.h"
 #include "services/c2d/sweeper.h"
 #include "services/c2d/wake_hub.h"
+#include "services/device/device_messaging_service.h"
 #include "services/events/events_service.h"
 #include "services/registry/device_store.h"
 #include "services/registry/lifecycle_publisher.h"
@@ -33,6 +29,10 @@
 #include "services/routing/routing_service.h"
 #include "services/rpc/runtime.h"
 #include "services/server.h"
+#include "store/d2c/endpoint_sink.h"
+#include "store/d2c/event_reader.h"
+#include "store/d2c/event_store.h"
+#include "store/d2c/route_source.h"
 #include "tests/support/fake_clock.h"
 
 namespace ferry::testing {
@@ -117,8 +117,9 @@ class ApiHarness final {
   c2d::FeedbackMetrics feedback_metrics_{*registry_};
   c2d::FeedbackStore feedback_store_{pool_, 10};
   c2d::WakeHub feedback_hub_;
-  c2d::Sweeper sweeper_{pool_, c2d_store_, feedback_store_, &event_store_, clock_, c2d::SweeperOptions{}, *registry_,
-                        &feedback_metrics_};
+  c2d::Sweeper sweeper_{
+      pool_,      c2d_store_,        feedback_store_, clock_, c2d::SweeperOptions{},
+      *registry_, &feedback_metrics_};
   std::unique_ptr<c2d::FeedbackService> feedback_service_;
   std::unique_ptr<c2d::DeviceC2d> device_c2d_;
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service_;

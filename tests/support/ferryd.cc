@@ -11,10 +11,15 @@ namespace ferry::testing {
 FerrydProcess::FerrydProcess(const std::string& postgres_url,
                              const std::vector<std::string>& extra_serve_args,
                              const std::map<std::string, std::string>& env) {
-  std::vector<std::string> args = {"--postgres-url", postgres_url, "serve",
-                                   "--grpc-listen", "127.0.0.1:0",
-                                   "--metrics-listen", "127.0.0.1:0",
-                                   "--readiness-interval-ms", "100"};
+  std::vector<std::string> args = {"--postgres-url",
+                                   postgres_url,
+                                   "serve",
+                                   "--grpc-listen",
+                                   "127.0.0.1:0",
+                                   "--metrics-listen",
+                                   "127.0.0.1:0",
+                                   "--readiness-interval-ms",
+                                   "100"};
   args.insert(args.end(), extra_serve_args.begin(), extra_serve_args.end());
   std::map<std::string, std::string> full_env = {{"FERRY_OWNER_KEY", kE2eOwnerKey}};
   for (const auto& [k, v] : env) full_env[k] = v;
@@ -45,7 +50,8 @@ std::string FerrydProcess::OwnerConnectionString() {
 std::string FerrydProcess::OwnerToken() {
   const auto expiry = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
-                          .count() + 3600;
+                          .count() +
+                      3600;
   return auth::ParseConnectionString(OwnerConnectionString()).Token(expiry);
 }
 

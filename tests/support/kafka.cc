@@ -1,11 +1,11 @@
 #include "tests/support/kafka.h"
 
-#include <librdkafka/rdkafkacpp.h>
-
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+
+#include <librdkafka/rdkafkacpp.h>
 
 namespace ferry::testing {
 
@@ -55,7 +55,9 @@ TestProducer::TestProducer(const std::string& brokers, std::chrono::milliseconds
   if (!producer_) throw std::runtime_error(err);
 }
 
-TestProducer::~TestProducer() { producer_->flush(10000); }
+TestProducer::~TestProducer() {
+  producer_->flush(10000);
+}
 
 void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>& records) {
   const int ok_before = Reports().ok.load();
@@ -72,10 +74,9 @@ void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>&
     for (;;) {
       const RdKafka::ErrorCode e = producer_->produce(
           topic, r.partition < 0 ? RdKafka::Topic::PARTITION_UA : r.partition,
-          RdKafka::Producer::RK_MSG_COPY,
-          r.value ? const_cast<char*>(r.value->data()) : nullptr, r.value ? r.value->size() : 0,
-          r.key ? r.key->data() : nullptr, r.key ? r.key->size() : 0, r.timestamp_ms.value_or(0),
-          headers, nullptr);
+          RdKafka::Producer::RK_MSG_COPY, r.value ? const_cast<char*>(r.value->data()) : nullptr,
+          r.value ? r.value->size() : 0, r.key ? r.key->data() : nullptr, r.key ? r.key->size() : 0,
+          r.timestamp_ms.value_or(0), headers, nullptr);
       if (e == RdKafka::ERR_NO_ERROR) break;
       if (e != RdKafka::ERR__QUEUE_FULL) {
         delete headers;
@@ -95,8 +96,9 @@ void TestProducer::Send(const std::string& topic, const std::vector<TestRecord>&
   }
 }
 
-std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic, int partitions,
-                                  std::size_t expected, std::chrono::milliseconds timeout,
+std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic,
+                                  int partitions, std::size_t expected,
+                                  std::chrono::milliseconds timeout,
                                   std::chrono::milliseconds settle) {
   std::string err;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
@@ -121,8 +123,8 @@ std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string&
     for (std::size_t p = 0; p < end.size(); ++p) {
       if (end[p] < 0) {
         std::int64_t low = 0, high = 0;
-        if (consumer->query_watermark_offsets(topic, static_cast<std::int32_t>(p), &low, &high, 5000) !=
-            RdKafka::ERR_NO_ERROR) {
+        if (consumer->query_watermark_offsets(topic, static_cast<std::int32_t>(p), &low, &high,
+                                              5000) != RdKafka::ERR_NO_ERROR) {
           return false;
         }
         end[p] = high;
@@ -137,7 +139,8 @@ std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string&
       next[static_cast<std::size_t>(m->partition())] = m->offset() + 1;
       TestRecord r;
       if (m->key() != nullptr) r.key = *m->key();
-      if (m->payload() != nullptr) r.value.emplace(static_cast<const char*>(m->payload()), m->len());
+      if (m->payload() != nullptr)
+        r.value.emplace(static_cast<const char*>(m->payload()), m->len());
       r.partition = m->partition();
       r.timestamp_ms = m->timestamp().timestamp;
       if (RdKafka::Headers* hs = m->headers()) {

@@ -50,9 +50,9 @@ class TestProducer final {
 // end of its log as it stood then (so a late duplicate already written is
 // never missed, however slow the machine), or `timeout` passed; then reads on
 // for `settle` to catch any extra. Records of one partition stay in order.
-[[nodiscard]] std::vector<TestRecord> ReadTopic(const std::string& brokers, const std::string& topic,
-                                                int partitions, std::size_t expected,
-                                                std::chrono::milliseconds timeout,
-                                                std::chrono::milliseconds settle = std::chrono::milliseconds(500));
+[[nodiscard]] std::vector<TestRecord> ReadTopic(
+    const std::string& brokers, const std::string& topic, int partitions, std::size_t expected,
+    std::chrono::milliseconds timeout,
+    std::chrono::milliseconds settle = std::chrono::milliseconds(500));
 
 }  // namespace ferry::testing

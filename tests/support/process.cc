@@ -3,17 +3,20 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
 
+#include <sys/wait.h>
+
 extern char** environ;
 
 namespace ferry::testing {
 
-std::string BinPath(const std::string& name) { return std::string(FERRY_BIN_DIR) + "/" + name; }
+std::string BinPath(const std::string& name) {
+  return std::string(FERRY_BIN_DIR) + "/" + name;
+}
 std::string SourcePath(const std::string& relative) {
   return std::string(FERRY_SOURCE_DIR) + "/" + relative;
 }

@@ -57,7 +57,8 @@ RealKafka::RealKafka(int nodes, const std::vector<std::string>& topics) : topics
   }
   std::ifstream in(dir_ + "/bootstrap");
   std::getline(in, bootstrap_);
-  if (bootstrap_.empty()) throw std::runtime_error("scripts/kafka start wrote no bootstrap in " + dir_);
+  if (bootstrap_.empty())
+    throw std::runtime_error("scripts/kafka start wrote no bootstrap in " + dir_);
 }
 
 RealKafka::~RealKafka() {
@@ -74,8 +75,8 @@ std::string RealKafka::Do(const std::string& verb, const std::vector<std::string
   if (r.exit_code != 0) {
     std::string cmd = "scripts/kafka";
     for (const auto& a : full) cmd += " " + a;
-    throw std::runtime_error(cmd + " failed (exit " + std::to_string(r.exit_code) + "):\n" + r.output +
-                             "\n" + Logs());
+    throw std::runtime_error(cmd + " failed (exit " + std::to_string(r.exit_code) + "):\n" +
+                             r.output + "\n" + Logs());
   }
   return Trim(r.output);
 }
@@ -102,7 +103,8 @@ std::string RealKafka::Logs() const {
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
     const std::string name = entry.path().filename();
     if (name.rfind("node-", 0) != 0 || entry.path().extension() != ".log") continue;
-    const RunResult tail = Run("/usr/bin/tail", {"-n", "15", entry.path()}, std::chrono::seconds(5));
+    const RunResult tail =
+        Run("/usr/bin/tail", {"-n", "15", entry.path()}, std::chrono::seconds(5));
     out += "--- " + name + " (last lines)\n" + tail.output;
   }
   return out;

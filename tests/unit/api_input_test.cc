@@ -4,15 +4,14 @@
 // the one conversion of times and durations.
 #include <gtest/gtest.h>
 
-#include "ferry/v1/c2d.pb.h"
-#include "ferry/v1/registry.pb.h"
-#include "services/rpc/proto_time.h"
-#include "services/rpc/runtime.h"
-
 #include "core/d2c/record.h"
 #include "core/error.h"
 #include "core/time_text.h"
+#include "ferry/v1/c2d.pb.h"
+#include "ferry/v1/registry.pb.h"
 #include "services/device/device_messaging_service.h"
+#include "services/rpc/proto_time.h"
+#include "services/rpc/runtime.h"
 
 namespace ferry::device {
 namespace {
@@ -56,11 +55,11 @@ v1::D2cMessage Message(std::size_t body_bytes) {
 constexpr std::size_t kPropertyBytes = 3 + 3 + 16 + 5 + (5 + 5) + (4 + 7);
 
 TEST(DeviceMessaging, WhatSendEventAcceptsTheConsumerLandsUpToExactly256KB) {
-  for (const std::size_t body :
-       {std::size_t{262080}, d2c::kMaxD2cMessageBytes - kPropertyBytes - 1,
-        d2c::kMaxD2cMessageBytes - kPropertyBytes}) {
+  for (const std::size_t body : {std::size_t{262080}, d2c::kMaxD2cMessageBytes - kPropertyBytes - 1,
+                                 d2c::kMaxD2cMessageBytes - kPropertyBytes}) {
     std::size_t size = 0;
-    const kafka::OutgoingRecord out = BuildRecord("ferry.d2c", Device(), Message(body), kNow, &size);
+    const kafka::OutgoingRecord out =
+        BuildRecord("ferry.d2c", Device(), Message(body), kNow, &size);
     EXPECT_EQ(size, body + kPropertyBytes);
     const d2c::Decoded d = d2c::Decode(Fetched(out), kNow);
     ASSERT_TRUE(d.event) << "body " << body << ": " << d.dead_letter->detail;
@@ -70,7 +69,8 @@ TEST(DeviceMessaging, WhatSendEventAcceptsTheConsumerLandsUpToExactly256KB) {
 
 TEST(DeviceMessaging, OneByteOver256KBIsRefusedBeforeKafka) {
   try {
-    (void)BuildRecord("ferry.d2c", Device(), Message(d2c::kMaxD2cMessageBytes - kPropertyBytes + 1), kNow);
+    (void)BuildRecord("ferry.d2c", Device(), Message(d2c::kMaxD2cMessageBytes - kPropertyBytes + 1),
+                      kNow);
     FAIL() << "accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.reason(), Reason::kMessageTooLarge);
@@ -136,11 +136,16 @@ TEST(ApiInput, TimesAndDurationsOutOfRangeAreRefusedNotWrapped) {
   d.set_seconds(120);
   d.set_nanos(500'000'000);
   EXPECT_EQ(rpc::FromProtoDuration(d), std::chrono::microseconds(120'500'000));
-  for (const auto& [seconds, nanos] : std::vector<std::pair<std::int64_t, std::int32_t>>{
-           {(std::int64_t{1} << 58) + 2, 0}, {315576000001, 0}, {1, -1}, {-1, 1}, {0, 1'000'000'000}}) {
+  for (const auto& [seconds, nanos] :
+       std::vector<std::pair<std::int64_t, std::int32_t>>{{(std::int64_t{1} << 58) + 2, 0},
+                                                          {315576000001, 0},
+                                                          {1, -1},
+                                                          {-1, 1},
+                                                          {0, 1'000'000'000}}) {
     d.set_seconds(seconds);
     d.set_nanos(nanos);
-    EXPECT_THROW((void)rpc::FromProtoDuration(d, "wait"), Error) << seconds << "s " << nanos << "ns";
+    EXPECT_THROW((void)rpc::FromProtoDuration(d, "wait"), Error)
+        << seconds << "s " << nanos << "ns";
   }
 }
 

@@ -37,8 +37,8 @@ using Problems = std::vector<std::string>;
 
 std::string Label(const pb::FieldDescriptorProto& f) {
   return fmt::format("{} {}{}{}", pb::FieldDescriptorProto::Label_Name(f.label()),
-                     pb::FieldDescriptorProto::Type_Name(f.type()), f.type_name().empty() ? "" : " ",
-                     f.type_name());
+                     pb::FieldDescriptorProto::Type_Name(f.type()),
+                     f.type_name().empty() ? "" : " ", f.type_name());
 }
 
 bool Reserved(const pb::DescriptorProto& m, int number) {
@@ -48,19 +48,21 @@ bool Reserved(const pb::DescriptorProto& m, int number) {
   return false;
 }
 
-void CompareMessage(const std::string& scope, const pb::DescriptorProto& before, const pb::DescriptorProto& after,
-                    Problems& problems);
+void CompareMessage(const std::string& scope, const pb::DescriptorProto& before,
+                    const pb::DescriptorProto& after, Problems& problems);
 
-void CompareEnum(const std::string& scope, const pb::EnumDescriptorProto& before, const pb::EnumDescriptorProto& after,
-                 Problems& problems) {
+void CompareEnum(const std::string& scope, const pb::EnumDescriptorProto& before,
+                 const pb::EnumDescriptorProto& after, Problems& problems) {
   std::map<std::string, int> values;
   for (const auto& v : after.value()) values[v.name()] = v.number();
   for (const auto& v : before.value()) {
     const auto it = values.find(v.name());
     if (it == values.end()) {
-      problems.push_back(fmt::format("enum value {}.{} ({}) was removed or renamed", scope, v.name(), v.number()));
+      problems.push_back(
+          fmt::format("enum value {}.{} ({}) was removed or renamed", scope, v.name(), v.number()));
     } else if (it->second != v.number()) {
-      problems.push_back(fmt::format("enum value {}.{} was renumbered {} -> {}", scope, v.name(), v.number(), it->second));
+      problems.push_back(fmt::format("enum value {}.{} was renumbered {} -> {}", scope, v.name(),
+                                     v.number(), it->second));
     }
   }
 }
@@ -73,8 +75,8 @@ const auto* FindByName(const Container& items, const std::string& name) {
   return static_cast<decltype(&*items.begin())>(nullptr);
 }
 
-void CompareMessage(const std::string& scope, const pb::DescriptorProto& before, const pb::DescriptorProto& after,
-                    Problems& problems) {
+void CompareMessage(const std::string& scope, const pb::DescriptorProto& before,
+                    const pb::DescriptorProto& after, Problems& problems) {
   std::map<int, const pb::FieldDescriptorProto*> fields;
   for (const auto& f : after.field()) fields[f.number()] = &f;
   for (const auto& f : before.field()) {
@@ -83,15 +85,21 @@ void CompareMessage(const std::string& scope, const pb::DescriptorProto& before,
     if (it == fields.end()) {
       // Removing a field is allowed only with its number reserved, so that
       // it is never reused with another meaning.
-      if (!Reserved(after, f.number())) problems.push_back(where + " was removed (or renumbered) without reserving it");
+      if (!Reserved(after, f.number()))
+        problems.push_back(where + " was removed (or renumbered) without reserving it");
       continue;
     }
     const pb::FieldDescriptorProto& g = *it->second;
-    if (g.name() != f.name()) problems.push_back(fmt::format("{} was renamed to {}", where, g.name()));
-    if (g.json_name() != f.json_name()) problems.push_back(fmt::format("{} changed its JSON name", where));
-    if (Label(g) != Label(f)) problems.push_back(fmt::format("{} changed type: {} -> {}", where, Label(f), Label(g)));
-    if (g.proto3_optional() != f.proto3_optional()) problems.push_back(where + " changed presence (optional)");
-    if (g.has_oneof_index() != f.has_oneof_index()) problems.push_back(where + " moved into or out of a oneof");
+    if (g.name() != f.name())
+      problems.push_back(fmt::format("{} was renamed to {}", where, g.name()));
+    if (g.json_name() != f.json_name())
+      problems.push_back(fmt::format("{} changed its JSON name", where));
+    if (Label(g) != Label(f))
+      problems.push_back(fmt::format("{} changed type: {} -> {}", where, Label(f), Label(g)));
+    if (g.proto3_optional() != f.proto3_optional())
+      problems.push_back(where + " changed presence (optional)");
+    if (g.has_oneof_index() != f.has_oneof_index())
+      problems.push_back(where + " moved into or out of a oneof");
   }
   for (const auto& e : before.enum_type()) {
     const auto* now = FindByName(after.enum_type(), e.name());
@@ -120,7 +128,8 @@ Problems BreakingChanges(const pb::FileDescriptorSet& before, const pb::FileDesc
       problems.push_back("file " + file.name() + " was removed");
       continue;
     }
-    if (now->package() != file.package()) problems.push_back("file " + file.name() + " changed package");
+    if (now->package() != file.package())
+      problems.push_back("file " + file.name() + " changed package");
     for (const auto& m : file.message_type()) {
       const auto* m2 = FindByName(now->message_type(), m.name());
       if (m2 == nullptr) {
@@ -152,10 +161,12 @@ Problems BreakingChanges(const pb::FileDescriptorSet& before, const pb::FileDesc
           continue;
         }
         if (m2->input_type() != m.input_type() || m2->output_type() != m.output_type()) {
-          problems.push_back(fmt::format("method {} changed its types: ({}) -> ({}) became ({}) -> ({})", method,
-                                         m.input_type(), m.output_type(), m2->input_type(), m2->output_type()));
+          problems.push_back(
+              fmt::format("method {} changed its types: ({}) -> ({}) became ({}) -> ({})", method,
+                          m.input_type(), m.output_type(), m2->input_type(), m2->output_type()));
         }
-        if (m2->client_streaming() != m.client_streaming() || m2->server_streaming() != m.server_streaming()) {
+        if (m2->client_streaming() != m.client_streaming() ||
+            m2->server_streaming() != m.server_streaming()) {
           problems.push_back("method " + method + " changed streaming");
         }
       }
@@ -171,7 +182,8 @@ pb::FileDescriptorSet Baseline() {
   std::stringstream text;
   text << in.rdbuf();
   pb::FileDescriptorSet set;
-  EXPECT_TRUE(pb::TextFormat::ParseFromString(text.str(), &set)) << "cannot read proto/ferry/v1/api-baseline.txtpb";
+  EXPECT_TRUE(pb::TextFormat::ParseFromString(text.str(), &set))
+      << "cannot read proto/ferry/v1/api-baseline.txtpb";
   return set;
 }
 
@@ -213,9 +225,11 @@ TEST(ApiStability, TheBaselineIsCurrent) {
   const auto built = Built();
   for (const auto& file : built.file()) {
     const auto* recorded = FindByName(baseline.file(), file.name());
-    ASSERT_NE(recorded, nullptr) << file.name() << " is not in the baseline: run scripts/api-baseline";
+    ASSERT_NE(recorded, nullptr) << file.name()
+                                 << " is not in the baseline: run scripts/api-baseline";
     EXPECT_TRUE(pb::util::MessageDifferencer::Equals(*recorded, file))
-        << file.name() << " differs from the baseline: if the change is additive, run scripts/api-baseline";
+        << file.name()
+        << " differs from the baseline: if the change is additive, run scripts/api-baseline";
   }
 }
 
@@ -253,7 +267,9 @@ class ApiCheckerTest : public ::testing::Test {
   pb::FileDescriptorSet after_;
 };
 
-TEST_F(ApiCheckerTest, AnUnchangedApiHasNoProblems) { EXPECT_TRUE(Check().empty()) << Joined(Check()); }
+TEST_F(ApiCheckerTest, AnUnchangedApiHasNoProblems) {
+  EXPECT_TRUE(Check().empty()) << Joined(Check());
+}
 
 TEST_F(ApiCheckerTest, AddingFieldsMessagesAndMethodsIsAllowed) {
   auto* f = Message("Policy")->add_field();

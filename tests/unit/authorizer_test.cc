@@ -1,8 +1,9 @@
+#include "core/auth/authorizer.h"
+
 #include <map>
 
 #include <gtest/gtest.h>
 
-#include "core/auth/authorizer.h"
 #include "core/auth/sas.h"
 #include "core/error.h"
 #include "tests/support/fake_clock.h"
@@ -48,7 +49,8 @@ class AuthorizerTest : public ::testing::Test {
   }
 
   std::int64_t Now() const {
-    return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch())
+        .count();
   }
   std::string PolicyToken(const std::string& resource, const std::string& key,
                           const std::string& name, std::int64_t ttl = 3600) const {
@@ -91,7 +93,8 @@ TEST_F(AuthorizerTest, HealthNeedsNoToken) {
 
 TEST_F(AuthorizerTest, MissingMalformedExpiredForgedAndUnknownAreUnauthenticated) {
   EXPECT_EQ(Refusal(registry_read_, ""), Reason::kIotHubUnauthorizedAccess);
-  EXPECT_EQ(Refusal(registry_read_, "SharedAccessSignature sr=x"), Reason::kIotHubUnauthorizedAccess);
+  EXPECT_EQ(Refusal(registry_read_, "SharedAccessSignature sr=x"),
+            Reason::kIotHubUnauthorizedAccess);
   EXPECT_EQ(Refusal(registry_read_, PolicyToken(kHub, kOwnerPrimary, "iothubowner", -61)),
             Reason::kIotHubUnauthorizedAccess);
   EXPECT_EQ(Refusal(registry_read_, PolicyToken(kHub, kReaderKey, "iothubowner")),
@@ -106,7 +109,8 @@ TEST_F(AuthorizerTest, MissingMalformedExpiredForgedAndUnknownAreUnauthenticated
 }
 
 TEST_F(AuthorizerTest, ExpiryAllowsTheClockSkewOnly) {
-  EXPECT_NO_THROW((void)sas_.Authorize(registry_read_, PolicyToken(kHub, kOwnerPrimary, "iothubowner", -59)));
+  EXPECT_NO_THROW(
+      (void)sas_.Authorize(registry_read_, PolicyToken(kHub, kOwnerPrimary, "iothubowner", -59)));
   EXPECT_EQ(Refusal(registry_read_, PolicyToken(kHub, kOwnerPrimary, "iothubowner", -61)),
             Reason::kIotHubUnauthorizedAccess);
 }
@@ -114,8 +118,9 @@ TEST_F(AuthorizerTest, ExpiryAllowsTheClockSkewOnly) {
 TEST_F(AuthorizerTest, WrongScopeIsUnauthenticated) {
   EXPECT_EQ(Refusal(registry_read_, PolicyToken("other.hub", kOwnerPrimary, "iothubowner")),
             Reason::kIotHubUnauthorizedAccess);
-  EXPECT_EQ(Refusal(registry_read_, PolicyToken("hub.example/devices", kOwnerPrimary, "iothubowner")),
-            Reason::kIotHubUnauthorizedAccess);
+  EXPECT_EQ(
+      Refusal(registry_read_, PolicyToken("hub.example/devices", kOwnerPrimary, "iothubowner")),
+      Reason::kIotHubUnauthorizedAccess);
   EXPECT_EQ(Refusal(as_a_, PolicyToken("hub.example/devices/dev-B", kOwnerPrimary, "iothubowner")),
             Reason::kIotHubUnauthorizedAccess);
 }
@@ -139,14 +144,16 @@ TEST_F(AuthorizerTest, DeviceKeysActOnlyForTheirDevice) {
   EXPECT_EQ(Refusal(as_a_, DeviceToken("dev-A", kDeviceB)), Reason::kIotHubUnauthorizedAccess);
   // A device key grants nothing on service or registry methods.
   EXPECT_EQ(Refusal(registry_read_, DeviceToken("dev-A", kDeviceA1)), Reason::kPermissionDenied);
-  EXPECT_EQ(Refusal(registry_read_, DeviceToken("dev-A", kDeviceB)), Reason::kIotHubUnauthorizedAccess);
+  EXPECT_EQ(Refusal(registry_read_, DeviceToken("dev-A", kDeviceB)),
+            Reason::kIotHubUnauthorizedAccess);
   EXPECT_EQ(Refusal(as_a_, DeviceToken("ghost", kDeviceA1)), Reason::kIotHubUnauthorizedAccess);
 }
 
 TEST_F(AuthorizerTest, PoliciesWithDeviceConnectActForAnyDeviceFromHubOrGatewayScope) {
   EXPECT_EQ(sas_.Authorize(as_a_, PolicyToken(kHub, kReaderKey, "gateway")).device_id, "dev-A");
-  EXPECT_EQ(sas_.Authorize(as_a_, PolicyToken("hub.example/devices", kReaderKey, "gateway")).principal,
-            "gateway");
+  EXPECT_EQ(
+      sas_.Authorize(as_a_, PolicyToken("hub.example/devices", kReaderKey, "gateway")).principal,
+      "gateway");
   EXPECT_EQ(Refusal(as_a_, PolicyToken("hub.example/devicesx", kReaderKey, "gateway")),
             Reason::kIotHubUnauthorizedAccess);
   EXPECT_EQ(Refusal({Permission::kDeviceConnect, std::string("ghost")},

@@ -67,7 +67,8 @@ TEST_F(LifecycleTest, AbandonReEnqueuesAndCounts) {
   EXPECT_TRUE(r.deliverable_again);
   EXPECT_EQ(m.state, State::kEnqueued);
   EXPECT_EQ(m.delivery_count, 1);
-  EXPECT_EQ(Abandon(m, "t1", clock_.Now(), limits_).verdict, Verdict::kLockLost);  // the lock is gone
+  EXPECT_EQ(Abandon(m, "t1", clock_.Now(), limits_).verdict,
+            Verdict::kLockLost);  // the lock is gone
 }
 
 TEST_F(LifecycleTest, TheAbandonThatReachesTheMaximumDeadLetters) {
@@ -104,7 +105,8 @@ TEST_F(LifecycleTest, FifteenLockExpiriesLeaveTheCountAtZeroAndTheMessageDeliver
 TEST_F(LifecycleTest, ALateCompleteIsLockLost) {
   Message m = Fresh();
   (void)Lock(m, clock_.Now(), limits_, "t1");
-  EXPECT_EQ(Complete(m, "t1", clock_.Now() + 60s).verdict, Verdict::kLockLost);  // the deadline itself is late
+  EXPECT_EQ(Complete(m, "t1", clock_.Now() + 60s).verdict,
+            Verdict::kLockLost);  // the deadline itself is late
   EXPECT_EQ(m.state, State::kInvisible);
 }
 

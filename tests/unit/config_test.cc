@@ -1,9 +1,9 @@
+#include "ferryd/config.h"
+
 #include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
-
-#include "services/ferryd/config.h"
 
 namespace ferry {
 namespace {
@@ -72,16 +72,21 @@ TEST_F(ConfigTest, PrintShowsEveryValueAndItsSourceWithSecretsRedacted) {
   setenv("FERRY_GRPC_LISTEN", "0.0.0.0:6000", 1);
   setenv("FERRY_OWNER_KEY", "c2VjcmV0LXNlY3JldC1zZWNyZXQ=", 1);
   std::string out;
-  Parse({"--postgres-url", "postgresql://ferry:hunter2@db:5432/ferry?sslmode=require", "serve", "--roles", "api",
-         "--kafka-property", "sasl.password=topsecret", "--kafka-property", "linger.ms=5"},
+  Parse({"--postgres-url", "postgresql://ferry:hunter2@db:5432/ferry?sslmode=require", "serve",
+         "--roles", "api", "--kafka-property", "sasl.password=topsecret", "--kafka-property",
+         "linger.ms=5"},
         &out);
-  EXPECT_NE(out.find("postgres-url = \"postgresql://ferry:***@db:5432/ferry?sslmode=require\"  # flag"),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("postgres-url = \"postgresql://ferry:***@db:5432/ferry?sslmode=require\"  # flag"),
+      std::string::npos)
       << out;
-  EXPECT_NE(out.find("grpc-listen = \"0.0.0.0:6000\"  # FERRY_GRPC_LISTEN"), std::string::npos) << out;
+  EXPECT_NE(out.find("grpc-listen = \"0.0.0.0:6000\"  # FERRY_GRPC_LISTEN"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("roles = \"api\"  # flag"), std::string::npos) << out;
   EXPECT_NE(out.find("owner-key = \"***\"  # FERRY_OWNER_KEY"), std::string::npos) << out;
-  EXPECT_NE(out.find("kafka-property = \"sasl.password=***;linger.ms=5\"  # flag"), std::string::npos) << out;
+  EXPECT_NE(out.find("kafka-property = \"sasl.password=***;linger.ms=5\"  # flag"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("c2d-max-queue-depth = \"50\"  # default"), std::string::npos) << out;
   EXPECT_NE(out.find("insecure-no-auth = \"false\"  # default"), std::string::npos) << out;
   for (const char* secret : {"hunter2", "c2VjcmV0", "topsecret"}) {

@@ -1,9 +1,10 @@
+#include "services/registry/device_rules.h"
+
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "services/registry/device_rules.h"
 
 namespace ferry::registry {
 namespace {
@@ -27,8 +28,9 @@ TEST(DeviceRules, AcceptsEveryAllowedCharacter) {
 TEST(DeviceRules, RefusesBadIdsAsArgumentInvalid) {
   EXPECT_EQ(ReasonOf([] { ValidateDeviceId(""); }), Reason::kArgumentInvalid);
   EXPECT_EQ(ReasonOf([] { ValidateDeviceId(std::string(129, 'a')); }), Reason::kArgumentInvalid);
-  for (const std::string& bad : std::vector<std::string>{"a b", "a/b", "a\\b", "a:b", "a;b", "a\"b", "a<b", "a&b", "a~b",
-                                "a^b", "a|b", "a{b", "a[b", "\xc3\xa9t\xc3\xa9", std::string("a\0b", 3)}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "a b", "a/b", "a\\b", "a:b", "a;b", "a\"b", "a<b", "a&b", "a~b", "a^b", "a|b", "a{b",
+           "a[b", "\xc3\xa9t\xc3\xa9", std::string("a\0b", 3)}) {
     EXPECT_EQ(ReasonOf([&] { ValidateDeviceId(bad); }), Reason::kArgumentInvalid) << bad;
   }
 }

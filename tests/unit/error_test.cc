@@ -1,6 +1,7 @@
+#include "core/error.h"
+
 #include <gtest/gtest.h>
 
-#include "core/error.h"
 #include "services/rpc/status.h"
 
 namespace ferry {
@@ -31,7 +32,8 @@ TEST(Error, MapsToFittingGrpcCodes) {
 }
 
 TEST(Error, StatusMessageStartsWithTheReason) {
-  const grpc::Status s = rpc::ToStatus(Error(Reason::kDeviceNotFound, "device \"x\" does not exist"));
+  const grpc::Status s =
+      rpc::ToStatus(Error(Reason::kDeviceNotFound, "device \"x\" does not exist"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message(), "DeviceNotFound: device \"x\" does not exist");
 }

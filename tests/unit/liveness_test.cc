@@ -1,10 +1,11 @@
-#include <gtest/gtest.h>
+#include "core/liveness.h"
 
 #include <atomic>
 #include <future>
 
+#include <gtest/gtest.h>
+
 #include "core/executor.h"
-#include "core/liveness.h"
 #include "core/periodic.h"
 #include "tests/support/wait.h"
 
@@ -32,7 +33,8 @@ TEST(PeriodicWorker, RunsTicksUntilStoppedAndWakesEarly) {
 TEST(PeriodicWorker, RetriesAfterATickThrows) {
   std::atomic<int> ticks{0};
   PeriodicWorker w(
-      "failing", [&]() -> std::chrono::milliseconds {
+      "failing",
+      [&]() -> std::chrono::milliseconds {
         if (++ticks < 3) throw std::runtime_error("not yet");
         return 1h;
       },

@@ -1,7 +1,7 @@
+#include "core/log.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include "core/log.h"
 
 namespace ferry::log {
 namespace {

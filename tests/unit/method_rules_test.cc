@@ -1,3 +1,5 @@
+#include "services/rpc/method_rules.h"
+
 #include <set>
 #include <sstream>
 #include <string>
@@ -7,14 +9,13 @@
 
 #include "ferry/v1/access.grpc.pb.h"
 #include "ferry/v1/audit.grpc.pb.h"
-#include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/c2d.grpc.pb.h"
+#include "ferry/v1/device_messaging.grpc.pb.h"
 #include "ferry/v1/events.grpc.pb.h"
 #include "ferry/v1/feedback.grpc.pb.h"
-#include "ferry/v1/routing.grpc.pb.h"
 #include "ferry/v1/registry.grpc.pb.h"
+#include "ferry/v1/routing.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "services/rpc/method_rules.h"
 
 namespace ferry::rpc {
 namespace {

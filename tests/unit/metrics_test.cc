@@ -1,10 +1,11 @@
+#include "core/metrics.h"
+
 #include <set>
 
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
 #include "core/error.h"
-#include "core/metrics.h"
 
 namespace ferry::metrics {
 namespace {

@@ -14,14 +14,16 @@ TEST(MigrationParse, ReadsVersionNameAndChecksum) {
   EXPECT_EQ(m.name, "0007_add_things.sql");
   EXPECT_TRUE(m.transactional);
   EXPECT_EQ(m.checksum.size(), 64u);
-  EXPECT_NE(m.checksum, ParseMigration("0007_add_things.sql", "CREATE TABLE t (a int); \n").checksum);
+  EXPECT_NE(m.checksum,
+            ParseMigration("0007_add_things.sql", "CREATE TABLE t (a int); \n").checksum);
 }
 
 TEST(MigrationParse, MarkerLineMakesAFileNonTransactional) {
   EXPECT_FALSE(ParseMigration("0002_idx.sql",
                               "-- ferry:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n")
                    .transactional);
-  EXPECT_TRUE(ParseMigration("0002_idx.sql", "-- not -- ferry:no-transaction here\n").transactional);
+  EXPECT_TRUE(
+      ParseMigration("0002_idx.sql", "-- not -- ferry:no-transaction here\n").transactional);
 }
 
 TEST(MigrationParse, RefusesBadNamesAndDuplicateVersions) {
@@ -29,7 +31,8 @@ TEST(MigrationParse, RefusesBadNamesAndDuplicateVersions) {
   EXPECT_THROW((void)ParseMigration("0001-registry.sql", ""), std::invalid_argument);
   EXPECT_THROW((void)ParseMigration("0001_registry.txt", ""), std::invalid_argument);
   EXPECT_THROW((void)ParseMigration("0000_zero.sql", ""), std::invalid_argument);
-  EXPECT_THROW((void)ParseMigrations({{"0001_a.sql", ""}, {"001_b.sql", ""}}), std::invalid_argument);
+  EXPECT_THROW((void)ParseMigrations({{"0001_a.sql", ""}, {"001_b.sql", ""}}),
+               std::invalid_argument);
 }
 
 TEST(MigrationParse, OrdersByVersion) {

@@ -1,8 +1,8 @@
-#include <gtest/gtest.h>
+#include "core/d2c/record.h"
 
 #include <limits>
 
-#include "core/d2c/record.h"
+#include <gtest/gtest.h>
 
 namespace ferry::d2c {
 namespace {
@@ -51,23 +51,27 @@ TEST(Record, WithoutEnqueuedTimeTheRecordTimestampApplies) {
   ASSERT_TRUE(d.event);
   EXPECT_EQ(ToUnixMicros(d.event->enqueued_time), 1795600000000000);
   EXPECT_EQ(d.event->system_properties.at("iothub-connection-device-id"), "dev-1");
-  EXPECT_EQ(d.event->system_properties.at("iothub-enqueuedtime"), FormatTime(d.event->enqueued_time));
+  EXPECT_EQ(d.event->system_properties.at("iothub-enqueuedtime"),
+            FormatTime(d.event->enqueued_time));
 }
 
 TEST(Record, TheKeyIsTheDeviceAndMustAgreeWithTheHeader) {
   EXPECT_EQ(Decode(Record({{"iothub-connection-device-id", "dev-2"}}), kNow).dead_letter->reason,
             DeadLetterReason::kDeviceMismatch);
-  const Decoded header_only = Decode(Record({{"iothub-connection-device-id", "dev-9"}}, std::nullopt), kNow);
+  const Decoded header_only =
+      Decode(Record({{"iothub-connection-device-id", "dev-9"}}, std::nullopt), kNow);
   ASSERT_TRUE(header_only.event);
   EXPECT_EQ(header_only.event->device_id, "dev-9");
-  EXPECT_EQ(Decode(Record({}, std::nullopt), kNow).dead_letter->reason, DeadLetterReason::kMissingDevice);
+  EXPECT_EQ(Decode(Record({}, std::nullopt), kNow).dead_letter->reason,
+            DeadLetterReason::kMissingDevice);
   EXPECT_EQ(Decode(Record({}, std::string(129, 'x')), kNow).dead_letter->reason,
             DeadLetterReason::kInvalidDeviceId);
 }
 
 TEST(Record, HonoHeadersAreAcceptedAndExpireByTtl) {
   const std::string created = std::to_string(
-      std::chrono::duration_cast<std::chrono::milliseconds>(kNow.time_since_epoch()).count() - 5000);
+      std::chrono::duration_cast<std::chrono::milliseconds>(kNow.time_since_epoch()).count() -
+      5000);
   const Decoded fresh = Decode(Record({{"device_id", "dev-1"},
                                        {"content-type", "text/plain"},
                                        {"creation-time", created},
@@ -91,15 +95,17 @@ TEST(Record, HonoHeadersAreAcceptedAndExpireByTtl) {
 // ttl near int64's maximum overflowed (undefined behaviour, caught by UBSan
 // in the sanitizer build). Such a message never expires.
 TEST(Record, HonoTtlTooLargeToAddNeverExpires) {
-  const Decoded d = Decode(Record({{"device_id", "dev-1"},
-                                   {"creation-time", "1795600000000"},
-                                   {"ttl", std::to_string(std::numeric_limits<std::int64_t>::max())}}),
-                           kNow);
+  const Decoded d =
+      Decode(Record({{"device_id", "dev-1"},
+                     {"creation-time", "1795600000000"},
+                     {"ttl", std::to_string(std::numeric_limits<std::int64_t>::max())}}),
+             kNow);
   ASSERT_TRUE(d.event);
-  const Decoded past = Decode(Record({{"device_id", "dev-1"},
-                                      {"creation-time", "1000"},
-                                      {"ttl", std::to_string(std::numeric_limits<std::int64_t>::min())}}),
-                              kNow);
+  const Decoded past =
+      Decode(Record({{"device_id", "dev-1"},
+                     {"creation-time", "1000"},
+                     {"ttl", std::to_string(std::numeric_limits<std::int64_t>::min())}}),
+             kNow);
   ASSERT_TRUE(past.dead_letter);
   EXPECT_EQ(past.dead_letter->reason, DeadLetterReason::kExpired);
 }
@@ -132,7 +138,8 @@ TEST(Record, SizeCountsBodyAndPropertiesAsIotHubDoes) {
   const Decoded over = Decode(r, kNow);
   ASSERT_TRUE(over.dead_letter);
   EXPECT_EQ(over.dead_letter->reason, DeadLetterReason::kTooLarge);
-  EXPECT_NE(over.dead_letter->detail.find("262145 bytes"), std::string::npos) << over.dead_letter->detail;
+  EXPECT_NE(over.dead_letter->detail.find("262145 bytes"), std::string::npos)
+      << over.dead_letter->detail;
   // Enrichments are application properties; one replacing a property counts once.
   EXPECT_EQ(MessageSize(*ok.event, {{"k", "v"}}), kMaxD2cMessageBytes - 1);
   EXPECT_EQ(MessageSize(*ok.event, {{"k", "v"}, {"hub", "h"}}), kMaxD2cMessageBytes + 3);
@@ -147,16 +154,19 @@ TEST(Record, IotHubsSystemPropertiesByNameNotByPrefix) {
   // Hub's own query `iothub-message-schema = '...'` routes them.
   EXPECT_FALSE(IsSystemProperty("iothub-message-schema"));
   EXPECT_FALSE(IsSystemProperty("opType"));
-  const Decoded d = Decode(Record({{"iothub-message-schema", "deviceLifecycleNotification"}}), kNow);
+  const Decoded d =
+      Decode(Record({{"iothub-message-schema", "deviceLifecycleNotification"}}), kNow);
   ASSERT_TRUE(d.event);
-  EXPECT_EQ(d.event->application_properties.at("iothub-message-schema"), "deviceLifecycleNotification");
+  EXPECT_EQ(d.event->application_properties.at("iothub-message-schema"),
+            "deviceLifecycleNotification");
   EXPECT_FALSE(d.event->system_properties.contains("iothub-message-schema"));
 }
 
 TEST(Record, TimesParseInTheUsualForms) {
   EXPECT_EQ(FormatTime(*ParseTime("2026-11-26T10:00:00Z")), "2026-11-26T10:00:00.000Z");
   EXPECT_EQ(FormatTime(*ParseTime("2026-11-26T12:00:00.123456+02:00")), "2026-11-26T10:00:00.123Z");
-  EXPECT_EQ(FormatTime(*ParseTime("1795600000000")), FormatTime(TimePoint(std::chrono::milliseconds(1795600000000))));
+  EXPECT_EQ(FormatTime(*ParseTime("1795600000000")),
+            FormatTime(TimePoint(std::chrono::milliseconds(1795600000000))));
   EXPECT_FALSE(ParseTime("2026-02-30T00:00:00Z"));
   EXPECT_FALSE(ParseTime("2026-11-26 10:00"));
   EXPECT_FALSE(ParseTime("2026-11-26T10:00:00"));
@@ -166,9 +176,9 @@ TEST(Record, StorableTextIsUtf8WithoutNul) {
   EXPECT_TRUE(IsStorableText("plain"));
   EXPECT_TRUE(IsStorableText("\xe2\x82\xac"));
   EXPECT_FALSE(IsStorableText(std::string("\0", 1)));
-  EXPECT_FALSE(IsStorableText("\xed\xa0\x80"));  // surrogate
+  EXPECT_FALSE(IsStorableText("\xed\xa0\x80"));      // surrogate
   EXPECT_FALSE(IsStorableText("\xf4\x90\x80\x80"));  // past U+10FFFF
-  EXPECT_FALSE(IsStorableText("\xe2\x82"));  // truncated
+  EXPECT_FALSE(IsStorableText("\xe2\x82"));          // truncated
 }
 
 TEST(Batching, CutsAtCountBytesOrLinger) {

@@ -1,8 +1,9 @@
+#include "core/auth/sas.h"
+
 #include <gtest/gtest.h>
 
 #include "core/auth/connection_string.h"
 #include "core/auth/permission.h"
-#include "core/auth/sas.h"
 #include "core/error.h"
 
 namespace ferry::auth {
@@ -46,10 +47,10 @@ TEST(Sas, MadeTokensRoundTripInAnyFieldOrder) {
   const SasToken t = ParseSasToken(token);
   EXPECT_EQ(t.resource, "hub.example/devices/a+b");
   EXPECT_TRUE(SignedWith(t, kKey));
-  const SasToken reordered = ParseSasToken(
-      "SharedAccessSignature se=1900000000&skn=svc&sig=" +
-      UrlEncode(Sign("hub.example/devices/a+b", 1900000000, kKey)) + "&sr=" +
-      UrlEncode("hub.example/devices/a+b"));
+  const SasToken reordered =
+      ParseSasToken("SharedAccessSignature se=1900000000&skn=svc&sig=" +
+                    UrlEncode(Sign("hub.example/devices/a+b", 1900000000, kKey)) +
+                    "&sr=" + UrlEncode("hub.example/devices/a+b"));
   EXPECT_TRUE(SignedWith(reordered, kKey));
 }
 
@@ -64,25 +65,22 @@ TEST(Sas, AChangedExpiryOrResourceBreaksTheSignature) {
 }
 
 TEST(Sas, MalformedTokensAreUnauthorized) {
-  for (const std::string& bad :
-       std::vector<std::string>{"", "Bearer abc", "SharedAccessSignature ",
-                                "SharedAccessSignature sr=a&sig=b",
-                                "SharedAccessSignature sr=a&sig=b&se=soon",
-                                "SharedAccessSignature sr=a&sig=b&se=1&se=2",
-                                "SharedAccessSignature sr=a&sig=b&se=1&what=x",
-                                "SharedAccessSignature sr=%zz&sig=b&se=1",
-                                "SharedAccessSignature sr=a&sig=b&se=-5", "SharedAccessSignature sr",
-                                // Found by fuzz/credentials_fuzz.cc: an sr of
-                                // only slashes names no hub (it parsed, and
-                                // covered nothing, not even itself).
-                                "SharedAccessSignature sr=//&sig=b&se=1",
-                                "SharedAccessSignature sr=%2Fhub&sig=b&se=1",
-                                // "%-1" passed from_chars as hex -1.
-                                "SharedAccessSignature sr=a%-1&sig=b&se=1",
-                                // %00: a NUL would cut the device or policy
-                                // name at a database lookup.
-                                "SharedAccessSignature sr=hub/devices/dev1%00x&sig=b&se=1",
-                                "SharedAccessSignature sr=hub&sig=b&se=1&skn=owner%00x"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "Bearer abc", "SharedAccessSignature ", "SharedAccessSignature sr=a&sig=b",
+           "SharedAccessSignature sr=a&sig=b&se=soon", "SharedAccessSignature sr=a&sig=b&se=1&se=2",
+           "SharedAccessSignature sr=a&sig=b&se=1&what=x",
+           "SharedAccessSignature sr=%zz&sig=b&se=1", "SharedAccessSignature sr=a&sig=b&se=-5",
+           "SharedAccessSignature sr",
+           // Found by fuzz/credentials_fuzz.cc: an sr of
+           // only slashes names no hub (it parsed, and
+           // covered nothing, not even itself).
+           "SharedAccessSignature sr=//&sig=b&se=1", "SharedAccessSignature sr=%2Fhub&sig=b&se=1",
+           // "%-1" passed from_chars as hex -1.
+           "SharedAccessSignature sr=a%-1&sig=b&se=1",
+           // %00: a NUL would cut the device or policy
+           // name at a database lookup.
+           "SharedAccessSignature sr=hub/devices/dev1%00x&sig=b&se=1",
+           "SharedAccessSignature sr=hub&sig=b&se=1&skn=owner%00x"}) {
     EXPECT_EQ(ReasonOf([&] { (void)ParseSasToken(bad); }), Reason::kIotHubUnauthorizedAccess)
         << bad;
   }
@@ -128,11 +126,11 @@ TEST(ConnectionStrings, ParseBothFormsAndSignTokens) {
 }
 
 TEST(ConnectionStrings, BadOnesAreArgumentInvalid) {
-  for (const std::string& bad : std::vector<std::string>{
-           "", "HostName=h", "HostName=h;SharedAccessKey=AAAA",
-           "HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=AAAA",
-           "HostName=h;DeviceId=d;SharedAccessKey=not-base64!", "HostName=h;Foo=1;DeviceId=d;SharedAccessKey=AAAA",
-           "junk"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "HostName=h", "HostName=h;SharedAccessKey=AAAA",
+                                "HostName=h;DeviceId=d;SharedAccessKeyName=p;SharedAccessKey=AAAA",
+                                "HostName=h;DeviceId=d;SharedAccessKey=not-base64!",
+                                "HostName=h;Foo=1;DeviceId=d;SharedAccessKey=AAAA", "junk"}) {
     EXPECT_EQ(ReasonOf([&] { (void)ParseConnectionString(bad); }), Reason::kArgumentInvalid) << bad;
   }
 }

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "core/throttle.h"
+
+#include <gtest/gtest.h>
 
 namespace ferry {
 namespace {

@@ -21,7 +21,8 @@ struct Figures {
   long offsets_checked = 0, offsets_unaccounted = 0, offsets_doubled = 0;
   long c2d_accepted = 0, c2d_missing = 0, c2d_inconsistent = 0;
   std::map<std::string, long> c2d_by_outcome;
-  long feedback_expected = 0, feedback_found = 0, feedback_missing = 0, feedback_unasked = 0, feedback_doubled = 0;
+  long feedback_expected = 0, feedback_found = 0, feedback_missing = 0, feedback_unasked = 0,
+       feedback_doubled = 0;
   long feedback_watched = 0, feedback_not_watched = 0;
   long deepest_queue = 0, queues_over_depth = 0;
 };
@@ -48,10 +49,14 @@ long DeepestQueue(const std::vector<std::pair<long long, long long>>& intervals)
 
 ferry::c2d::Ack AckOf(int proto) {
   switch (proto) {
-    case 2: return ferry::c2d::Ack::kPositive;
-    case 3: return ferry::c2d::Ack::kNegative;
-    case 4: return ferry::c2d::Ack::kFull;
-    default: return ferry::c2d::Ack::kNone;
+    case 2:
+      return ferry::c2d::Ack::kPositive;
+    case 3:
+      return ferry::c2d::Ack::kNegative;
+    case 4:
+      return ferry::c2d::Ack::kFull;
+    default:
+      return ferry::c2d::Ack::kNone;
   }
 }
 
@@ -63,10 +68,13 @@ int main(int argc, char** argv) {
   std::string url, group = "ferry-d2c";
   long max_depth = 50;
   std::vector<std::string> records;
-  app.add_option("--postgres-url", url, "Ferry's database")->envname("FERRY_POSTGRES_URL")->required();
+  app.add_option("--postgres-url", url, "Ferry's database")
+      ->envname("FERRY_POSTGRES_URL")
+      ->required();
   app.add_option("--record", records, "devsim record files (JSON lines)")->required();
   app.add_option("--group", group, "D2C consumer group")->capture_default_str();
-  app.add_option("--max-queue-depth", max_depth, "ferryd's --c2d-max-queue-depth: no device may ever have had more")
+  app.add_option("--max-queue-depth", max_depth,
+                 "ferryd's --c2d-max-queue-depth: no device may ever have had more")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -74,7 +82,8 @@ int main(int argc, char** argv) {
   std::map<std::string, long> d2c_acks;
   std::map<std::pair<std::string, std::string>, int> c2d;  // (device, message id) → ack
   std::map<std::pair<std::string, std::string>, std::multiset<std::string>> settles;
-  std::set<std::tuple<std::string, std::string, std::string>> watched;  // device, message id, status
+  std::set<std::tuple<std::string, std::string, std::string>>
+      watched;  // device, message id, status
   for (const auto& path : records) {
     std::ifstream in(path);
     if (!in) {
@@ -100,7 +109,8 @@ int main(int argc, char** argv) {
         // An unacknowledged settle (the call failed on the way) may or may
         // not have happened: it allows its outcome but does not demand it.
         const bool acked = j.value("acked", true);
-        settles[{j.at("device"), j.at("message_id")}].insert((acked ? "" : "maybe-") + j.at("action").get<std::string>());
+        settles[{j.at("device"), j.at("message_id")}].insert((acked ? "" : "maybe-") +
+                                                             j.at("action").get<std::string>());
       } else if (kind == "feedback") {
         watched.emplace(j.at("device"), j.at("message_id"), j.at("status"));
       }
@@ -113,9 +123,10 @@ int main(int argc, char** argv) {
     pqxx::read_transaction tx(conn);
     // D2C: every acknowledged event is in the store once, where Kafka put it.
     std::map<std::string, std::vector<std::pair<int, long>>> landed;
-    for (const auto& r : tx.exec_params("SELECT message_id, kafka_partition, kafka_offset FROM d2c_events"
-                                        " WHERE consumer_group = $1 AND message_id IS NOT NULL",
-                                        group)) {
+    for (const auto& r :
+         tx.exec_params("SELECT message_id, kafka_partition, kafka_offset FROM d2c_events"
+                        " WHERE consumer_group = $1 AND message_id IS NOT NULL",
+                        group)) {
       landed[r[0].as<std::string>()].emplace_back(r[1].as<int>(), r[2].as<long>());
     }
     f.d2c_acknowledged = static_cast<long>(d2c.size());
@@ -133,14 +144,20 @@ int main(int argc, char** argv) {
     // routing counts.
     for (const auto& r : tx.exec_params(
              "SELECT c.kafka_partition, coalesce(c.next_offset, 0), c.dropped + c.routed_elsewhere,"
-             " (SELECT count(*) FROM d2c_events e WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic"
-             "  AND e.kafka_partition = c.kafka_partition AND e.kafka_offset < coalesce(c.next_offset, 0)),"
-             " (SELECT count(DISTINCT e.kafka_offset) FROM d2c_events e WHERE e.consumer_group = c.consumer_group"
+             " (SELECT count(*) FROM d2c_events e WHERE e.consumer_group = c.consumer_group AND "
+             "e.topic = c.topic"
+             "  AND e.kafka_partition = c.kafka_partition AND e.kafka_offset < "
+             "coalesce(c.next_offset, 0)),"
+             " (SELECT count(DISTINCT e.kafka_offset) FROM d2c_events e WHERE e.consumer_group = "
+             "c.consumer_group"
              "  AND e.topic = c.topic AND e.kafka_partition = c.kafka_partition),"
-             " (SELECT count(*) FROM d2c_events e WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic"
+             " (SELECT count(*) FROM d2c_events e WHERE e.consumer_group = c.consumer_group AND "
+             "e.topic = c.topic"
              "  AND e.kafka_partition = c.kafka_partition),"
-             " (SELECT count(*) FROM d2c_dead_letters d WHERE d.consumer_group = c.consumer_group AND d.topic = c.topic"
-             "  AND d.kafka_partition = c.kafka_partition AND d.kafka_offset < coalesce(c.next_offset, 0))"
+             " (SELECT count(*) FROM d2c_dead_letters d WHERE d.consumer_group = c.consumer_group "
+             "AND d.topic = c.topic"
+             "  AND d.kafka_partition = c.kafka_partition AND d.kafka_offset < "
+             "coalesce(c.next_offset, 0))"
              " FROM d2c_checkpoints c WHERE c.consumer_group = $1",
              group)) {
       const long next = r[1].as<long>(), counted = r[2].as<long>(), stored = r[3].as<long>();
@@ -153,14 +170,19 @@ int main(int argc, char** argv) {
     }
     // C2D: every accepted message exists, with an outcome consistent with
     // what the devices did; feedback exactly where the ack asked.
-    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> state;  // state, outcome
-    for (const auto& r : tx.exec("SELECT device_id, message_id, state, coalesce(outcome, '') FROM c2d_messages")) {
-      state[{r[0].as<std::string>(), r[1].as<std::string>()}] = {r[2].as<std::string>(), r[3].as<std::string>()};
+    std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>
+        state;  // state, outcome
+    for (const auto& r :
+         tx.exec("SELECT device_id, message_id, state, coalesce(outcome, '') FROM c2d_messages")) {
+      state[{r[0].as<std::string>(), r[1].as<std::string>()}] = {r[2].as<std::string>(),
+                                                                 r[3].as<std::string>()};
     }
     std::map<std::pair<std::string, std::string>, std::map<std::string, long>> feedback;
-    for (const auto& r : tx.exec("SELECT device_id, original_message_id, status, count(*) FROM c2d_feedback"
-                                 " GROUP BY 1, 2, 3")) {
-      feedback[{r[0].as<std::string>(), r[1].as<std::string>()}][r[2].as<std::string>()] = r[3].as<long>();
+    for (const auto& r :
+         tx.exec("SELECT device_id, original_message_id, status, count(*) FROM c2d_feedback"
+                 " GROUP BY 1, 2, 3")) {
+      feedback[{r[0].as<std::string>(), r[1].as<std::string>()}][r[2].as<std::string>()] =
+          r[3].as<long>();
     }
     f.c2d_accepted = static_cast<long>(c2d.size());
     for (const auto& [key, ack] : c2d) {
@@ -203,10 +225,11 @@ int main(int argc, char** argv) {
     }
     // No queue ever held more pending messages than its depth.
     std::map<std::string, std::vector<std::pair<long long, long long>>> pending;
-    for (const auto& r : tx.exec(
-             "SELECT device_id, (extract(epoch FROM enqueued_at) * 1000000)::bigint,"
-             " (extract(epoch FROM least(coalesce(outcome_at, expires_at), expires_at)) * 1000000)::bigint"
-             " FROM c2d_messages")) {
+    for (const auto& r :
+         tx.exec("SELECT device_id, (extract(epoch FROM enqueued_at) * 1000000)::bigint,"
+                 " (extract(epoch FROM least(coalesce(outcome_at, expires_at), expires_at)) * "
+                 "1000000)::bigint"
+                 " FROM c2d_messages")) {
       pending[r[0].as<std::string>()].emplace_back(r[1].as<long long>(), r[2].as<long long>());
     }
     for (const auto& [device, intervals] : pending) {
@@ -214,8 +237,8 @@ int main(int argc, char** argv) {
       f.deepest_queue = std::max(f.deepest_queue, deepest);
       if (deepest > max_depth) {
         ++f.queues_over_depth;
-        std::cerr << "audit: device " << device << " had " << deepest << " pending messages (depth " << max_depth
-                  << ")\n";
+        std::cerr << "audit: device " << device << " had " << deepest << " pending messages (depth "
+                  << max_depth << ")\n";
       }
     }
   } catch (const std::exception& e) {
@@ -223,21 +246,24 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::cout << "D2C events acknowledged " << f.d2c_acknowledged << ", landed " << f.d2c_landed << ", lost "
-            << f.d2c_lost << ", duplicated " << f.d2c_duplicated << ", misplaced " << f.d2c_misplaced << "\n"
-            << "D2C offsets checked " << f.offsets_checked << ", unaccounted " << f.offsets_unaccounted
-            << ", doubled " << f.offsets_doubled << "\n"
-            << "C2D messages accepted " << f.c2d_accepted << ", missing " << f.c2d_missing << ", inconsistent "
-            << f.c2d_inconsistent << "; by outcome:";
+  std::cout << "D2C events acknowledged " << f.d2c_acknowledged << ", landed " << f.d2c_landed
+            << ", lost " << f.d2c_lost << ", duplicated " << f.d2c_duplicated << ", misplaced "
+            << f.d2c_misplaced << "\n"
+            << "D2C offsets checked " << f.offsets_checked << ", unaccounted "
+            << f.offsets_unaccounted << ", doubled " << f.offsets_doubled << "\n"
+            << "C2D messages accepted " << f.c2d_accepted << ", missing " << f.c2d_missing
+            << ", inconsistent " << f.c2d_inconsistent << "; by outcome:";
   for (const auto& [outcome, n] : f.c2d_by_outcome) std::cout << " " << outcome << " " << n;
-  std::cout << "\nFeedback expected " << f.feedback_expected << ", found " << f.feedback_found << ", missing "
-            << f.feedback_missing << ", unasked " << f.feedback_unasked << ", doubled " << f.feedback_doubled
-            << "; delivered to the watcher " << f.feedback_watched << ", not delivered " << f.feedback_not_watched << "\n"
-            << "C2D deepest queue " << f.deepest_queue << " of " << max_depth << " allowed, queues over depth "
-            << f.queues_over_depth << "\n";
-  const bool bad = f.d2c_lost + f.d2c_duplicated + f.d2c_misplaced + f.offsets_unaccounted + f.offsets_doubled +
-                       f.c2d_missing + f.c2d_inconsistent + f.feedback_missing + f.feedback_unasked +
-                       f.feedback_doubled + f.feedback_not_watched + f.queues_over_depth >
+  std::cout << "\nFeedback expected " << f.feedback_expected << ", found " << f.feedback_found
+            << ", missing " << f.feedback_missing << ", unasked " << f.feedback_unasked
+            << ", doubled " << f.feedback_doubled << "; delivered to the watcher "
+            << f.feedback_watched << ", not delivered " << f.feedback_not_watched << "\n"
+            << "C2D deepest queue " << f.deepest_queue << " of " << max_depth
+            << " allowed, queues over depth " << f.queues_over_depth << "\n";
+  const bool bad = f.d2c_lost + f.d2c_duplicated + f.d2c_misplaced + f.offsets_unaccounted +
+                       f.offsets_doubled + f.c2d_missing + f.c2d_inconsistent + f.feedback_missing +
+                       f.feedback_unasked + f.feedback_doubled + f.feedback_not_watched +
+                       f.queues_over_depth >
                    0;
   std::cout << (bad ? "AUDIT FAILED" : "AUDIT PASSED") << "\n";
   return bad ? 1 : 0;

@@ -53,24 +53,31 @@ Summary Summarise(std::vector<double> ms) {
   s.n = ms.size();
   if (ms.empty()) return s;
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(q * static_cast<double>(ms.size())))]; };
+  auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1,
+                       static_cast<std::size_t>(q * static_cast<double>(ms.size())))];
+  };
   s.p50 = at(0.50);
   s.p99 = at(0.99);
   s.max = ms.back();
   return s;
 }
 
-double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double Ms(Steady::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 class Bench {
  public:
-  explicit Bench(const Options& o) : o_(o), credentials_(ferry::auth::ParseConnectionString(o.connection_string)) {
+  explicit Bench(const Options& o)
+      : o_(o), credentials_(ferry::auth::ParseConnectionString(o.connection_string)) {
     grpc::ChannelArguments args;
     // Four connections, as several clients would open: channels with
     // different arguments do not share a subchannel (one TCP connection).
     for (int i = 0; i < 4; ++i) {
       args.SetInt("ferry.bench.connection", i);
-      channels_.push_back(grpc::CreateCustomChannel(o.endpoint, grpc::InsecureChannelCredentials(), args));
+      channels_.push_back(
+          grpc::CreateCustomChannel(o.endpoint, grpc::InsecureChannelCredentials(), args));
     }
   }
 
@@ -80,13 +87,13 @@ class Bench {
     if (deadline.count() > 0) ctx->set_deadline(std::chrono::system_clock::now() + deadline);
     return ctx;
   }
-  const std::shared_ptr<grpc::Channel>& Channel(int i) const { return channels_[static_cast<std::size_t>(i) % channels_.size()]; }
+  const std::shared_ptr<grpc::Channel>& Channel(int i) const {
+    return channels_[static_cast<std::size_t>(i) % channels_.size()];
+  }
   static std::string Device(int i) { return "bench-" + std::to_string(i); }
 
   void CreateDevices() {
-    ParallelFor(o_.devices, [&](int i, int worker) {
-      CreateDevice(Device(i), worker);
-    });
+    ParallelFor(o_.devices, [&](int i, int worker) { CreateDevice(Device(i), worker); });
     for (const char* extra : {"bench-wake", "bench-sub", "bench-fb"}) CreateDevice(extra, 0);
   }
 
@@ -96,7 +103,8 @@ class Bench {
     std::mutex mutex;
     std::vector<double> latencies;
     const auto start = Steady::now();
-    const auto until = start + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(o_.seconds));
+    const auto until = start + std::chrono::duration_cast<Steady::duration>(
+                                   std::chrono::duration<double>(o_.seconds));
     std::vector<std::thread> threads;
     for (int t = 0; t < o_.in_flight; ++t) {
       threads.emplace_back([&, t] {
@@ -119,8 +127,10 @@ class Bench {
     for (auto& th : threads) th.join();
     const double secs = std::chrono::duration<double>(Steady::now() - start).count();
     const Summary s = Summarise(latencies);
-    return {{"sends", ok.load()}, {"failed", failed.load()}, {"seconds", secs}, {"per_second", static_cast<double>(ok) / secs},
-            {"p50_ms", s.p50}, {"p99_ms", s.p99}, {"max_ms", s.max}, {"in_flight", o_.in_flight}};
+    return {{"sends", ok.load()}, {"failed", failed.load()},
+            {"seconds", secs},    {"per_second", static_cast<double>(ok) / secs},
+            {"p50_ms", s.p50},    {"p99_ms", s.p99},
+            {"max_ms", s.max},    {"in_flight", o_.in_flight}};
   }
 
   // Phase 2: Receive (no wait) + Complete until the queues are empty or
@@ -128,7 +138,8 @@ class Bench {
   nlohmann::json Cycles() {
     std::atomic<long> cycles{0}, failed{0};
     const auto start = Steady::now();
-    const auto until = start + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(o_.seconds));
+    const auto until = start + std::chrono::duration_cast<Steady::duration>(
+                                   std::chrono::duration<double>(o_.seconds));
     std::vector<std::thread> threads;
     for (int t = 0; t < o_.in_flight; ++t) {
       threads.emplace_back([&, t] {
@@ -161,7 +172,9 @@ class Bench {
     }
     for (auto& th : threads) th.join();
     const double secs = std::chrono::duration<double>(Steady::now() - start).count();
-    return {{"cycles", cycles.load()}, {"failed", failed.load()}, {"seconds", secs},
+    return {{"cycles", cycles.load()},
+            {"failed", failed.load()},
+            {"seconds", secs},
             {"per_second", static_cast<double>(cycles) / secs}};
   }
 
@@ -264,7 +277,8 @@ class Bench {
       const auto t0 = Steady::now();
       Complete(*device, "bench-fb", got.message().lock_token());
       std::unique_lock lock(mutex);
-      if (cv.wait_for(lock, 10s, [&] { return arrived.count(id) > 0; })) ms.push_back(Ms(arrived[id] - t0));
+      if (cv.wait_for(lock, 10s, [&] { return arrived.count(id) > 0; }))
+        ms.push_back(Ms(arrived[id] - t0));
     }
     ctx->TryCancel();
     reader.join();
@@ -285,7 +299,8 @@ class Bench {
     }
   }
 
-  void Complete(ferry::v1::DeviceMessaging::Stub& stub, const std::string& device, const std::string& token) {
+  void Complete(ferry::v1::DeviceMessaging::Stub& stub, const std::string& device,
+                const std::string& token) {
     ferry::v1::SettleRequest settle;
     settle.set_device_id(device);
     settle.set_lock_token(token);
@@ -314,28 +329,37 @@ class Bench {
 
   const Options& o_;
   ferry::auth::ConnectionString credentials_;
-  const std::string token_ = credentials_.Token(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
-      3600);
+  const std::string token_ =
+      credentials_.Token(std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count() +
+                         3600);
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
 };
 
-void Row(const std::string& name, const std::string& value) { std::cout << fmt::format("  {:<44} {}\n", name, value); }
+void Row(const std::string& name, const std::string& value) {
+  std::cout << fmt::format("  {:<44} {}\n", name, value);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"c2dbench: cloud-to-device throughput and latency against a running ferryd"};
-  app.footer("Example: c2dbench --endpoint 127.0.0.1:50051 --connection-string \"$OWNER\" --json c2d.json");
+  app.footer(
+      "Example: c2dbench --endpoint 127.0.0.1:50051 --connection-string \"$OWNER\" --json "
+      "c2d.json");
   Options o;
   app.add_option("-e,--endpoint", o.endpoint, "ferryd gRPC address")->capture_default_str();
-  app.add_option("--connection-string", o.connection_string, "A policy with RegistryWrite, ServiceConnect, DeviceConnect")
+  app.add_option("--connection-string", o.connection_string,
+                 "A policy with RegistryWrite, ServiceConnect, DeviceConnect")
       ->envname("FERRY_CONNECTION_STRING")
       ->required();
   app.add_option("--devices", o.devices, "Devices the sends spread over")->capture_default_str();
-  app.add_option("--in-flight", o.in_flight, "Concurrent calls in the Send and Receive+Complete phases")
+  app.add_option("--in-flight", o.in_flight,
+                 "Concurrent calls in the Send and Receive+Complete phases")
       ->capture_default_str();
-  app.add_option("--seconds", o.seconds, "Length of the Send and Receive+Complete phases")->capture_default_str();
+  app.add_option("--seconds", o.seconds, "Length of the Send and Receive+Complete phases")
+      ->capture_default_str();
   app.add_option("--samples", o.samples, "Samples of each latency figure")->capture_default_str();
   app.add_option("--json", o.json, "Write the figures here as one JSON object");
   CLI11_PARSE(app, argc, argv);
@@ -350,18 +374,21 @@ int main(int argc, char** argv) {
     out["complete_to_feedback"] = bench.Feedback();
     const auto& s = out["send"];
     Row(fmt::format("C2D Send, {} in flight", o.in_flight),
-        fmt::format("{:.0f}/s  p50 {:.1f} ms  p99 {:.1f} ms  ({} sent, {} failed)", s["per_second"].get<double>(),
-                    s["p50_ms"].get<double>(), s["p99_ms"].get<double>(), s["sends"].get<long>(),
-                    s["failed"].get<long>()));
+        fmt::format("{:.0f}/s  p50 {:.1f} ms  p99 {:.1f} ms  ({} sent, {} failed)",
+                    s["per_second"].get<double>(), s["p50_ms"].get<double>(),
+                    s["p99_ms"].get<double>(), s["sends"].get<long>(), s["failed"].get<long>()));
     const auto& c = out["receive_complete"];
-    Row("Receive+Complete cycles", fmt::format("{:.0f}/s  ({} cycles, {} failed)", c["per_second"].get<double>(),
-                                                c["cycles"].get<long>(), c["failed"].get<long>()));
-    for (const auto& [key, label] : {std::pair{"wake_receive", "Send -> waiting Receive"},
-                                     std::pair{"wake_subscribe", "Send -> Subscribe stream"},
-                                     std::pair{"complete_to_feedback", "Complete -> feedback on Watch"}}) {
+    Row("Receive+Complete cycles",
+        fmt::format("{:.0f}/s  ({} cycles, {} failed)", c["per_second"].get<double>(),
+                    c["cycles"].get<long>(), c["failed"].get<long>()));
+    for (const auto& [key, label] :
+         {std::pair{"wake_receive", "Send -> waiting Receive"},
+          std::pair{"wake_subscribe", "Send -> Subscribe stream"},
+          std::pair{"complete_to_feedback", "Complete -> feedback on Watch"}}) {
       const auto& l = out[key];
-      Row(label, fmt::format("p50 {:.1f} ms  p99 {:.1f} ms  max {:.1f} ms  ({} samples)", l["p50_ms"].get<double>(),
-                             l["p99_ms"].get<double>(), l["max_ms"].get<double>(), l["samples"].get<std::size_t>()));
+      Row(label, fmt::format("p50 {:.1f} ms  p99 {:.1f} ms  max {:.1f} ms  ({} samples)",
+                             l["p50_ms"].get<double>(), l["p99_ms"].get<double>(),
+                             l["max_ms"].get<double>(), l["samples"].get<std::size_t>()));
     }
     if (!o.json.empty()) std::ofstream(o.json) << out.dump(2) << "\n";
     return 0;

@@ -3,8 +3,6 @@
 // survives. Prints the bootstrap address on its first line, then reads
 // control commands, one per line, on stdin and on --control-socket.
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +13,8 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "core/kafka/mock_cluster.h"
 
@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> topics = {"ferry.d2c:8"};
   std::string socket_path;
   app.add_option("--brokers", brokers, "Number of brokers")->capture_default_str();
-  app.add_option("--topic", topics, "NAME:PARTITIONS to create (repeatable)")->capture_default_str();
+  app.add_option("--topic", topics, "NAME:PARTITIONS to create (repeatable)")
+      ->capture_default_str();
   app.add_option("--control-socket", socket_path, "Also take commands on this Unix socket");
   CLI11_PARSE(app, argc, argv);
 

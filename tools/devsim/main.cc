@@ -51,9 +51,8 @@ struct Options {
 };
 
 struct Counters {
-  std::atomic<long> d2c_ok{0}, d2c_failed{0}, c2d_ok{0}, c2d_failed{0}, c2d_queue_full{0}, received{0}, completed{0},
-      abandoned{0},
-      rejected{0}, settle_failed{0}, feedback{0};
+  std::atomic<long> d2c_ok{0}, d2c_failed{0}, c2d_ok{0}, c2d_failed{0}, c2d_queue_full{0},
+      received{0}, completed{0}, abandoned{0}, rejected{0}, settle_failed{0}, feedback{0};
 };
 
 // Appends JSON lines; thread-safe.
@@ -125,8 +124,10 @@ class Sim {
     if (rate <= 0) return;
     const auto start = Steady::now();
     for (long n = 0; !g_stop; ++n) {
-      const auto due = start + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(n / rate));
-      while (!g_stop && Steady::now() < due) std::this_thread::sleep_for(std::min<Steady::duration>(due - Steady::now(), 50ms));
+      const auto due = start + std::chrono::duration_cast<Steady::duration>(
+                                   std::chrono::duration<double>(n / rate));
+      while (!g_stop && Steady::now() < due)
+        std::this_thread::sleep_for(std::min<Steady::duration>(due - Steady::now(), 50ms));
       if (g_stop) break;
       one(n);
     }
@@ -142,12 +143,16 @@ class Sim {
       req.mutable_message()->set_message_id(id);
       req.mutable_message()->set_content_type("application/json");
       req.mutable_message()->set_content_encoding("utf-8");
-      req.mutable_message()->set_body(nlohmann::json{{"seq", n / o_.devices}, {"temp", 20 + n % 10}}.dump());
+      req.mutable_message()->set_body(
+          nlohmann::json{{"seq", n / o_.devices}, {"temp", 20 + n % 10}}.dump());
       ferry::v1::SendEventResponse resp;
       const grpc::Status s = stub->SendEvent(Ctx().get(), req, &resp);
       if (s.ok()) {
         ++c_.d2c_ok;
-        rec_.Write({{"kind", "d2c"}, {"device", device}, {"message_id", id}, {"partition", resp.partition()},
+        rec_.Write({{"kind", "d2c"},
+                    {"device", device},
+                    {"message_id", id},
+                    {"partition", resp.partition()},
                     {"offset", resp.offset()}});
       } else {
         ++c_.d2c_failed;
@@ -172,7 +177,10 @@ class Sim {
       const grpc::Status s = stub->Send(ctx.get(), req, &resp);
       if (s.ok()) {
         ++c_.c2d_ok;
-        rec_.Write({{"kind", "c2d"}, {"device", device}, {"message_id", id}, {"ack", static_cast<int>(acks[n % 4])},
+        rec_.Write({{"kind", "c2d"},
+                    {"device", device},
+                    {"message_id", id},
+                    {"ack", static_cast<int>(acks[n % 4])},
                     {"sequence", resp.sequence_number()}});
       } else if (Reason(*ctx) == "DeviceMaximumQueueDepthExceeded") {
         ++c_.c2d_queue_full;  // expected for offline devices: the limit holding
@@ -196,7 +204,9 @@ class Sim {
         any = true;
         ++c_.received;
         const double x = share(rng);
-        const std::string action = x < o_.complete ? "complete" : x < o_.complete + o_.abandon ? "abandon" : "reject";
+        const std::string action = x < o_.complete                ? "complete"
+                                   : x < o_.complete + o_.abandon ? "abandon"
+                                                                  : "reject";
         ferry::v1::SettleRequest settle;
         settle.set_device_id(Device(i));
         settle.set_lock_token(resp.message().lock_token());
@@ -211,17 +221,23 @@ class Sim {
           // passed) may still have committed: recorded as unacknowledged,
           // so the audit accepts either outcome for it.
           const auto code = s.error_code();
-          if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-              code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::UNKNOWN ||
-              code == grpc::StatusCode::INTERNAL) {
-            rec_.Write({{"kind", "settle"}, {"device", Device(i)}, {"message_id", resp.message().message_id()},
-                        {"action", action}, {"acked", false}});
+          if (code == grpc::StatusCode::UNAVAILABLE ||
+              code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::CANCELLED ||
+              code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::INTERNAL) {
+            rec_.Write({{"kind", "settle"},
+                        {"device", Device(i)},
+                        {"message_id", resp.message().message_id()},
+                        {"action", action},
+                        {"acked", false}});
           }
           continue;
         }
         (action == "complete" ? c_.completed : action == "abandon" ? c_.abandoned : c_.rejected)++;
-        rec_.Write({{"kind", "settle"}, {"device", Device(i)}, {"message_id", resp.message().message_id()},
-                    {"action", action}, {"delivery_count", resp.message().delivery_count()}});
+        rec_.Write({{"kind", "settle"},
+                    {"device", Device(i)},
+                    {"message_id", resp.message().message_id()},
+                    {"action", action},
+                    {"delivery_count", resp.message().delivery_count()}});
       }
       if (!any) std::this_thread::sleep_for(100ms);
     }
@@ -246,7 +262,9 @@ class Sim {
       while (stream->Read(&batch)) {
         for (const auto& r : batch.records()) {
           ++c_.feedback;
-          rec_.Write({{"kind", "feedback"}, {"device", r.device_id()}, {"message_id", r.original_message_id()},
+          rec_.Write({{"kind", "feedback"},
+                      {"device", r.device_id()},
+                      {"message_id", r.original_message_id()},
                       {"status", r.status_code()}});
         }
         position = batch.position();
@@ -254,15 +272,18 @@ class Sim {
       (void)stream->Finish();
       ended = true;
       canceller.join();
-      if (!g_feedback_stop) std::this_thread::sleep_for(500ms);  // reconnect and resume from the position
+      if (!g_feedback_stop)
+        std::this_thread::sleep_for(500ms);  // reconnect and resume from the position
     }
   }
 
   void Progress(std::ostream& out, bool final) {
-    out << (final ? "\n" : "\r") << "d2c " << c_.d2c_ok << " (failed " << c_.d2c_failed << ") | c2d " << c_.c2d_ok
-        << " (failed " << c_.c2d_failed << ", queue full " << c_.c2d_queue_full << ") | received " << c_.received << ": completed " << c_.completed
-        << ", abandoned " << c_.abandoned << ", rejected " << c_.rejected << " (failed " << c_.settle_failed
-        << ") | feedback " << c_.feedback << (final ? "\n" : "   ") << std::flush;
+    out << (final ? "\n" : "\r") << "d2c " << c_.d2c_ok << " (failed " << c_.d2c_failed
+        << ") | c2d " << c_.c2d_ok << " (failed " << c_.c2d_failed << ", queue full "
+        << c_.c2d_queue_full << ") | received " << c_.received << ": completed " << c_.completed
+        << ", abandoned " << c_.abandoned << ", rejected " << c_.rejected << " (failed "
+        << c_.settle_failed << ") | feedback " << c_.feedback << (final ? "\n" : "   ")
+        << std::flush;
   }
 
   Counters& counters() { return c_; }
@@ -273,30 +294,44 @@ class Sim {
   ferry::auth::ConnectionString credentials_;
   std::shared_ptr<grpc::Channel> channel_;
   Counters c_;
-  const std::string run_ = std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
+  const std::string run_ =
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"devsim: simulated devices and operators against a running Ferry"};
-  app.footer("Example: devsim --devices 20 --d2c-rate 100 --c2d-rate 5 --duration 60 --record sim.jsonl");
+  app.footer(
+      "Example: devsim --devices 20 --d2c-rate 100 --c2d-rate 5 --duration 60 --record sim.jsonl");
   Options o;
-  app.add_option("-e,--endpoint", o.endpoint, "Ferry gRPC address")->envname("FERRY_ENDPOINT")->capture_default_str();
-  app.add_option("--connection-string", o.connection_string, "A policy's connection string (ServiceConnect, "
-                                                            "DeviceConnect, RegistryWrite)")
+  app.add_option("-e,--endpoint", o.endpoint, "Ferry gRPC address")
+      ->envname("FERRY_ENDPOINT")
+      ->capture_default_str();
+  app.add_option("--connection-string", o.connection_string,
+                 "A policy's connection string (ServiceConnect, "
+                 "DeviceConnect, RegistryWrite)")
       ->envname("FERRY_CONNECTION_STRING")
       ->required();
-  app.add_option("--devices", o.devices, "Simulated devices")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--devices", o.devices, "Simulated devices")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--prefix", o.prefix, "Device id prefix")->capture_default_str();
-  app.add_option("--d2c-rate", o.d2c_rate, "Telemetry events a second, all devices")->capture_default_str();
-  app.add_option("--c2d-rate", o.c2d_rate, "C2D sends a second (ack modes in turn)")->capture_default_str();
-  app.add_option("--complete", o.complete, "Share of received C2D messages completed")->capture_default_str();
+  app.add_option("--d2c-rate", o.d2c_rate, "Telemetry events a second, all devices")
+      ->capture_default_str();
+  app.add_option("--c2d-rate", o.c2d_rate, "C2D sends a second (ack modes in turn)")
+      ->capture_default_str();
+  app.add_option("--complete", o.complete, "Share of received C2D messages completed")
+      ->capture_default_str();
   app.add_option("--abandon", o.abandon, "Share abandoned")->capture_default_str();
   app.add_option("--reject", o.reject, "Share rejected")->capture_default_str();
-  app.add_option("--receivers", o.receivers, "Receiving threads")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_option("--duration", o.duration, "Seconds to run (0: until Ctrl-C)")->capture_default_str();
-  app.add_option("--offline-devices", o.offline, "The last N devices never receive C2D (their queues fill up)")
+  app.add_option("--receivers", o.receivers, "Receiving threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--duration", o.duration, "Seconds to run (0: until Ctrl-C)")
+      ->capture_default_str();
+  app.add_option("--offline-devices", o.offline,
+                 "The last N devices never receive C2D (their queues fill up)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--record", o.record, "Append what Ferry acknowledged here, as JSON lines");
@@ -321,7 +356,8 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(1s);
       sim.Progress(std::cerr, false);
       rec.Flush();
-      if (o.duration > 0 && Steady::now() - start >= std::chrono::duration<double>(o.duration)) g_stop = true;
+      if (o.duration > 0 && Steady::now() - start >= std::chrono::duration<double>(o.duration))
+        g_stop = true;
     }
     // Everything but the watcher stops; it drains until no feedback came
     // for 5 s (at most 30 s: Watch shows a record once no older transaction
@@ -329,7 +365,8 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
     long seen = sim.counters().feedback;
     auto quiet_since = Steady::now();
-    for (const auto until = Steady::now() + 30s; Steady::now() < until && Steady::now() - quiet_since < 5s;) {
+    for (const auto until = Steady::now() + 30s;
+         Steady::now() < until && Steady::now() - quiet_since < 5s;) {
       std::this_thread::sleep_for(100ms);
       if (sim.counters().feedback != seen) {
         seen = sim.counters().feedback;

@@ -26,20 +26,28 @@ v1::AckMode AckFromName(const std::string& name) {
 
 std::string StateName(v1::C2dState s) {
   switch (s) {
-    case v1::C2D_STATE_ENQUEUED: return "Enqueued";
-    case v1::C2D_STATE_INVISIBLE: return "Invisible";
-    case v1::C2D_STATE_COMPLETED: return "Completed";
-    case v1::C2D_STATE_DEAD_LETTERED: return "DeadLettered";
-    case v1::C2D_STATE_PURGED: return "Purged";
-    default: return "?";
+    case v1::C2D_STATE_ENQUEUED:
+      return "Enqueued";
+    case v1::C2D_STATE_INVISIBLE:
+      return "Invisible";
+    case v1::C2D_STATE_COMPLETED:
+      return "Completed";
+    case v1::C2D_STATE_DEAD_LETTERED:
+      return "DeadLettered";
+    case v1::C2D_STATE_PURGED:
+      return "Purged";
+    default:
+      return "?";
   }
 }
 
 // name=value options into a property map; throws CLI::ValidationError.
-void AddProperties(const std::vector<std::string>& pairs, google::protobuf::Map<std::string, std::string>& to) {
+void AddProperties(const std::vector<std::string>& pairs,
+                   google::protobuf::Map<std::string, std::string>& to) {
   for (const auto& p : pairs) {
     const auto eq = p.find('=');
-    if (eq == std::string::npos) throw CLI::ValidationError("--property", "'" + p + "' is not name=value");
+    if (eq == std::string::npos)
+      throw CLI::ValidationError("--property", "'" + p + "' is not name=value");
     to[p.substr(0, eq)] = p.substr(eq + 1);
   }
 }
@@ -55,8 +63,9 @@ class C2dClient final : public Session {
     if (options_.json) {
       out_ << Json(resp) << "\n";
     } else {
-      out_ << (resp.duplicate() ? "duplicate of " : "enqueued ") << resp.message_id() << " sequence "
-           << resp.sequence_number() << " at " << Time(resp.enqueued_time()) << "\n";
+      out_ << (resp.duplicate() ? "duplicate of " : "enqueued ") << resp.message_id()
+           << " sequence " << resp.sequence_number() << " at " << Time(resp.enqueued_time())
+           << "\n";
     }
     return kExitOk;
   }
@@ -67,7 +76,8 @@ class C2dClient final : public Session {
     v1::PurgeQueueResponse resp;
     const grpc::Status s = c2d_->PurgeQueue(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    out_ << (options_.json ? Json(resp) : "purged " + std::to_string(resp.total_messages_purged()) + " messages")
+    out_ << (options_.json ? Json(resp)
+                           : "purged " + std::to_string(resp.total_messages_purged()) + " messages")
          << "\n";
     return kExitOk;
   }
@@ -131,10 +141,12 @@ class C2dClient final : public Session {
   int Receive(const std::string& device, double wait_seconds) {
     v1::ReceiveRequest req;
     req.set_device_id(device);
-    *req.mutable_wait() = TimeUtil::MillisecondsToDuration(static_cast<std::int64_t>(wait_seconds * 1000));
+    *req.mutable_wait() =
+        TimeUtil::MillisecondsToDuration(static_cast<std::int64_t>(wait_seconds * 1000));
     auto ctx = Context(false);
     ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(static_cast<long>((wait_seconds + options_.timeout_seconds) * 1000)));
+                      std::chrono::milliseconds(
+                          static_cast<long>((wait_seconds + options_.timeout_seconds) * 1000)));
     v1::ReceiveResponse resp;
     const grpc::Status s = device_->Receive(ctx.get(), req, &resp);
     if (!s.ok()) return Fail(s);
@@ -172,7 +184,9 @@ class C2dClient final : public Session {
     if (action == "abandon") s = device_->Abandon(Context().get(), req, &resp);
     if (action == "reject") s = device_->Reject(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    return Done(req, action == "complete" ? "completed" : action == "abandon" ? "abandoned" : "rejected");
+    return Done(req, action == "complete"  ? "completed"
+                     : action == "abandon" ? "abandoned"
+                                           : "rejected");
   }
 
   int SendEvent(const v1::SendEventRequest& req) {
@@ -189,8 +203,8 @@ class C2dClient final : public Session {
       return;
     }
     for (const auto& r : batch.records()) {
-      out_ << Time(r.enqueued_time()) << "  " << r.device_id() << "  " << r.original_message_id() << "  "
-           << r.status_code() << "  " << r.description() << "\n";
+      out_ << Time(r.enqueued_time()) << "  " << r.device_id() << "  " << r.original_message_id()
+           << "  " << r.status_code() << "  " << r.description() << "\n";
     }
   }
 
@@ -257,10 +271,11 @@ class C2dClient final : public Session {
 
 }  // namespace
 
-void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, std::ostream& err, int& code) {
+void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, std::ostream& err,
+                    int& code) {
   struct State {
-    std::string device, body, message_id, correlation_id, user_id, ack = "none", content_type, content_encoding,
-        expiry, token;
+    std::string device, body, message_id, correlation_id, user_id, ack = "none", content_type,
+                                                                   content_encoding, expiry, token;
     std::vector<std::string> properties;
     std::optional<long> ttl;
     std::int64_t sequence = 0;
@@ -272,21 +287,26 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
   auto st = std::make_shared<State>();
   auto client = [&options, &out, &err] { return C2dClient(options, out, err); };
 
-  CLI::App* c2d = app.add_subcommand("c2d", "Cloud-to-device messages (needs ServiceConnect)")
-                      ->footer("Example: ferryctl c2d send thermostat-7 --body 'set 21' --ack full");
+  CLI::App* c2d =
+      app.add_subcommand("c2d", "Cloud-to-device messages (needs ServiceConnect)")
+          ->footer("Example: ferryctl c2d send thermostat-7 --body 'set 21' --ack full");
   c2d->require_subcommand(1);
-  CLI::App* send = c2d->add_subcommand("send", "Enqueue a message for a device")
-                       ->footer("Example: ferryctl c2d send thermostat-7 --body '{\"target\":21}' --ack full "
-                                "--ttl 600 --property kind=setpoint");
+  CLI::App* send =
+      c2d->add_subcommand("send", "Enqueue a message for a device")
+          ->footer(
+              "Example: ferryctl c2d send thermostat-7 --body '{\"target\":21}' --ack full "
+              "--ttl 600 --property kind=setpoint");
   send->add_option("device-id", st->device, "Device id")->required();
   send->add_option("--body", st->body, "Message body");
-  send->add_option("--message-id", st->message_id, "Message id (generated when omitted; sends are idempotent by it)");
+  send->add_option("--message-id", st->message_id,
+                   "Message id (generated when omitted; sends are idempotent by it)");
   send->add_option("--correlation-id", st->correlation_id, "Correlation id");
   send->add_option("--user-id", st->user_id, "User id");
   send->add_option("--ack", st->ack, "Feedback wanted: none, positive, negative, full")
       ->check(CLI::IsMember({"none", "positive", "negative", "full"}))
       ->capture_default_str();
-  auto* ttl = send->add_option("--ttl", st->ttl, "Seconds to live (60 to 172800; default: ferryd's, 1 hour)");
+  auto* ttl = send->add_option("--ttl", st->ttl,
+                               "Seconds to live (60 to 172800; default: ferryd's, 1 hour)");
   send->add_option("--expiry", st->expiry, "Absolute expiry (RFC 3339)")->excludes(ttl);
   send->add_option("--content-type", st->content_type, "Content type");
   send->add_option("--content-encoding", st->content_encoding, "Content encoding");
@@ -311,43 +331,55 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
                         ->footer("Example: ferryctl c2d purge thermostat-7");
   purge->add_option("device-id", st->device, "Device id")->required();
   purge->callback([st, client, &code] { code = client().Purge(st->device); });
-  CLI::App* queue = c2d->add_subcommand("queue", "A device's pending messages (--all: finished ones too)")
-                        ->footer("Example: ferryctl c2d queue thermostat-7 --all");
+  CLI::App* queue =
+      c2d->add_subcommand("queue", "A device's pending messages (--all: finished ones too)")
+          ->footer("Example: ferryctl c2d queue thermostat-7 --all");
   queue->add_option("device-id", st->device, "Device id")->required();
-  queue->add_flag("--all", st->all, "Include Completed, DeadLettered and Purged messages still kept");
+  queue->add_flag("--all", st->all,
+                  "Include Completed, DeadLettered and Purged messages still kept");
   queue->callback([st, client, &code] { code = client().Queue(st->device, st->all); });
   CLI::App* get = c2d->add_subcommand("get", "One message's state")
                       ->footer("Example: ferryctl c2d get thermostat-7 --message-id m1");
   get->add_option("device-id", st->device, "Device id")->required();
   auto* by_id = get->add_option("--message-id", st->message_id, "Message id");
   get->add_option("--sequence", st->sequence, "Sequence number")->excludes(by_id);
-  get->callback([st, client, &code] { code = client().Get(st->device, st->message_id, st->sequence); });
+  get->callback(
+      [st, client, &code] { code = client().Get(st->device, st->message_id, st->sequence); });
 
-  CLI::App* device = app.add_subcommand("device", "Act as a device: send events, receive and settle C2D messages "
-                                                  "(needs DeviceConnect: a device connection string, or a "
-                                                  "policy's)")
-                         ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
+  CLI::App* device =
+      app.add_subcommand("device",
+                         "Act as a device: send events, receive and settle C2D messages "
+                         "(needs DeviceConnect: a device connection string, or a "
+                         "policy's)")
+          ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
   device->require_subcommand(1);
-  CLI::App* receive = device->add_subcommand("receive", "Lock the next message (waits up to --wait seconds)")
-                          ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
+  CLI::App* receive =
+      device->add_subcommand("receive", "Lock the next message (waits up to --wait seconds)")
+          ->footer("Example: ferryctl device receive thermostat-7 --wait 30");
   receive->add_option("device-id", st->device, "Device id")->required();
   receive->add_option("--wait", st->wait, "Seconds to wait for a message (0 to 120)")
       ->check(SecondsIn(0, 120))
       ->capture_default_str();
   receive->callback([st, client, &code] { code = client().Receive(st->device, st->wait); });
   for (const std::string action : {"complete", "abandon", "reject"}) {
-    CLI::App* cmd = device->add_subcommand(action, action == "complete"  ? "Complete a received message"
-                                                   : action == "abandon" ? "Give a message back (delivery count + 1)"
-                                                                         : "Reject a message (dead-letters it)")
-                        ->footer("Example: ferryctl device " + action + " thermostat-7 LOCK_TOKEN");
+    CLI::App* cmd =
+        device
+            ->add_subcommand(action, action == "complete" ? "Complete a received message"
+                                     : action == "abandon"
+                                         ? "Give a message back (delivery count + 1)"
+                                         : "Reject a message (dead-letters it)")
+            ->footer("Example: ferryctl device " + action + " thermostat-7 LOCK_TOKEN");
     cmd->add_option("device-id", st->device, "Device id")->required();
     cmd->add_option("lock-token", st->token, "The lock token from receive")->required();
-    cmd->callback([st, client, action, &code] { code = client().Settle(action, st->device, st->token); });
+    cmd->callback(
+        [st, client, action, &code] { code = client().Settle(action, st->device, st->token); });
   }
-  CLI::App* dsend = device->add_subcommand("send", "Send a device-to-cloud event (SendEvent), as the device")
-                        ->footer("Answers once Kafka acknowledged the event: its partition and offset.\n"
-                                 "Example: ferryctl device send thermostat-7 --body '{\"temp\":31}' "
-                                 "--content-type application/json --content-encoding utf-8 --property site=plant-7");
+  CLI::App* dsend =
+      device->add_subcommand("send", "Send a device-to-cloud event (SendEvent), as the device")
+          ->footer(
+              "Answers once Kafka acknowledged the event: its partition and offset.\n"
+              "Example: ferryctl device send thermostat-7 --body '{\"temp\":31}' "
+              "--content-type application/json --content-encoding utf-8 --property site=plant-7");
   dsend->add_option("device-id", st->device, "Device id")->required();
   dsend->add_option("--body", st->body, "Event body");
   dsend->add_option("--message-id", st->message_id, "Message id");
@@ -368,24 +400,32 @@ void AddC2dCommands(CLI::App& app, const Options& options, std::ostream& out, st
     code = client().SendEvent(req);
   });
 
-  CLI::App* feedback = app.add_subcommand("feedback", "Delivery feedback of C2D messages (needs ServiceConnect)")
-                           ->footer("Example: ferryctl feedback watch");
+  CLI::App* feedback =
+      app.add_subcommand("feedback", "Delivery feedback of C2D messages (needs ServiceConnect)")
+          ->footer("Example: ferryctl feedback watch");
   feedback->require_subcommand(1);
-  CLI::App* freceive = feedback->add_subcommand("receive", "Take a locked batch of at most 64 records")
-                           ->footer("Example: ferryctl feedback receive --lock-seconds 120");
+  CLI::App* freceive =
+      feedback->add_subcommand("receive", "Take a locked batch of at most 64 records")
+          ->footer("Example: ferryctl feedback receive --lock-seconds 120");
   freceive->add_option("--lock-seconds", st->lock, "Lock duration, 5 to 300 (default 60)");
   freceive->callback([st, client, &code] { code = client().FeedbackReceive(st->lock); });
   for (const bool complete : {true, false}) {
-    CLI::App* cmd = feedback->add_subcommand(complete ? "complete" : "abandon",
-                                             complete ? "Complete a received batch" : "Give a batch back")
-                        ->footer(std::string("Example: ferryctl feedback ") + (complete ? "complete" : "abandon") +
-                                 " LOCK_TOKEN");
+    CLI::App* cmd =
+        feedback
+            ->add_subcommand(complete ? "complete" : "abandon",
+                             complete ? "Complete a received batch" : "Give a batch back")
+            ->footer(std::string("Example: ferryctl feedback ") +
+                     (complete ? "complete" : "abandon") + " LOCK_TOKEN");
     cmd->add_option("lock-token", st->token, "The batch's lock token")->required();
-    cmd->callback([st, client, complete, &code] { code = client().FeedbackSettle(complete, st->token); });
+    cmd->callback(
+        [st, client, complete, &code] { code = client().FeedbackSettle(complete, st->token); });
   }
-  CLI::App* fwatch = feedback->add_subcommand("watch", "Follow every feedback record as it is written (Ctrl-C stops)")
-                         ->footer("Example: ferryctl feedback watch --count 1");
-  fwatch->add_option("--after", st->token, "Resume after this position (default: every record still kept)");
+  CLI::App* fwatch =
+      feedback
+          ->add_subcommand("watch", "Follow every feedback record as it is written (Ctrl-C stops)")
+          ->footer("Example: ferryctl feedback watch --count 1");
+  fwatch->add_option("--after", st->token,
+                     "Resume after this position (default: every record still kept)");
   fwatch->add_option("--count", st->count, "Stop after this many records (0: never)");
   fwatch->callback([st, client, &code] { code = client().FeedbackWatch(st->token, st->count); });
 }

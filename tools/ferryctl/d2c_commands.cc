@@ -39,7 +39,8 @@ class D2cClient final : public Session {
     if (header) {
       Table(out_, {"ENQUEUED", "DEVICE", "PARTITION/OFFSET", "MESSAGE_ID", "BODY"}, rows);
     } else {
-      for (const auto& r : rows) out_ << r[0] << "  " << r[1] << "  " << r[2] << "  " << r[3] << "  " << r[4] << "\n";
+      for (const auto& r : rows)
+        out_ << r[0] << "  " << r[1] << "  " << r[2] << "  " << r[3] << "  " << r[4] << "\n";
     }
   }
 
@@ -65,7 +66,8 @@ class D2cClient final : public Session {
 
   int Tail(const v1::TailEventsRequest& req, long count) {
     auto ctx = Context(false);
-    std::unique_ptr<grpc::ClientReader<v1::TailEventsResponse>> stream = events_->TailEvents(ctx.get(), req);
+    std::unique_ptr<grpc::ClientReader<v1::TailEventsResponse>> stream =
+        events_->TailEvents(ctx.get(), req);
     v1::TailEventsResponse batch;
     long seen = 0;
     while (stream->Read(&batch)) {
@@ -115,7 +117,8 @@ class D2cClient final : public Session {
       if (resp.next_page_token().empty()) break;
       req.set_page_token(resp.next_page_token());
     }
-    if (limit > 0 && static_cast<long>(all.size()) > limit) all.resize(static_cast<std::size_t>(limit));
+    if (limit > 0 && static_cast<long>(all.size()) > limit)
+      all.resize(static_cast<std::size_t>(limit));
     if (options_.json) {
       for (const auto& d : all) out_ << Json(d) << "\n";
       return kExitOk;
@@ -138,15 +141,16 @@ class D2cClient final : public Session {
     } else {
       std::vector<std::vector<std::string>> rows;
       for (const auto& r : resp.results()) {
-        rows.push_back({std::to_string(r.partition()) + "/" + std::to_string(r.offset()), r.outcome(),
-                        r.reason().empty() ? "-" : r.reason()});
+        rows.push_back({std::to_string(r.partition()) + "/" + std::to_string(r.offset()),
+                        r.outcome(), r.reason().empty() ? "-" : r.reason()});
       }
       Table(out_, {"PARTITION/OFFSET", "OUTCOME", "REASON"}, rows);
     }
     return kExitOk;
   }
 
-  int SetEnrichment(const std::string& key, const std::string& value, const std::vector<std::string>& endpoints) {
+  int SetEnrichment(const std::string& key, const std::string& value,
+                    const std::vector<std::string>& endpoints) {
     v1::SetEnrichmentRequest req;
     req.mutable_enrichment()->set_key(key);
     req.mutable_enrichment()->set_value(value);
@@ -160,7 +164,8 @@ class D2cClient final : public Session {
 
   int ListEnrichments() {
     v1::ListEnrichmentsResponse resp;
-    const grpc::Status s = routing_->ListEnrichments(Context().get(), v1::ListEnrichmentsRequest(), &resp);
+    const grpc::Status s =
+        routing_->ListEnrichments(Context().get(), v1::ListEnrichmentsRequest(), &resp);
     if (!s.ok()) return Fail(s);
     if (options_.json) {
       for (const auto& e : resp.enrichments()) out_ << Json(e) << "\n";
@@ -197,10 +202,12 @@ class D2cClient final : public Session {
                       c.next_offset() < 0 ? "-" : std::to_string(c.next_offset()),
                       c.lag() < 0 ? "?" : std::to_string(c.lag()), std::to_string(c.epoch()),
                       c.owner().empty() ? "-" : c.owner(), Time(c.last_commit_time()),
-                      std::to_string(c.dropped()), std::to_string(c.replay_skipped()), std::to_string(c.lost())});
+                      std::to_string(c.dropped()), std::to_string(c.replay_skipped()),
+                      std::to_string(c.lost())});
     }
-    Table(out_, {"TOPIC", "PARTITION", "NEXT_OFFSET", "LAG", "EPOCH", "OWNER", "LAST_COMMIT", "DROPPED",
-                 "REPLAY_SKIPPED", "LOST"},
+    Table(out_,
+          {"TOPIC", "PARTITION", "NEXT_OFFSET", "LAG", "EPOCH", "OWNER", "LAST_COMMIT", "DROPPED",
+           "REPLAY_SKIPPED", "LOST"},
           rows);
   }
 
@@ -224,7 +231,8 @@ v1::DeadLetterRef ParseRef(const std::string& text) {
 
 }  // namespace
 
-void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, std::ostream& err, int& code) {
+void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, std::ostream& err,
+                    int& code) {
   struct State {
     std::string group, device, from, to, position, page_token, reason, topic, time, key, value;
     std::vector<std::string> endpoints, records;
@@ -238,17 +246,21 @@ void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, st
   auto st = std::make_shared<State>();
   auto client = [&options, &out, &err] { return D2cClient(options, out, err); };
 
-  CLI::App* events = app.add_subcommand("events", "Read back landed D2C events (needs ServiceConnect)")
-                         ->footer("Example: ferryctl events tail --device thermostat-7");
+  CLI::App* events =
+      app.add_subcommand("events", "Read back landed D2C events (needs ServiceConnect)")
+          ->footer("Example: ferryctl events tail --device thermostat-7");
   events->require_subcommand(1);
-  CLI::App* read = events->add_subcommand("read", "Events in landing order, by device and enqueued time")
-                       ->footer("Example: ferryctl events read --device thermostat-7 --from "
-                                "2026-11-26T00:00:00Z --limit 20");
+  CLI::App* read =
+      events->add_subcommand("read", "Events in landing order, by device and enqueued time")
+          ->footer(
+              "Example: ferryctl events read --device thermostat-7 --from "
+              "2026-11-26T00:00:00Z --limit 20");
   read->add_option("--device", st->device, "Only this device");
   read->add_option("--from", st->from, "Enqueued at or after (RFC 3339)");
   read->add_option("--to", st->to, "Enqueued before (RFC 3339)");
   read->add_option("--after", st->position, "Start after this position (from a previous read)");
-  read->add_option("--limit", st->read_limit, "At most this many events (0: all)")->capture_default_str();
+  read->add_option("--limit", st->read_limit, "At most this many events (0: all)")
+      ->capture_default_str();
   read->add_option("--page-size", st->page_size, "Events per call, 1 to 1000 (default 100)");
   read->add_option("--group", st->group, "Consumer group (default: ferryd's)");
   read->callback([st, client, &code] {
@@ -275,23 +287,27 @@ void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, st
     code = client().Tail(req, st->count);
   });
 
-  CLI::App* checkpoints = app.add_subcommand("checkpoints", "D2C checkpoints per partition (needs ServiceConnect)")
-                              ->footer("Example: ferryctl checkpoints list");
+  CLI::App* checkpoints =
+      app.add_subcommand("checkpoints", "D2C checkpoints per partition (needs ServiceConnect)")
+          ->footer("Example: ferryctl checkpoints list");
   checkpoints->require_subcommand(1);
   CLI::App* clist = checkpoints->add_subcommand("list", "Owner, epoch, next offset, lag and counts")
                         ->footer("Example: ferryctl checkpoints list --json");
   clist->add_option("--group", st->group, "Consumer group (default: ferryd's)");
   clist->callback([st, client, &code] { code = client().ListCheckpoints(st->group); });
-  CLI::App* reset = checkpoints->add_subcommand(
-                        "reset", "Move checkpoints: the owner seeks there and replays (no row lands twice)")
-                        ->footer("Example: ferryctl checkpoints reset --partition 0 --earliest");
+  CLI::App* reset =
+      checkpoints
+          ->add_subcommand(
+              "reset", "Move checkpoints: the owner seeks there and replays (no row lands twice)")
+          ->footer("Example: ferryctl checkpoints reset --partition 0 --earliest");
   reset->add_option("--partition", st->partitions, "Partition (repeatable; default: all)");
   reset->add_option("--topic", st->topic, "Topic (default: ferryd's D2C topic)");
   reset->add_option("--group", st->group, "Consumer group (default: ferryd's)");
   auto* e = reset->add_flag("--earliest", st->earliest, "The log's first offset");
   auto* l = reset->add_flag("--latest", st->latest, "The log's end (skip what is there)");
   auto* o = reset->add_option("--offset", st->offset, "An offset");
-  auto* t = reset->add_option("--time", st->time, "The first record at or after this time (RFC 3339)");
+  auto* t =
+      reset->add_option("--time", st->time, "The first record at or after this time (RFC 3339)");
   e->excludes(l)->excludes(o)->excludes(t);
   l->excludes(o)->excludes(t);
   o->excludes(t);
@@ -314,8 +330,9 @@ void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, st
     code = client().Reset(req);
   });
 
-  CLI::App* dead = app.add_subcommand("deadletters", "D2C records that did not land (needs ServiceConnect)")
-                       ->footer("Example: ferryctl deadletters list --reason out_of_retention");
+  CLI::App* dead =
+      app.add_subcommand("deadletters", "D2C records that did not land (needs ServiceConnect)")
+          ->footer("Example: ferryctl deadletters list --reason out_of_retention");
   dead->require_subcommand(1);
   CLI::App* dlist = dead->add_subcommand("list", "Dead letters by partition and offset")
                         ->footer("Example: ferryctl deadletters list --partition 3 --limit 50");
@@ -331,13 +348,16 @@ void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, st
     req.set_page_size(st->limit > 0 && st->limit < 1000 ? static_cast<int>(st->limit) : 1000);
     code = client().ListDeadLetters(req, st->limit);
   });
-  CLI::App* redrive = dead->add_subcommand("redrive", "Route dead letters again after a fix; each lands once")
-                          ->footer("Example: ferryctl deadletters redrive --reason future_timestamp "
-                                   "(or --record 3:1207 --record 3:1208)");
+  CLI::App* redrive =
+      dead->add_subcommand("redrive", "Route dead letters again after a fix; each lands once")
+          ->footer(
+              "Example: ferryctl deadletters redrive --reason future_timestamp "
+              "(or --record 3:1207 --record 3:1208)");
   redrive->add_option("--record", st->records, "PARTITION:OFFSET (repeatable)");
   redrive->add_option("--reason", st->reason, "Without --record: those with this reason");
   redrive->add_option("--partition", st->partition, "Without --record: those of this partition");
-  redrive->add_option("--limit", st->limit, "Without --record: at most this many (default 100, max 1000)");
+  redrive->add_option("--limit", st->limit,
+                      "Without --record: at most this many (default 100, max 1000)");
   redrive->add_option("--topic", st->topic, "Topic (default: ferryd's D2C topic)");
   redrive->add_option("--group", st->group, "Consumer group (default: ferryd's)");
   redrive->callback([st, client, &code] {
@@ -351,17 +371,23 @@ void AddD2cCommands(CLI::App& app, const Options& options, std::ostream& out, st
     code = client().Redrive(req);
   });
 
-  CLI::App* enrich = app.add_subcommand("enrichments", "Message enrichments per endpoint (needs ServiceConnect)")
-                         ->footer("Example: ferryctl enrichments list");
+  CLI::App* enrich =
+      app.add_subcommand("enrichments", "Message enrichments per endpoint (needs ServiceConnect)")
+          ->footer("Example: ferryctl enrichments list");
   enrich->require_subcommand(1);
-  CLI::App* eset = enrich->add_subcommand("set", "Create or replace an enrichment")
-                       ->footer("Example: ferryctl enrichments set site plant-7 --endpoints alerts,events\n"
-                                "Values: static text, $iothubname, $device.status (deviceId, generationId, "
-                                "etag, status, statusReason, connectionState)");
+  CLI::App* eset =
+      enrich->add_subcommand("set", "Create or replace an enrichment")
+          ->footer(
+              "Example: ferryctl enrichments set site plant-7 --endpoints alerts,events\n"
+              "Values: static text, $iothubname, $device.status (deviceId, generationId, "
+              "etag, status, statusReason, connectionState)");
   eset->add_option("key", st->key, "Application property to add")->required();
   eset->add_option("value", st->value, "Its value")->required();
-  eset->add_option("--endpoints", st->endpoints, "Endpoints, comma-separated")->delimiter(',')->required();
-  eset->callback([st, client, &code] { code = client().SetEnrichment(st->key, st->value, st->endpoints); });
+  eset->add_option("--endpoints", st->endpoints, "Endpoints, comma-separated")
+      ->delimiter(',')
+      ->required();
+  eset->callback(
+      [st, client, &code] { code = client().SetEnrichment(st->key, st->value, st->endpoints); });
   enrich->add_subcommand("list", "List enrichments")
       ->footer("Example: ferryctl enrichments list --json")
       ->callback([client, &code] { code = client().ListEnrichments(); });

@@ -1,7 +1,4 @@
 #include "tools/ferryctl/ferryctl.h"
-#include "tools/ferryctl/session.h"
-#include "tools/ferryctl/c2d_commands.h"
-#include "tools/ferryctl/d2c_commands.h"
 
 #include <unistd.h>
 
@@ -34,6 +31,9 @@
 #include "ferry/v1/registry.grpc.pb.h"
 #include "ferry/v1/routing.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "tools/ferryctl/c2d_commands.h"
+#include "tools/ferryctl/d2c_commands.h"
+#include "tools/ferryctl/session.h"
 
 namespace ferry::ctl {
 namespace {
@@ -53,11 +53,20 @@ std::string PermissionNames(const v1::Policy& p) {
   for (const int perm : p.permissions()) {
     if (!out.empty()) out += ",";
     switch (perm) {
-      case v1::ACCESS_PERMISSION_REGISTRY_READ: out += "RegistryRead"; break;
-      case v1::ACCESS_PERMISSION_REGISTRY_WRITE: out += "RegistryWrite"; break;
-      case v1::ACCESS_PERMISSION_SERVICE_CONNECT: out += "ServiceConnect"; break;
-      case v1::ACCESS_PERMISSION_DEVICE_CONNECT: out += "DeviceConnect"; break;
-      default: out += "?";
+      case v1::ACCESS_PERMISSION_REGISTRY_READ:
+        out += "RegistryRead";
+        break;
+      case v1::ACCESS_PERMISSION_REGISTRY_WRITE:
+        out += "RegistryWrite";
+        break;
+      case v1::ACCESS_PERMISSION_SERVICE_CONNECT:
+        out += "ServiceConnect";
+        break;
+      case v1::ACCESS_PERMISSION_DEVICE_CONNECT:
+        out += "DeviceConnect";
+        break;
+      default:
+        out += "?";
     }
   }
   return out;
@@ -152,7 +161,8 @@ bool Unreachable(const grpc::Status& s) {
 
 class Client final : public Session {
  public:
-  Client(const Options& options, std::ostream& out, std::ostream& err) : Session(options, out, err) {}
+  Client(const Options& options, std::ostream& out, std::ostream& err)
+      : Session(options, out, err) {}
 
   void PrintDevice(const v1::Device& d) const {
     if (options_.json) {
@@ -317,8 +327,9 @@ class Client final : public Session {
       v1::Device d;
       const auto parsed = google::protobuf::util::JsonStringToMessage(line, &d);
       if (!parsed.ok()) {
-        failed.emplace_back(number, "not a device as JSON: " +
-                                        OneLine(std::string(parsed.message().data(), parsed.message().size())));
+        failed.emplace_back(
+            number, "not a device as JSON: " +
+                        OneLine(std::string(parsed.message().data(), parsed.message().size())));
         continue;
       }
       if (d.device_id().empty()) {
@@ -356,9 +367,11 @@ class Client final : public Session {
     if (unreachable) err_ << "; stopped at line " << number;
     err_ << "\n";
     if (options_.json) {
-      nlohmann::ordered_json summary = {{"created", created}, {"skipped", skipped}, {"failed", failed.size()}};
+      nlohmann::ordered_json summary = {
+          {"created", created}, {"skipped", skipped}, {"failed", failed.size()}};
       summary["failed_lines"] = nlohmann::ordered_json::array();
-      for (const auto& [n, reason] : failed) summary["failed_lines"].push_back({{"line", n}, {"reason", reason}});
+      for (const auto& [n, reason] : failed)
+        summary["failed_lines"].push_back({{"line", n}, {"reason", reason}});
       if (unreachable) summary["stopped_at_line"] = number;
       out_ << summary.dump() << "\n";
     }
@@ -494,8 +507,8 @@ class Client final : public Session {
     const std::int64_t expiry = NowSeconds() + options_.token_ttl_seconds;
     const std::string token =
         !device.empty() && credentials_->key_name
-            ? auth::MakeSasToken(auth::DeviceResource(credentials_->host_name, device), credentials_->key,
-                                 expiry, *credentials_->key_name)
+            ? auth::MakeSasToken(auth::DeviceResource(credentials_->host_name, device),
+                                 credentials_->key, expiry, *credentials_->key_name)
             : credentials_->Token(expiry);
     out_ << (options_.json ? JsonStrings({{"token", token}}) : token) << "\n";
     return kExitOk;
@@ -512,14 +525,16 @@ class Client final : public Session {
     if (options_.json) {
       out_ << Json(resp) << "\n";
     } else {
-      out_ << "created endpoint " << resp.name() << " -> kafka topic " << resp.kafka_topic() << "\n";
+      out_ << "created endpoint " << resp.name() << " -> kafka topic " << resp.kafka_topic()
+           << "\n";
     }
     return kExitOk;
   }
 
   int ListEndpoints() {
     v1::ListEndpointsResponse resp;
-    const grpc::Status s = routing_->ListEndpoints(Context().get(), v1::ListEndpointsRequest(), &resp);
+    const grpc::Status s =
+        routing_->ListEndpoints(Context().get(), v1::ListEndpointsRequest(), &resp);
     if (!s.ok()) return Fail(s);
     std::vector<std::vector<std::string>> rows;
     for (const auto& e : resp.endpoints()) {
@@ -550,7 +565,8 @@ class Client final : public Session {
     r.set_condition(condition);
     r.set_endpoint(endpoint);
     r.set_enabled(!disabled);
-    r.set_source(lifecycle ? v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS : v1::ROUTE_SOURCE_DEVICE_MESSAGES);
+    r.set_source(lifecycle ? v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS
+                           : v1::ROUTE_SOURCE_DEVICE_MESSAGES);
     v1::Route resp;
     grpc::Status s;
     if (create) {
@@ -573,9 +589,10 @@ class Client final : public Session {
       if (options_.json) {
         out_ << Json(r) << "\n";
       } else {
-        rows.push_back({r.name(), r.enabled() ? "yes" : "no",
-                        r.source() == v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS ? "lifecycle" : "messages",
-                        r.endpoint(), r.condition().empty() ? "true" : r.condition()});
+        rows.push_back(
+            {r.name(), r.enabled() ? "yes" : "no",
+             r.source() == v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS ? "lifecycle" : "messages",
+             r.endpoint(), r.condition().empty() ? "true" : r.condition()});
       }
     }
     if (!options_.json) Table(out_, {"ROUTE", "ENABLED", "SOURCE", "ENDPOINT", "CONDITION"}, rows);
@@ -611,7 +628,8 @@ class Client final : public Session {
     Table(out_, {"FIELD", "VALUE"},
           {{"name", r.name()},
            {"enabled", r.enabled() ? "yes" : "no"},
-           {"source", r.source() == v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS ? "lifecycle" : "messages"},
+           {"source",
+            r.source() == v1::ROUTE_SOURCE_DEVICE_LIFECYCLE_EVENTS ? "lifecycle" : "messages"},
            {"endpoint", r.endpoint()},
            {"condition", r.condition().empty() ? "true" : r.condition()},
            {"created_time", Time(r.created_time())},
@@ -621,14 +639,16 @@ class Client final : public Session {
 
   int Settings() {
     v1::RoutingSettings resp;
-    const grpc::Status s = routing_->GetSettings(Context().get(), v1::GetRoutingSettingsRequest(), &resp);
+    const grpc::Status s =
+        routing_->GetSettings(Context().get(), v1::GetRoutingSettingsRequest(), &resp);
     if (!s.ok()) return Fail(s);
     if (options_.json) {
       out_ << Json(resp) << "\n";
       return kExitOk;
     }
     Table(out_, {"FIELD", "VALUE"},
-          {{"fallback", resp.fallback_enabled() ? "on" : "off"}, {"version", std::to_string(resp.version())}});
+          {{"fallback", resp.fallback_enabled() ? "on" : "off"},
+           {"version", std::to_string(resp.version())}});
     return kExitOk;
   }
 
@@ -638,7 +658,8 @@ class Client final : public Session {
     v1::RoutingSettings resp;
     const grpc::Status s = routing_->SetFallback(Context().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    out_ << (options_.json ? Json(resp) : std::string("fallback ") + (resp.fallback_enabled() ? "on" : "off"))
+    out_ << (options_.json ? Json(resp)
+                           : std::string("fallback ") + (resp.fallback_enabled() ? "on" : "off"))
          << "\n";
     return kExitOk;
   }
@@ -716,15 +737,16 @@ class Client final : public Session {
       if (resp.next_after_id() == 0) break;
       req.set_after_id(resp.next_after_id());
     }
-    if (limit > 0 && static_cast<long>(all.size()) > limit) all.resize(static_cast<std::size_t>(limit));
+    if (limit > 0 && static_cast<long>(all.size()) > limit)
+      all.resize(static_cast<std::size_t>(limit));
     if (options_.json) {
       for (const auto& r : all) out_ << Json(r) << "\n";
       return kExitOk;
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& r : all) {
-      rows.push_back({std::to_string(r.id()), Time(r.time()), r.actor_kind() + ":" + r.actor(), r.action(),
-                      r.target(), r.details_json().empty() ? "-" : r.details_json()});
+      rows.push_back({std::to_string(r.id()), Time(r.time()), r.actor_kind() + ":" + r.actor(),
+                      r.action(), r.target(), r.details_json().empty() ? "-" : r.details_json()});
     }
     Table(out_, {"ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"}, rows);
     return kExitOk;
@@ -734,18 +756,23 @@ class Client final : public Session {
   std::unique_ptr<v1::Registry::Stub> registry_ = v1::Registry::NewStub(channel_);
   std::unique_ptr<v1::AccessPolicies::Stub> policies_ = v1::AccessPolicies::NewStub(channel_);
   std::unique_ptr<v1::Routing::Stub> routing_ = v1::Routing::NewStub(channel_);
-  std::unique_ptr<grpc::health::v1::Health::Stub> health_ = grpc::health::v1::Health::NewStub(channel_);
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_ =
+      grpc::health::v1::Health::NewStub(channel_);
   std::unique_ptr<v1::AuditLog::Stub> audit_ = v1::AuditLog::NewStub(channel_);
 };
 
 constexpr char kRootFooter[] =
-    "Output: tables for people; --json prints one JSON object per line (proto field names) instead.\n"
+    "Output: tables for people; --json prints one JSON object per line (proto field names) "
+    "instead.\n"
     "Exit codes:\n"
     "  0  done\n"
-    "  1  Ferry refused or failed the call (the IoT Hub reason is printed, e.g. DeviceAlreadyExists,\n"
+    "  1  Ferry refused or failed the call (the IoT Hub reason is printed, e.g. "
+    "DeviceAlreadyExists,\n"
     "     PermissionDenied), or some lines of `devices import` failed\n"
-    "  2  usage error: unknown command or flag, bad argument, a file that cannot be read or written\n"
-    "  3  Ferry unreachable, UNAVAILABLE (e.g. its database is down), past --timeout, or not ready\n"
+    "  2  usage error: unknown command or flag, bad argument, a file that cannot be read or "
+    "written\n"
+    "  3  Ferry unreachable, UNAVAILABLE (e.g. its database is down), past --timeout, or not "
+    "ready\n"
     "     (health)\n"
     "  4  not found: DeviceNotFound, PolicyNotFound, RouteNotFound, EndpointNotFound,\n"
     "     EnrichmentNotFound, MessageNotFound\n"
@@ -760,13 +787,15 @@ void AddRegistryCommands(CLI::App& app, const std::function<Client()>& client, i
   };
   auto st = std::make_shared<State>();
 
-  CLI::App* devices = app.add_subcommand("devices", "Device identity registry (needs RegistryRead/RegistryWrite)")
-                          ->footer("Example: ferryctl devices list");
+  CLI::App* devices =
+      app.add_subcommand("devices", "Device identity registry (needs RegistryRead/RegistryWrite)")
+          ->footer("Example: ferryctl devices list");
   devices->require_subcommand(1);
 
   CLI::App* create = devices->add_subcommand("create", "Register a device")
-                         ->footer("Example: ferryctl devices create thermostat-7 --disabled "
-                                  "--status-reason 'not installed yet'");
+                         ->footer(
+                             "Example: ferryctl devices create thermostat-7 --disabled "
+                             "--status-reason 'not installed yet'");
   create->add_option("device-id", st->id, "Device id (case-sensitive)")->required();
   create->add_option("--primary-key", st->primary, "Base64 key (generated when omitted)");
   create->add_option("--secondary-key", st->secondary, "Base64 key (generated when omitted)");
@@ -784,15 +813,17 @@ void AddRegistryCommands(CLI::App& app, const std::function<Client()>& client, i
   CLI::App* list = devices->add_subcommand("list", "List devices in id order (all pages)")
                        ->footer("Example: ferryctl devices list --page-size 500");
   list->add_option("--page-size", st->page_size, "Devices per call, 1 to 1000 (default 100)");
-  list->add_option("--page-token", st->page_token, "Start after a previous page (implies --one-page)");
+  list->add_option("--page-token", st->page_token,
+                   "Start after a previous page (implies --one-page)");
   list->add_flag("--one-page", st->one_page, "Print one page only, with the next page token");
   list->callback([st, client, &code] {
     code = client().List(st->page_size, st->page_token, st->one_page || !st->page_token.empty());
   });
 
   CLI::App* update = devices->add_subcommand("update", "Change status, reason or keys")
-                         ->footer("Example: ferryctl devices update thermostat-7 --disable "
-                                  "--status-reason 'stolen'");
+                         ->footer(
+                             "Example: ferryctl devices update thermostat-7 --disable "
+                             "--status-reason 'stolen'");
   update->add_option("device-id", st->id, "Device id")->required();
   auto* en = update->add_flag("--enable", st->enable, "Enable the device");
   update->add_flag("--disable", st->disable, "Disable the device")->excludes(en);
@@ -804,7 +835,8 @@ void AddRegistryCommands(CLI::App& app, const std::function<Client()>& client, i
     std::optional<bool> enabled;
     if (st->enable) enabled = true;
     if (st->disable) enabled = false;
-    code = client().Update(st->id, enabled, st->update_reason, st->primary, st->secondary, st->if_match);
+    code = client().Update(st->id, enabled, st->update_reason, st->primary, st->secondary,
+                           st->if_match);
   });
 
   CLI::App* del = devices->add_subcommand("delete", "Delete a device")
@@ -813,47 +845,59 @@ void AddRegistryCommands(CLI::App& app, const std::function<Client()>& client, i
   del->add_option("--if-match", st->if_match, "Refuse unless the device's etag is this");
   del->callback([st, client, &code] { code = client().Delete(st->id, st->if_match); });
 
-  CLI::App* regen = devices->add_subcommand("regenerate-key", "Give a device a new random key")
-                        ->footer("Example: ferryctl devices regenerate-key thermostat-7 --slot secondary");
+  CLI::App* regen =
+      devices->add_subcommand("regenerate-key", "Give a device a new random key")
+          ->footer("Example: ferryctl devices regenerate-key thermostat-7 --slot secondary");
   regen->add_option("device-id", st->id, "Device id")->required();
   regen->add_option("--slot", st->slot, "primary or secondary")
       ->check(CLI::IsMember({"primary", "secondary"}))
       ->capture_default_str();
   regen->callback([st, client, &code] { code = client().RegenerateDeviceKey(st->id, st->slot); });
 
-  CLI::App* devcs = devices->add_subcommand("connection-string", "Print a device's connection string")
-                        ->footer("Example: ferryctl devices connection-string thermostat-7");
+  CLI::App* devcs =
+      devices->add_subcommand("connection-string", "Print a device's connection string")
+          ->footer("Example: ferryctl devices connection-string thermostat-7");
   devcs->add_option("device-id", st->id, "Device id")->required();
   devcs->add_option("--slot", st->slot, "primary or secondary")
       ->check(CLI::IsMember({"primary", "secondary"}))
       ->capture_default_str();
-  devcs->callback([st, client, &code] { code = client().DeviceConnectionString(st->id, st->slot); });
+  devcs->callback(
+      [st, client, &code] { code = client().DeviceConnectionString(st->id, st->slot); });
 
   CLI::App* exp =
       devices
-          ->add_subcommand("export",
-                           "Write every device as one JSON object a line, KEYS INCLUDED (the output holds "
-                           "secrets: a file is created with mode 0600 and appears only once complete)")
-          ->footer("Devices are listed page by page: a device created or deleted during the export may or "
-                   "may not be in it.\n"
-                   "Example: ferryctl devices export --output devices.jsonl\n"
-                   "Example: ferryctl devices export | jq -r .device_id");
+          ->add_subcommand(
+              "export",
+              "Write every device as one JSON object a line, KEYS INCLUDED (the output holds "
+              "secrets: a file is created with mode 0600 and appears only once complete)")
+          ->footer(
+              "Devices are listed page by page: a device created or deleted during the export may "
+              "or "
+              "may not be in it.\n"
+              "Example: ferryctl devices export --output devices.jsonl\n"
+              "Example: ferryctl devices export | jq -r .device_id");
   exp->add_option("-o,--output", st->file, "File to write (\"-\": stdout)")->capture_default_str();
   exp->callback([st, client, &code] { code = client().Export(st->file); });
 
   CLI::App* imp =
       devices
-          ->add_subcommand("import",
-                           "Create devices from JSON lines (as `devices export` writes them), keeping their "
-                           "keys, status and status reason; generation id and etag are new")
-          ->footer("Prints \"created N, skipped M, failed K\" and each failed line's number and reason on "
-                   "stderr (and, with --json, the summary as JSON on stdout); exits 1 if any line failed, 3 "
-                   "if Ferry became unreachable (the import stops there; run it again with --skip-existing). "
-                   "Calls refused with ThrottlingException are retried with backoff.\n"
-                   "Example: ferryctl devices import devices.jsonl --skip-existing\n"
-                   "Example: ferryctl devices export -e old:50051 | ferryctl devices import -");
+          ->add_subcommand(
+              "import",
+              "Create devices from JSON lines (as `devices export` writes them), keeping their "
+              "keys, status and status reason; generation id and etag are new")
+          ->footer(
+              "Prints \"created N, skipped M, failed K\" and each failed line's number and reason "
+              "on "
+              "stderr (and, with --json, the summary as JSON on stdout); exits 1 if any line "
+              "failed, 3 "
+              "if Ferry became unreachable (the import stops there; run it again with "
+              "--skip-existing). "
+              "Calls refused with ThrottlingException are retried with backoff.\n"
+              "Example: ferryctl devices import devices.jsonl --skip-existing\n"
+              "Example: ferryctl devices export -e old:50051 | ferryctl devices import -");
   imp->add_option("file", st->file, "JSON lines file (\"-\": stdin)")->required();
-  imp->add_flag("--skip-existing", st->skip_existing, "Count a device that already exists as skipped, not failed");
+  imp->add_flag("--skip-existing", st->skip_existing,
+                "Count a device that already exists as skipped, not failed");
   imp->callback([st, client, &code] { code = client().Import(st->file, st->skip_existing); });
 }
 
@@ -864,8 +908,9 @@ void AddPolicyCommands(CLI::App& app, const std::function<Client()>& client, int
   };
   auto st = std::make_shared<State>();
 
-  CLI::App* policies = app.add_subcommand("policies", "Shared access policies (needs an owner policy)")
-                           ->footer("Example: ferryctl policies list");
+  CLI::App* policies =
+      app.add_subcommand("policies", "Shared access policies (needs an owner policy)")
+          ->footer("Example: ferryctl policies list");
   policies->require_subcommand(1);
   auto add_permissions = [st](CLI::App* cmd) {
     cmd->add_option("--permissions", st->permissions,
@@ -874,8 +919,9 @@ void AddPolicyCommands(CLI::App& app, const std::function<Client()>& client, int
         ->required();
   };
   CLI::App* pcreate = policies->add_subcommand("create", "Create a policy")
-                          ->footer("Example: ferryctl policies create backend --permissions "
-                                   "ServiceConnect,RegistryRead");
+                          ->footer(
+                              "Example: ferryctl policies create backend --permissions "
+                              "ServiceConnect,RegistryRead");
   pcreate->add_option("name", st->name, "Policy name")->required();
   add_permissions(pcreate);
   pcreate->add_option("--primary-key", st->primary, "Base64 key (generated when omitted)");
@@ -890,8 +936,9 @@ void AddPolicyCommands(CLI::App& app, const std::function<Client()>& client, int
   policies->add_subcommand("list", "List policies")
       ->footer("Example: ferryctl policies list --json")
       ->callback([client, &code] { code = client().ListPolicies(); });
-  CLI::App* pupdate = policies->add_subcommand("update", "Replace a policy's permissions (and keys, if given)")
-                          ->footer("Example: ferryctl policies update backend --permissions ServiceConnect");
+  CLI::App* pupdate =
+      policies->add_subcommand("update", "Replace a policy's permissions (and keys, if given)")
+          ->footer("Example: ferryctl policies update backend --permissions ServiceConnect");
   pupdate->add_option("name", st->name, "Policy name")->required();
   add_permissions(pupdate);
   pupdate->add_option("--primary-key", st->primary, "New base64 primary key (default: keep)");
@@ -903,17 +950,21 @@ void AddPolicyCommands(CLI::App& app, const std::function<Client()>& client, int
                           ->footer("Example: ferryctl policies delete backend");
   pdelete->add_option("name", st->name, "Policy name")->required();
   pdelete->callback([st, client, &code] { code = client().DeletePolicy(st->name); });
-  CLI::App* pregen = policies->add_subcommand("regenerate-key", "Give a policy a new random key")
-                         ->footer("Example: ferryctl policies regenerate-key backend --slot primary");
+  CLI::App* pregen =
+      policies->add_subcommand("regenerate-key", "Give a policy a new random key")
+          ->footer("Example: ferryctl policies regenerate-key backend --slot primary");
   pregen->add_option("name", st->name, "Policy name")->required();
   pregen->add_option("--slot", st->slot, "primary or secondary")
       ->check(CLI::IsMember({"primary", "secondary"}))
       ->capture_default_str();
-  pregen->callback([st, client, &code] { code = client().RegeneratePolicyKey(st->name, st->slot); });
+  pregen->callback(
+      [st, client, &code] { code = client().RegeneratePolicyKey(st->name, st->slot); });
 
-  CLI::App* token = app.add_subcommand("token", "Print a SAS token signed with the connection string (no call)")
-                        ->footer("Example: ferryctl token --device thermostat-7 --token-ttl 600");
-  token->add_option("--device", st->device, "With a policy connection string: scope the token to this device");
+  CLI::App* token =
+      app.add_subcommand("token", "Print a SAS token signed with the connection string (no call)")
+          ->footer("Example: ferryctl token --device thermostat-7 --token-ttl 600");
+  token->add_option("--device", st->device,
+                    "With a policy connection string: scope the token to this device");
   token->callback([st, client, &code] { code = client().Token(st->device); });
 }
 
@@ -929,20 +980,25 @@ void AddRoutingCommands(CLI::App& app, const std::function<Client()>& client, in
                          ->footer("Example: ferryctl routes list");
   routes->require_subcommand(1);
   for (const bool create : {true, false}) {
-    CLI::App* cmd = routes->add_subcommand(create ? "create" : "update",
-                                           create ? "Create a route" : "Replace a route")
-                        ->footer(std::string("Example: ferryctl routes ") + (create ? "create" : "update") +
-                                 " hot --endpoint alerts --condition 'AS_NUMBER(temperature) > 30'");
+    CLI::App* cmd =
+        routes
+            ->add_subcommand(create ? "create" : "update",
+                             create ? "Create a route" : "Replace a route")
+            ->footer(std::string("Example: ferryctl routes ") + (create ? "create" : "update") +
+                     " hot --endpoint alerts --condition 'AS_NUMBER(temperature) > 30'");
     cmd->add_option("name", st->route, "Route name")->required();
     cmd->add_option("--condition", st->condition, "Routing query (empty: every message)");
     cmd->add_option("--endpoint", st->endpoint, "Endpoint name")->capture_default_str();
     cmd->add_flag("--disabled", st->disabled, "Store the route disabled");
-    cmd->add_flag("--lifecycle", st->lifecycle, "Route device lifecycle events instead of messages");
+    cmd->add_flag("--lifecycle", st->lifecycle,
+                  "Route device lifecycle events instead of messages");
     cmd->callback([st, client, create, &code] {
-      code = client().SaveRoute(create, st->route, st->condition, st->endpoint, st->disabled, st->lifecycle);
+      code = client().SaveRoute(create, st->route, st->condition, st->endpoint, st->disabled,
+                                st->lifecycle);
     });
   }
-  CLI::App* rget = routes->add_subcommand("get", "Show one route")->footer("Example: ferryctl routes get hot");
+  CLI::App* rget =
+      routes->add_subcommand("get", "Show one route")->footer("Example: ferryctl routes get hot");
   rget->add_option("name", st->route, "Route name")->required();
   rget->callback([st, client, &code] { code = client().GetRoute(st->route); });
   routes->add_subcommand("list", "List routes")
@@ -953,21 +1009,28 @@ void AddRoutingCommands(CLI::App& app, const std::function<Client()>& client, in
   rdel->add_option("name", st->route, "Route name")->required();
   rdel->callback([st, client, &code] { code = client().DeleteRoute(st->route); });
   CLI::App* rtest =
-      routes->add_subcommand("test", "Try a condition, a stored route, or every enabled route on a sample message")
-          ->footer("Example: ferryctl routes test --condition '$body.temp > 30' --body '{\"temp\":31}' "
-                   "--content-type application/json\n"
-                   "Example: ferryctl routes test --route hot --property temperature=31");
+      routes
+          ->add_subcommand(
+              "test", "Try a condition, a stored route, or every enabled route on a sample message")
+          ->footer(
+              "Example: ferryctl routes test --condition '$body.temp > 30' --body '{\"temp\":31}' "
+              "--content-type application/json\n"
+              "Example: ferryctl routes test --route hot --property temperature=31");
   auto* cond = rtest->add_option("--condition", st->condition, "Condition to try");
-  rtest->add_option("--route", st->route, "Stored route to try (default: every enabled route)")->excludes(cond);
+  rtest->add_option("--route", st->route, "Stored route to try (default: every enabled route)")
+      ->excludes(cond);
   rtest->add_option("--body", st->body, "Sample body");
   rtest->add_option("--content-type", st->content_type, "Sample content type (encoding utf-8)");
   rtest->add_option("--property", st->properties, "Application property name=value (repeatable)");
   rtest->callback([st, client, &code] {
-    code = client().TestRoutes(st->condition, st->route, st->body, st->content_type, st->properties);
+    code =
+        client().TestRoutes(st->condition, st->route, st->body, st->content_type, st->properties);
   });
   CLI::App* fallback = routes->add_subcommand("fallback", "Turn the fallback route on or off")
                            ->footer("Example: ferryctl routes fallback off");
-  fallback->add_option("state", st->state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  fallback->add_option("state", st->state, "on or off")
+      ->required()
+      ->check(CLI::IsMember({"on", "off"}));
   fallback->callback([st, client, &code] { code = client().SetFallback(st->state == "on"); });
   routes->add_subcommand("settings", "The fallback's state and the routing version")
       ->footer("Example: ferryctl routes settings")
@@ -976,11 +1039,13 @@ void AddRoutingCommands(CLI::App& app, const std::function<Client()>& client, in
   CLI::App* endpoints = app.add_subcommand("endpoints", "Routing endpoints (needs ServiceConnect)")
                             ->footer("Example: ferryctl endpoints list");
   endpoints->require_subcommand(1);
-  CLI::App* ecreate = endpoints->add_subcommand("create", "Create a Kafka endpoint")
-                          ->footer("Example: ferryctl endpoints create alerts --kafka-topic ferry.alerts");
+  CLI::App* ecreate =
+      endpoints->add_subcommand("create", "Create a Kafka endpoint")
+          ->footer("Example: ferryctl endpoints create alerts --kafka-topic ferry.alerts");
   ecreate->add_option("name", st->endpoint, "Endpoint name")->required();
   ecreate->add_option("--kafka-topic", st->topic, "Kafka topic")->required();
-  ecreate->callback([st, client, &code] { code = client().CreateEndpoint(st->endpoint, st->topic); });
+  ecreate->callback(
+      [st, client, &code] { code = client().CreateEndpoint(st->endpoint, st->topic); });
   endpoints->add_subcommand("list", "List endpoints")
       ->footer("Example: ferryctl endpoints list")
       ->callback([client, &code] { code = client().ListEndpoints(); });
@@ -1000,9 +1065,11 @@ void AddAuditCommands(CLI::App& app, const std::function<Client()>& client, int&
   CLI::App* audit = app.add_subcommand("audit", "The operator audit log (needs ServiceConnect)")
                         ->footer("Example: ferryctl audit list --action device.delete");
   audit->require_subcommand(1);
-  CLI::App* list = audit->add_subcommand("list", "Audit records, oldest first")
-                       ->footer("Example: ferryctl audit list --since 2026-11-26T00:00:00Z --actor backend");
-  list->add_option("--action", st->action, "Only this action (e.g. policy.create, device.delete, c2d.purge)");
+  CLI::App* list =
+      audit->add_subcommand("list", "Audit records, oldest first")
+          ->footer("Example: ferryctl audit list --since 2026-11-26T00:00:00Z --actor backend");
+  list->add_option("--action", st->action,
+                   "Only this action (e.g. policy.create, device.delete, c2d.purge)");
   list->add_option("--target", st->target, "Only this target (a policy name, device id, ...)");
   list->add_option("--actor", st->actor, "Only this actor (a policy name or device id)");
   list->add_option("--since", st->since, "Only records at or after this time (RFC 3339)");
@@ -1022,7 +1089,8 @@ void AddAuditCommands(CLI::App& app, const std::function<Client()>& client, int&
 
 }  // namespace
 
-std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostream& err, int& code) {
+std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostream& err,
+                                  int& code) {
   auto app = std::make_unique<CLI::App>("ferryctl: operate a Ferry hub over gRPC");
   app->footer(kRootFooter);
   app->require_subcommand(1);
@@ -1038,11 +1106,13 @@ std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostr
   app->add_option("--connection-string", options.connection_string,
                   "IoT Hub connection string of a policy or a device; tokens are signed with it")
       ->envname("FERRY_CONNECTION_STRING");
-  app->add_option("--token-ttl", options.token_ttl_seconds, "Lifetime of the tokens signed, seconds")
+  app->add_option("--token-ttl", options.token_ttl_seconds,
+                  "Lifetime of the tokens signed, seconds")
       ->check(SecondsIn(1, 366 * 86400))
       ->envname("FERRY_TOKEN_TTL")
       ->capture_default_str();
-  app->add_flag("--tls", options.tls, "Use TLS with the system's CA certificates")->envname("FERRY_TLS");
+  app->add_flag("--tls", options.tls, "Use TLS with the system's CA certificates")
+      ->envname("FERRY_TLS");
   app->add_option("--tls-ca-file", options.tls_ca_file, "Use TLS, trusting this PEM CA bundle")
       ->envname("FERRY_TLS_CA_FILE");
   app->add_option("--tls-cert-file", options.tls_cert_file, "Client certificate (mutual TLS)")
@@ -1050,7 +1120,9 @@ std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostr
   app->add_option("--tls-key-file", options.tls_key_file, "Client private key (mutual TLS)")
       ->envname("FERRY_TLS_CLIENT_KEY_FILE");
 
-  const std::function<Client()> client = [&options, &out, &err] { return Client(options, out, err); };
+  const std::function<Client()> client = [&options, &out, &err] {
+    return Client(options, out, err);
+  };
   AddRegistryCommands(*app, client, code);
   AddPolicyCommands(*app, client, code);
   AddRoutingCommands(*app, client, code);
@@ -1059,8 +1131,9 @@ std::unique_ptr<CLI::App> MakeApp(Options& options, std::ostream& out, std::ostr
   AddAuditCommands(*app, client, code);
 
   app->add_subcommand("health", "Liveness and readiness of a ferryd (no token needed)")
-      ->footer("Exits 3 when ferryd does not answer or is not ready.\n"
-               "Example: ferryctl health --endpoint 127.0.0.1:50051")
+      ->footer(
+          "Exits 3 when ferryd does not answer or is not ready.\n"
+          "Example: ferryctl health --endpoint 127.0.0.1:50051")
       ->callback([client, &code] { code = client().Health(); });
   return app;
 }

@@ -1,8 +1,9 @@
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <iosfwd>
 #include <memory>
+
+#include <CLI/CLI.hpp>
 
 #include "tools/ferryctl/session.h"
 

@@ -2,4 +2,6 @@
 
 #include "tools/ferryctl/ferryctl.h"
 
-int main(int argc, char** argv) { return ferry::ctl::Run(argc, argv, std::cout, std::cerr); }
+int main(int argc, char** argv) {
+  return ferry::ctl::Run(argc, argv, std::cout, std::cerr);
+}

@@ -72,11 +72,13 @@ Session::Session(const Options& options, std::ostream& out, std::ostream& err)
 std::unique_ptr<grpc::ClientContext> Session::Context(bool deadline) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (deadline) {
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(static_cast<long>(options_.timeout_seconds * 1000)));
+    ctx->set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(static_cast<long>(options_.timeout_seconds * 1000)));
   }
   if (credentials_) {
-    ctx->AddMetadata("authorization", credentials_->Token(NowSeconds() + options_.token_ttl_seconds));
+    ctx->AddMetadata("authorization",
+                     credentials_->Token(NowSeconds() + options_.token_ttl_seconds));
   }
   return ctx;
 }
@@ -135,7 +137,9 @@ void Table(std::ostream& out, const std::vector<std::string>& header,
 
 google::protobuf::Timestamp TimeOption(const std::string& option, const std::string& text) {
   const auto t = ParseTime(text);
-  if (!t) throw CLI::ValidationError(option, "'" + text + "' is not an RFC 3339 time (2026-11-26T08:00:00Z)");
+  if (!t)
+    throw CLI::ValidationError(option,
+                               "'" + text + "' is not an RFC 3339 time (2026-11-26T08:00:00Z)");
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(*t));
 }
 

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/grpcpp.h>
-#include <CLI/CLI.hpp>
 
 #include "core/auth/connection_string.h"
 
@@ -67,6 +67,7 @@ class Session {
 void Table(std::ostream& out, const std::vector<std::string>& header,
            const std::vector<std::vector<std::string>>& rows);
 // Parses an RFC 3339 time for an option; throws CLI::ValidationError.
-[[nodiscard]] google::protobuf::Timestamp TimeOption(const std::string& option, const std::string& text);
+[[nodiscard]] google::protobuf::Timestamp TimeOption(const std::string& option,
+                                                     const std::string& text);
 
 }  // namespace ferry::ctl

@@ -42,7 +42,7 @@ struct FerrydConfig {
   bool allow_plaintext = false;
 
   // d2c
-  std::string kafka_brokers;  // empty: an embedded development Kafka
+  std::string kafka_brokers;                  // empty: an embedded development Kafka
   std::vector<std::string> kafka_properties;  // key=value, passed to librdkafka
   std::string d2c_topic = "ferry.d2c";
   std::string d2c_group = "ferry-d2c";

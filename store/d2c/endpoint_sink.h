@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "consumers/d2c/event_store.h"
+#include "store/d2c/event_store.h"
 
 namespace ferry::kafka {
 class Producer;

@@ -1,4 +1,4 @@
-#include "consumers/d2c/event_store.h"
+#include "store/d2c/event_store.h"
 
 #include <algorithm>
 #include <limits>
@@ -62,8 +62,9 @@ std::string Json(const std::map<std::string, std::string>& m) {
 std::string HeadersJson(const KafkaRecord& r) {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& h : r.headers) {
-    j.push_back({{"name", auth::Base64Encode(h.name)},
-                 {"value", h.value ? nlohmann::json(auth::Base64Encode(*h.value)) : nlohmann::json()}});
+    j.push_back(
+        {{"name", auth::Base64Encode(h.name)},
+         {"value", h.value ? nlohmann::json(auth::Base64Encode(*h.value)) : nlohmann::json()}});
   }
   return j.dump();
 }
@@ -78,14 +79,17 @@ bool IsDataError(const pqxx::sql_error& e) {
   return s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0 || s == "54000";
 }
 
-std::chrono::sys_days DayOf(TimePoint t) { return std::chrono::floor<std::chrono::days>(t); }
+std::chrono::sys_days DayOf(TimePoint t) {
+  return std::chrono::floor<std::chrono::days>(t);
+}
 
 // The fence: the checkpoint row if `epoch` is still current (locked for the
 // rest of the transaction, so a zombie's concurrent batch waits and then
 // finds itself fenced), else no row.
 pqxx::result LockCheckpoint(pqxx::dbtransaction& tx, const PartitionId& id, std::int64_t epoch) {
   return tx.exec_params(
-      "SELECT next_offset, high_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
+      "SELECT next_offset, high_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = "
+      "$2"
       " AND kafka_partition = $3 AND epoch = $4 FOR UPDATE",
       id.group, id.topic, id.partition, epoch);
 }
@@ -117,10 +121,10 @@ struct Row {
   std::optional<Event> event;
   std::optional<DeadLetter> dead;
   bool to_store = false;
-  std::vector<std::size_t> kafka;  // Kafka endpoints matched, by index in the route set
+  std::vector<std::size_t> kafka;    // Kafka endpoints matched, by index in the route set
   std::vector<std::size_t> deliver;  // those delivered to (EndpointRecords)
-  bool skip = false;               // already covered by the checkpoint
-  bool replay = false;             // below the high offset
+  bool skip = false;                 // already covered by the checkpoint
+  bool replay = false;               // below the high offset
 };
 
 bool IsLifecycle(const Event& e) {
@@ -177,12 +181,10 @@ std::map<std::string, routing::DeviceFields> LoadDeviceFields(pqxx::dbtransactio
            "SELECT device_id, generation_id, etag, status, status_reason, connection_state"
            " FROM devices WHERE device_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
            ids.dump())) {
-    out[r[0].as<std::string>()] = {{"deviceId", r[0].as<std::string>()},
-                                   {"generationId", r[1].as<std::string>()},
-                                   {"etag", r[2].as<std::string>()},
-                                   {"status", r[3].as<std::string>()},
-                                   {"statusReason", r[4].as<std::string>()},
-                                   {"connectionState", r[5].as<std::string>()}};
+    out[r[0].as<std::string>()] = {
+        {"deviceId", r[0].as<std::string>()},     {"generationId", r[1].as<std::string>()},
+        {"etag", r[2].as<std::string>()},         {"status", r[3].as<std::string>()},
+        {"statusReason", r[4].as<std::string>()}, {"connectionState", r[5].as<std::string>()}};
   }
   return out;
 }
@@ -196,8 +198,9 @@ const routing::DeviceFields* FieldsOf(const std::map<std::string, routing::Devic
 // The event as a record for a Kafka endpoint: key the device id, value the
 // body, headers its system and application properties plus enrichments
 // (the D2C record contract, so that another Ferry could land it).
-kafka::OutgoingRecord ToEndpointRecord(const Event& e, const std::string& topic,
-                                       const std::vector<std::pair<std::string, std::string>>& extra) {
+kafka::OutgoingRecord ToEndpointRecord(
+    const Event& e, const std::string& topic,
+    const std::vector<std::pair<std::string, std::string>>& extra) {
   kafka::OutgoingRecord r;
   r.topic = topic;
   r.key = e.device_id;
@@ -215,10 +218,9 @@ kafka::OutgoingRecord ToEndpointRecord(const Event& e, const std::string& topic,
 // not delivered to (as IoT Hub drops it there): it is left out of
 // row.deliver and counted in out.oversized, so a row left with no endpoint
 // counts as dropped. Safe to repeat on a retried transaction.
-std::vector<kafka::OutgoingRecord> EndpointRecords(Row& row, const routing::RouteSet& routes,
-                                                   const std::string& hub_name,
-                                                   const std::map<std::string, routing::DeviceFields>& fields,
-                                                   LandingOutcome& out) {
+std::vector<kafka::OutgoingRecord> EndpointRecords(
+    Row& row, const routing::RouteSet& routes, const std::string& hub_name,
+    const std::map<std::string, routing::DeviceFields>& fields, LandingOutcome& out) {
   std::vector<kafka::OutgoingRecord> records;
   row.deliver.clear();
   for (const std::size_t i : row.kafka) {
@@ -226,9 +228,10 @@ std::vector<kafka::OutgoingRecord> EndpointRecords(Row& row, const routing::Rout
     const std::string& name = routes.endpoints()[i].name;
     if (const std::size_t size = MessageSize(*row.event, extra); size > kMaxD2cMessageBytes) {
       ++out.oversized[name];
-      Logger()->warn("message not delivered to endpoint: over 256 KB with its enrichments endpoint=\"{}\""
-                     " partition={} offset={} bytes={}",
-                     name, row.record->partition, row.record->offset, size);
+      Logger()->warn(
+          "message not delivered to endpoint: over 256 KB with its enrichments endpoint=\"{}\""
+          " partition={} offset={} bytes={}",
+          name, row.record->partition, row.record->offset, size);
       continue;
     }
     row.deliver.push_back(i);
@@ -246,10 +249,20 @@ std::optional<std::string> RecordTime(const KafkaRecord& r) {
 }
 
 const std::vector<std::string>& EventColumns() {
-  static const std::vector<std::string> columns = {
-      "consumer_group", "topic", "kafka_partition", "kafka_offset", "enqueued_time",
-      "device_id", "message_id", "correlation_id", "content_type", "content_encoding",
-      "creation_time", "system_properties", "application_properties", "body"};
+  static const std::vector<std::string> columns = {"consumer_group",
+                                                   "topic",
+                                                   "kafka_partition",
+                                                   "kafka_offset",
+                                                   "enqueued_time",
+                                                   "device_id",
+                                                   "message_id",
+                                                   "correlation_id",
+                                                   "content_type",
+                                                   "content_encoding",
+                                                   "creation_time",
+                                                   "system_properties",
+                                                   "application_properties",
+                                                   "body"};
   return columns;
 }
 
@@ -263,16 +276,18 @@ std::string ColumnList() {
 // table the caller filled. Returns how many were inserted.
 std::size_t InsertNewFromStaging(pqxx::dbtransaction& tx) {
   const std::string cols = ColumnList();
-  return tx.exec(fmt::format(
-                     "WITH ins AS (INSERT INTO d2c_events ({0}) SELECT {0} FROM d2c_replay s"
-                     " WHERE NOT EXISTS (SELECT 1 FROM d2c_events e WHERE e.consumer_group = s.consumer_group"
-                     " AND e.topic = s.topic AND e.kafka_partition = s.kafka_partition"
-                     " AND e.kafka_offset = s.kafka_offset)"
-                     " AND NOT EXISTS (SELECT 1 FROM d2c_dead_letters d WHERE d.consumer_group = s.consumer_group"
-                     " AND d.topic = s.topic AND d.kafka_partition = s.kafka_partition"
-                     " AND d.kafka_offset = s.kafka_offset)"
-                     " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
-                     cols))[0][0]
+  return tx
+      .exec(fmt::format(
+          "WITH ins AS (INSERT INTO d2c_events ({0}) SELECT {0} FROM d2c_replay s"
+          " WHERE NOT EXISTS (SELECT 1 FROM d2c_events e WHERE e.consumer_group = s.consumer_group"
+          " AND e.topic = s.topic AND e.kafka_partition = s.kafka_partition"
+          " AND e.kafka_offset = s.kafka_offset)"
+          " AND NOT EXISTS (SELECT 1 FROM d2c_dead_letters d WHERE d.consumer_group = "
+          "s.consumer_group"
+          " AND d.topic = s.topic AND d.kafka_partition = s.kafka_partition"
+          " AND d.kafka_offset = s.kafka_offset)"
+          " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
+          cols))[0][0]
       .as<std::size_t>();
 }
 
@@ -325,14 +340,15 @@ void EventStore::RefreshDays() {
   DayRange range;
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     range = DayRange{};
-    for (const auto& row : tx.exec(
-             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-             " WHERE i.inhparent = 'd2c_events'::regclass")) {
+    for (const auto& row :
+         tx.exec("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                 " WHERE i.inhparent = 'd2c_events'::regclass")) {
       const std::string name = row[0].as<std::string>();
       int y = 0;
       unsigned m = 0, d = 0;
       if (std::sscanf(name.c_str(), "d2c_events_p%4d%2u%2u", &y, &m, &d) != 3) continue;
-      const std::chrono::sys_days day{std::chrono::year(y) / std::chrono::month(m) / std::chrono::day(d)};
+      const std::chrono::sys_days day{std::chrono::year(y) / std::chrono::month(m) /
+                                      std::chrono::day(d)};
       if (!range.first || day < *range.first) range.first = day;
       if (!range.last || day > *range.last) range.last = day;
     }
@@ -344,8 +360,8 @@ void EventStore::RefreshDays() {
 std::vector<std::string> EventStore::EnsureDays(TimePoint now, int ahead_days, int retention_days) {
   const auto today = DayOf(now);
   std::vector<std::string> created;
-  for (auto day = today - std::chrono::days(retention_days); day <= today + std::chrono::days(ahead_days);
-       day += std::chrono::days(1)) {
+  for (auto day = today - std::chrono::days(retention_days);
+       day <= today + std::chrono::days(ahead_days); day += std::chrono::days(1)) {
     const std::string name = DayPartitionName(day);
     const bool made = pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
       tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMaintenanceLockKey);
@@ -353,11 +369,13 @@ std::vector<std::string> EventStore::EnsureDays(TimePoint now, int ahead_days, i
       const std::string from = DayText(day), to = DayText(day + std::chrono::days(1));
       tx.exec0(fmt::format("CREATE TABLE {0} (LIKE d2c_events INCLUDING DEFAULTS)", name));
       // The constraint lets ATTACH skip scanning the (empty) table.
-      tx.exec0(fmt::format("ALTER TABLE {0} ADD CONSTRAINT {0}_range CHECK (enqueued_time >= '{1}'"
-                           " AND enqueued_time < '{2}')",
-                           name, from, to));
-      tx.exec0(fmt::format("ALTER TABLE d2c_events ATTACH PARTITION {0} FOR VALUES FROM ('{1}') TO ('{2}')",
-                           name, from, to));
+      tx.exec0(
+          fmt::format("ALTER TABLE {0} ADD CONSTRAINT {0}_range CHECK (enqueued_time >= '{1}'"
+                      " AND enqueued_time < '{2}')",
+                      name, from, to));
+      tx.exec0(fmt::format(
+          "ALTER TABLE d2c_events ATTACH PARTITION {0} FOR VALUES FROM ('{1}') TO ('{2}')", name,
+          from, to));
       return true;
     });
     if (made) {
@@ -374,9 +392,9 @@ std::vector<std::string> EventStore::DropExpiredDays(TimePoint now, int retentio
   std::vector<std::string> victims;
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     victims.clear();
-    for (const auto& row : tx.exec(
-             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-             " WHERE i.inhparent = 'd2c_events'::regclass ORDER BY 1")) {
+    for (const auto& row :
+         tx.exec("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                 " WHERE i.inhparent = 'd2c_events'::regclass ORDER BY 1")) {
       const std::string name = row[0].as<std::string>();
       if (name < DayPartitionName(oldest_kept)) victims.push_back(name);
     }
@@ -420,7 +438,8 @@ std::shared_ptr<const routing::RouteSet> EventStore::Routes() {
 void EventStore::Deliver(const std::vector<kafka::OutgoingRecord>& records) {
   if (records.empty()) return;
   if (sink_ == nullptr) {
-    throw Error(Reason::kServiceUnavailable, "a route sends to a Kafka endpoint but no producer is configured");
+    throw Error(Reason::kServiceUnavailable,
+                "a route sends to a Kafka endpoint but no producer is configured");
   }
   sink_->Deliver(records);
 }
@@ -430,10 +449,11 @@ LandingOutcome EventStore::Land(const LandingBatch& batch, TimePoint now) {
   const auto routes = Routes();
   LandingOutcome out = LandSplitting(batch, 0, batch.records.size(), now, *routes);
   out.route_version = routes->version();
-  Logger()->debug("batch landed partition={} first_offset={} next_offset={} events={} dropped={}"
-                  " replay_skipped={} route_version={}",
-                  batch.id.partition, batch.records.front().offset, out.next_offset, out.events,
-                  out.dropped, out.replay_skipped, out.route_version);
+  Logger()->debug(
+      "batch landed partition={} first_offset={} next_offset={} events={} dropped={}"
+      " replay_skipped={} route_version={}",
+      batch.id.partition, batch.records.front().offset, out.next_offset, out.events, out.dropped,
+      out.replay_skipped, out.route_version);
   return out;
 }
 
@@ -495,7 +515,8 @@ LandingOutcome EventStore::LandBare(const LandingBatch& one, const std::string& 
       return;
     }
     tx.exec_params0(
-        "INSERT INTO d2c_dead_letters (consumer_group, topic, kafka_partition, kafka_offset, reason,"
+        "INSERT INTO d2c_dead_letters (consumer_group, topic, kafka_partition, kafka_offset, "
+        "reason,"
         " detail, record_headers) VALUES ($1, $2, $3, $4, $5, $6, '[]') ON CONFLICT DO NOTHING",
         one.id.group, one.id.topic, one.id.partition, r.offset,
         std::string(ReasonName(DeadLetterReason::kDataError)),
@@ -563,10 +584,11 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
     // A retried batch (part of it committed before a split, or a commit whose
     // outcome was unknown) skips what the checkpoint already covers; what
     // lies below the high offset (after a checkpoint reset) is a replay.
-    const std::int64_t landed_below =
-        fence[0][0].is_null() ? std::numeric_limits<std::int64_t>::min() : fence[0][0].as<std::int64_t>();
-    const std::int64_t high =
-        fence[0][1].is_null() ? std::numeric_limits<std::int64_t>::min() : fence[0][1].as<std::int64_t>();
+    const std::int64_t landed_below = fence[0][0].is_null()
+                                          ? std::numeric_limits<std::int64_t>::min()
+                                          : fence[0][0].as<std::int64_t>();
+    const std::int64_t high = fence[0][1].is_null() ? std::numeric_limits<std::int64_t>::min()
+                                                    : fence[0][1].as<std::int64_t>();
     for (Row& row : rows) {
       row.skip = row.record->offset < landed_below;
       row.replay = row.record->offset < high;
@@ -606,7 +628,8 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
       for (const Row& row : rows) {
         if (row.skip || !row.to_store || row.replay != replay) continue;
         const Event& e = *row.event;
-        const auto extra = routes.Enrich(routes.store_endpoint(), hub_name_, FieldsOf(fields, e.device_id));
+        const auto extra =
+            routes.Enrich(routes.store_endpoint(), hub_name_, FieldsOf(fields, e.device_id));
         copy << std::make_tuple(batch.id.group, batch.id.topic, batch.id.partition,
                                 row.record->offset, PgTime(e.enqueued_time), e.device_id,
                                 e.message_id, e.correlation_id, e.content_type, e.content_encoding,
@@ -622,9 +645,10 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
       out.events += fresh;
     }
     if (replayed > 0) {
-      tx.exec0(fmt::format("CREATE TEMP TABLE d2c_replay ON COMMIT DROP AS SELECT {} FROM d2c_events"
-                           " WITH NO DATA",
-                           ColumnList()));
+      tx.exec0(
+          fmt::format("CREATE TEMP TABLE d2c_replay ON COMMIT DROP AS SELECT {} FROM d2c_events"
+                      " WITH NO DATA",
+                      ColumnList()));
       {
         pg::CopyIn copy(tx, "d2c_replay", EventColumns());
         store_rows(copy, true);
@@ -649,17 +673,17 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
         const std::size_t n =
             gone ? 0
                  : tx.exec_params(
-                           "INSERT INTO d2c_dead_letters (consumer_group, topic, kafka_partition,"
-                           " kafka_offset, reason, detail, record_key, record_value, record_headers,"
-                           " record_timestamp) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
-                           " WHERE NOT EXISTS (SELECT 1 FROM d2c_events e WHERE e.consumer_group = $1"
-                           " AND e.topic = $2 AND e.kafka_partition = $3 AND e.kafka_offset = $4)"
-                           " ON CONFLICT DO NOTHING",
-                           batch.id.group, batch.id.topic, batch.id.partition, r.offset,
-                           std::string(ReasonName(row.dead->reason)), row.dead->detail,
-                           r.key ? std::optional<std::string>(Hex(*r.key)) : std::nullopt,
-                           r.value ? std::optional<std::string>(Hex(*r.value)) : std::nullopt,
-                           HeadersJson(r), RecordTime(r))
+                         "INSERT INTO d2c_dead_letters (consumer_group, topic, kafka_partition,"
+                         " kafka_offset, reason, detail, record_key, record_value, record_headers,"
+                         " record_timestamp) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+                         " WHERE NOT EXISTS (SELECT 1 FROM d2c_events e WHERE e.consumer_group = $1"
+                         " AND e.topic = $2 AND e.kafka_partition = $3 AND e.kafka_offset = $4)"
+                         " ON CONFLICT DO NOTHING",
+                         batch.id.group, batch.id.topic, batch.id.partition, r.offset,
+                         std::string(ReasonName(row.dead->reason)), row.dead->detail,
+                         r.key ? std::optional<std::string>(Hex(*r.key)) : std::nullopt,
+                         r.value ? std::optional<std::string>(Hex(*r.value)) : std::nullopt,
+                         HeadersJson(r), RecordTime(r))
                        .affected_rows();
         if (n == 0) {
           ++out.replay_skipped;
@@ -672,10 +696,10 @@ LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin
       any_dead = true;
     }
     if (any_dead) {
-      pg::CopyIn copy(tx, "d2c_dead_letters",
-                      {"consumer_group", "topic", "kafka_partition", "kafka_offset", "reason",
-                       "detail", "record_key", "record_value", "record_headers",
-                       "record_timestamp"});
+      pg::CopyIn copy(
+          tx, "d2c_dead_letters",
+          {"consumer_group", "topic", "kafka_partition", "kafka_offset", "reason", "detail",
+           "record_key", "record_value", "record_headers", "record_timestamp"});
       for (const Row& row : rows) {
         if (row.skip || row.replay || !row.dead) continue;
         const KafkaRecord& r = *row.record;
@@ -708,11 +732,19 @@ std::optional<T> Opt(const pqxx::field& f) {
 }
 
 CheckpointRow CheckpointFromRow(const pqxx::row& r) {
-  return CheckpointRow{r[0].as<std::string>(), r[1].as<std::int32_t>(), Opt<std::int64_t>(r[2]),
-                       Opt<std::int64_t>(r[3]), r[4].as<std::int64_t>(), r[5].as<std::string>(),
-                       FromUnixMicros(r[6].as<std::int64_t>()), FromUnixMicros(r[7].as<std::int64_t>()),
-                       r[8].as<std::int64_t>(), r[9].as<std::int64_t>(), r[10].as<std::int64_t>(),
-                       Opt<std::int64_t>(r[11]), r[12].as<std::int64_t>()};
+  return CheckpointRow{r[0].as<std::string>(),
+                       r[1].as<std::int32_t>(),
+                       Opt<std::int64_t>(r[2]),
+                       Opt<std::int64_t>(r[3]),
+                       r[4].as<std::int64_t>(),
+                       r[5].as<std::string>(),
+                       FromUnixMicros(r[6].as<std::int64_t>()),
+                       FromUnixMicros(r[7].as<std::int64_t>()),
+                       r[8].as<std::int64_t>(),
+                       r[9].as<std::int64_t>(),
+                       r[10].as<std::int64_t>(),
+                       Opt<std::int64_t>(r[11]),
+                       r[12].as<std::int64_t>()};
 }
 
 std::string Unhex(const pqxx::field& f) {
@@ -730,7 +762,8 @@ KafkaRecord RecordFromDeadLetter(const pqxx::row& r, pqxx::row::size_type first)
   if (!r[first + 4].is_null()) k.value = Unhex(r[first + 4]);
   for (const auto& h : nlohmann::json::parse(r[first + 5].as<std::string>())) {
     KafkaHeader kh{auth::Base64Decode(h.at("name").get<std::string>()).value_or(""), std::nullopt};
-    if (!h.at("value").is_null()) kh.value = auth::Base64Decode(h.at("value").get<std::string>()).value_or("");
+    if (!h.at("value").is_null())
+      kh.value = auth::Base64Decode(h.at("value").get<std::string>()).value_or("");
     k.headers.push_back(std::move(kh));
   }
   if (!r[first + 6].is_null()) k.timestamp_ms = r[first + 6].as<std::int64_t>();
@@ -743,22 +776,23 @@ constexpr std::string_view kDeadLetterRecordColumns =
 
 }  // namespace
 
-std::vector<CheckpointRow> EventStore::Checkpoints(const std::string& group, const std::string& topic) {
+std::vector<CheckpointRow> EventStore::Checkpoints(const std::string& group,
+                                                   const std::string& topic) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     std::vector<CheckpointRow> out;
-    for (const auto& r : tx.exec_params(
-             fmt::format("SELECT {} FROM d2c_checkpoints WHERE consumer_group = $1"
-                         " AND ($2 = '' OR topic = $2) ORDER BY topic, kafka_partition",
-                         kCheckpointColumns),
-             group, topic)) {
+    for (const auto& r :
+         tx.exec_params(fmt::format("SELECT {} FROM d2c_checkpoints WHERE consumer_group = $1"
+                                    " AND ($2 = '' OR topic = $2) ORDER BY topic, kafka_partition",
+                                    kCheckpointColumns),
+                        group, topic)) {
       out.push_back(CheckpointFromRow(r));
     }
     return out;
   });
 }
 
-std::map<std::int32_t, std::pair<std::int64_t, std::string>> EventStore::Epochs(const std::string& group,
-                                                                                 const std::string& topic) {
+std::map<std::int32_t, std::pair<std::int64_t, std::string>> EventStore::Epochs(
+    const std::string& group, const std::string& topic) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     std::map<std::int32_t, std::pair<std::int64_t, std::string>> out;
     for (const auto& r : tx.exec_params(
@@ -779,14 +813,17 @@ CheckpointRow EventStore::ResetCheckpoint(const PartitionId& id, std::int64_t ne
           "SELECT next_offset FROM d2c_checkpoints WHERE consumer_group = $1 AND topic = $2"
           " AND kafka_partition = $3 FOR UPDATE",
           id.group, id.topic, id.partition);
-      audit::Write(tx, *audit,
-                   {{"partition", id.partition},
-                    {"from_offset", before.empty() ? nlohmann::json(nullptr) : nlohmann::json(before[0][0].as<std::int64_t>())},
-                    {"to_offset", next_offset}});
+      audit::Write(
+          tx, *audit,
+          {{"partition", id.partition},
+           {"from_offset", before.empty() ? nlohmann::json(nullptr)
+                                          : nlohmann::json(before[0][0].as<std::int64_t>())},
+           {"to_offset", next_offset}});
     }
     return CheckpointFromRow(tx.exec_params1(
         fmt::format(
-            "INSERT INTO d2c_checkpoints (consumer_group, topic, kafka_partition, next_offset, epoch,"
+            "INSERT INTO d2c_checkpoints (consumer_group, topic, kafka_partition, next_offset, "
+            "epoch,"
             " owner, claimed_at, updated_at) VALUES ($1, $2, $3, $4, 0, '', now(), now())"
             " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE"
             " SET next_offset = EXCLUDED.next_offset, epoch = d2c_checkpoints.epoch + 1,"
@@ -816,7 +853,8 @@ GapOutcome EventStore::SkipDeleted(const PartitionId& id, std::int64_t epoch, st
     const std::int64_t lost = out.lost_to - out.lost_from;
     if (lost > 0) {
       tx.exec_params0(
-          "INSERT INTO d2c_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, owner)"
+          "INSERT INTO d2c_gaps (consumer_group, topic, kafka_partition, from_offset, to_offset, "
+          "owner)"
           " VALUES ($1, $2, $3, $4, $5, $6)",
           id.group, id.topic, id.partition, out.lost_from, out.lost_to, owner);
       tx.exec_params0(
@@ -834,12 +872,15 @@ std::vector<DeadLetterRow> EventStore::DeadLetters(const DeadLetterFilter& f) {
     std::vector<DeadLetterRow> out;
     const auto after = f.after.value_or(std::pair<std::int32_t, std::int64_t>{-1, -1});
     for (const auto& r : tx.exec_params(
-             fmt::format("SELECT reason, detail, (extract(epoch from dead_lettered_at) * 1000000)::bigint, {}"
-                         " FROM d2c_dead_letters WHERE consumer_group = $1 AND ($2 = '' OR topic = $2)"
-                         " AND ($3::text IS NULL OR reason = $3) AND ($4::int IS NULL OR kafka_partition = $4)"
-                         " AND (kafka_partition, kafka_offset) > ($5, $6)"
-                         " ORDER BY kafka_partition, kafka_offset LIMIT $7",
-                         kDeadLetterRecordColumns),
+             fmt::format(
+                 "SELECT reason, detail, (extract(epoch from dead_lettered_at) * 1000000)::bigint, "
+                 "{}"
+                 " FROM d2c_dead_letters WHERE consumer_group = $1 AND ($2 = '' OR topic = $2)"
+                 " AND ($3::text IS NULL OR reason = $3) AND ($4::int IS NULL OR kafka_partition = "
+                 "$4)"
+                 " AND (kafka_partition, kafka_offset) > ($5, $6)"
+                 " ORDER BY kafka_partition, kafka_offset LIMIT $7",
+                 kDeadLetterRecordColumns),
              f.group, f.topic, f.reason, f.partition, after.first, after.second,
              static_cast<std::int64_t>(f.limit))) {
       DeadLetterRow d;
@@ -858,7 +899,8 @@ std::vector<DeadLetterRow> EventStore::DeadLetters(const DeadLetterFilter& f) {
 
 std::vector<RedriveResult> EventStore::Redrive(
     const std::string& group, const std::string& topic,
-    const std::vector<std::pair<std::int32_t, std::int64_t>>& records, TimePoint now, const audit::Entry* audit) {
+    const std::vector<std::pair<std::int32_t, std::int64_t>>& records, TimePoint now,
+    const audit::Entry* audit) {
   std::vector<RedriveResult> results;
   const auto routes = Routes();
   for (const auto& [partition, offset] : records) {
@@ -880,23 +922,28 @@ std::vector<RedriveResult> EventStore::Redrive(
         RouteRows(rows, *routes, routed);
         Row& row = rows.front();
         if (as_data_error) {
-          row.dead = DeadLetter{DeadLetterReason::kDataError, "PostgreSQL refused the row: " + error.substr(0, 500)};
+          row.dead = DeadLetter{DeadLetterReason::kDataError,
+                                "PostgreSQL refused the row: " + error.substr(0, 500)};
         } else if (row.event && row.to_store) {
           const DayRange days = Days();
           const auto day = DayOf(row.event->enqueued_time);
           if (!days.first || day < *days.first) {
-            row.dead = DeadLetter{DeadLetterReason::kOutOfRetention, "enqueued before the oldest event-store day"};
+            row.dead = DeadLetter{DeadLetterReason::kOutOfRetention,
+                                  "enqueued before the oldest event-store day"};
           } else if (day > *days.last) {
-            row.dead = DeadLetter{DeadLetterReason::kFutureTimestamp, "enqueued after the newest event-store day"};
+            row.dead = DeadLetter{DeadLetterReason::kFutureTimestamp,
+                                  "enqueued after the newest event-store day"};
           }
         }
         if (row.dead) {
           tx.exec_params0(
               "UPDATE d2c_dead_letters SET reason = $5, detail = $6, dead_lettered_at = now()"
-              " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND kafka_offset = $4",
-              group, topic, partition, offset, std::string(ReasonName(row.dead->reason)), row.dead->detail);
-          result = RedriveResult{partition, offset, "still_dead", std::string(ReasonName(row.dead->reason)),
-                                 row.dead->detail};
+              " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3 AND kafka_offset "
+              "= $4",
+              group, topic, partition, offset, std::string(ReasonName(row.dead->reason)),
+              row.dead->detail);
+          result = RedriveResult{partition, offset, "still_dead",
+                                 std::string(ReasonName(row.dead->reason)), row.dead->detail};
           return;
         }
         std::map<std::string, routing::DeviceFields> fields;
@@ -905,14 +952,17 @@ std::vector<RedriveResult> EventStore::Redrive(
         Counts counts;
         if (row.to_store) {
           const Event& e = *row.event;
-          const auto extra = routes->Enrich(routes->store_endpoint(), hub_name_, FieldsOf(fields, e.device_id));
+          const auto extra =
+              routes->Enrich(routes->store_endpoint(), hub_name_, FieldsOf(fields, e.device_id));
           tx.exec_params0(
-              fmt::format("INSERT INTO d2c_events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-                          " $11, $12, $13, $14) ON CONFLICT DO NOTHING",
-                          ColumnList()),
+              fmt::format(
+                  "INSERT INTO d2c_events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                  " $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+                  ColumnList()),
               group, topic, partition, offset, PgTime(e.enqueued_time), e.device_id, e.message_id,
               e.correlation_id, e.content_type, e.content_encoding, OptionalTime(e.creation_time),
-              Json(e.system_properties), Json(extra, e.application_properties), pqxx::binarystring(e.body));
+              Json(e.system_properties), Json(extra, e.application_properties),
+              pqxx::binarystring(e.body));
           result.outcome = "stored";
         } else if (!row.deliver.empty()) {
           counts.routed_elsewhere = 1;
@@ -926,11 +976,13 @@ std::vector<RedriveResult> EventStore::Redrive(
             " AND kafka_partition = $3 AND kafka_offset = $4",
             group, topic, partition, offset);
         if (audit != nullptr) {
-          audit::Write(tx, *audit, {{"partition", partition}, {"offset", offset}, {"outcome", result.outcome}});
+          audit::Write(tx, *audit,
+                       {{"partition", partition}, {"offset", offset}, {"outcome", result.outcome}});
         }
         if (counts.dropped + counts.routed_elsewhere > 0) {
           tx.exec_params0(
-              "UPDATE d2c_checkpoints SET dropped = dropped + $4, routed_elsewhere = routed_elsewhere + $5"
+              "UPDATE d2c_checkpoints SET dropped = dropped + $4, routed_elsewhere = "
+              "routed_elsewhere + $5"
               " WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = $3",
               group, topic, partition, counts.dropped, counts.routed_elsewhere);
         }
@@ -942,8 +994,9 @@ std::vector<RedriveResult> EventStore::Redrive(
       if (!IsDataError(e)) throw;
       attempt(true, e.what());
     }
-    Logger()->info("dead letter re-driven topic=\"{}\" partition={} offset={} outcome={} reason=\"{}\"",
-                   topic, partition, offset, result.outcome, result.reason);
+    Logger()->info(
+        "dead letter re-driven topic=\"{}\" partition={} offset={} outcome={} reason=\"{}\"", topic,
+        partition, offset, result.outcome, result.reason);
     results.push_back(std::move(result));
   }
   return results;

@@ -1,4 +1,4 @@
-#include "consumers/d2c/event_reader.h"
+#include "store/d2c/event_reader.h"
 
 #include <charconv>
 
@@ -29,7 +29,9 @@ std::optional<T> Opt(const pqxx::field& f) {
 
 }  // namespace
 
-std::string Position::ToString() const { return fmt::format("{}.{}", xid, id); }
+std::string Position::ToString() const {
+  return fmt::format("{}.{}", xid, id);
+}
 
 std::optional<Position> Position::Parse(const std::string& text) {
   const auto dot = text.find('.');
@@ -93,7 +95,8 @@ Position EventReader::Now() {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     // Everything below the oldest running transaction is past; a
     // transaction at it may still write.
-    const auto xmin = tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
+    const auto xmin =
+        tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
     return Position{std::stoull(xmin) - 1, std::numeric_limits<std::int64_t>::max()};
   });
 }

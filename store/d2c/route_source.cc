@@ -1,4 +1,4 @@
-#include "consumers/d2c/route_source.h"
+#include "store/d2c/route_source.h"
 
 #include <pqxx/pqxx>
 
@@ -57,13 +57,15 @@ std::shared_ptr<const routing::RouteSet> RouteSource::Load() {
         for (const auto& r : tx.exec("SELECT name, kind = 'kafka', coalesce(kafka_topic, '')"
                                      " FROM routing_endpoints ORDER BY name")) {
           index[r[0].as<std::string>()] = endpoints.size();
-          endpoints.push_back({r[0].as<std::string>(), r[1].as<bool>(), r[2].as<std::string>(), {}});
+          endpoints.push_back(
+              {r[0].as<std::string>(), r[1].as<bool>(), r[2].as<std::string>(), {}});
         }
         for (const auto& r : tx.exec("SELECT key, value, e FROM routing_enrichments,"
                                      " unnest(endpoints) AS e ORDER BY key")) {
           const auto it = index.find(r[2].as<std::string>());
           if (it == index.end()) continue;  // endpoint deleted since
-          endpoints[it->second].enrichments.push_back({r[0].as<std::string>(), r[1].as<std::string>()});
+          endpoints[it->second].enrichments.push_back(
+              {r[0].as<std::string>(), r[1].as<std::string>()});
         }
         std::vector<routing::CompiledRoute> routes;
         for (const auto& r : tx.exec("SELECT name, source, condition, endpoint FROM routing_routes"
@@ -76,12 +78,13 @@ std::shared_ptr<const routing::RouteSet> RouteSource::Load() {
                                        r[0].as<std::string>());
             continue;
           }
-          routes.push_back({r[0].as<std::string>(), r[1].as<std::string>() == "DeviceLifecycleEvents",
+          routes.push_back({r[0].as<std::string>(),
+                            r[1].as<std::string>() == "DeviceLifecycleEvents",
                             std::get<routing::Query>(std::move(parsed)), it->second});
         }
         return std::make_shared<const routing::RouteSet>(settings[1].as<std::int64_t>(),
-                                                         settings[0].as<bool>(), std::move(endpoints),
-                                                         std::move(routes));
+                                                         settings[0].as<bool>(),
+                                                         std::move(endpoints), std::move(routes));
       },
       pg::TxOptions{.isolation = pg::Isolation::kRepeatableRead});
 }

@@ -1,4 +1,4 @@
-#include "consumers/d2c/endpoint_sink.h"
+#include "store/d2c/endpoint_sink.h"
 
 #include <condition_variable>
 #include <mutex>
@@ -29,7 +29,8 @@ void KafkaEndpointSink::Deliver(const std::vector<kafka::OutgoingRecord>& record
       --shared->pending;
       if (result.status != kafka::ProduceResult::Status::kAcknowledged) {
         ++shared->failed;
-        if (shared->error.empty()) shared->error = result.error.empty() ? "timed out" : result.error;
+        if (shared->error.empty())
+          shared->error = result.error.empty() ? "timed out" : result.error;
       }
       shared->cv.notify_all();
     };

@@ -1,18 +1,18 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
-#include <memory>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "core/d2c/record.h"
 #include "core/audit/audit.h"
 #include "core/clock.h"
+#include "core/d2c/record.h"
 #include "core/kafka/producer.h"
 #include "core/routing/route_set.h"
 
@@ -46,7 +46,7 @@ struct LandingBatch {
 };
 
 struct LandingOutcome {
-  bool fenced = false;  // the epoch is no longer ours: nothing was written
+  bool fenced = false;     // the epoch is no longer ours: nothing was written
   std::size_t events = 0;  // new rows in the store
   std::size_t bytes = 0;
   std::map<DeadLetterReason, std::size_t> dead_letters;
@@ -145,8 +145,8 @@ class EventStore final {
   // Routing (null: everything to the store, as with no routes and the
   // fallback on). `routes` returns the route set for the next batch; `sink`
   // delivers to Kafka endpoints; `hub_name` fills `$iothubname`.
-  void SetRouting(std::function<std::shared_ptr<const routing::RouteSet>()> routes, EndpointSink* sink,
-                  std::string hub_name);
+  void SetRouting(std::function<std::shared_ptr<const routing::RouteSet>()> routes,
+                  EndpointSink* sink, std::string hub_name);
 
   // Takes a partition over: bumps its epoch (or starts it at 1) and records
   // the owner, returning the checkpoint to resume from. Any earlier owner's
@@ -180,7 +180,8 @@ class EventStore final {
   // Checkpoints of a consumer group (all topics when `topic` is empty).
   std::vector<CheckpointRow> Checkpoints(const std::string& group, const std::string& topic);
   // Current epoch and owner of the group's partitions of `topic`.
-  std::map<std::int32_t, std::pair<std::int64_t, std::string>> Epochs(const std::string& group, const std::string& topic);
+  std::map<std::int32_t, std::pair<std::int64_t, std::string>> Epochs(const std::string& group,
+                                                                      const std::string& topic);
   // Moves a partition's checkpoint to `next_offset`, bumping its epoch and
   // keeping its owner (who sees its fence, re-reads the checkpoint and
   // seeks) and its high offset (what lies below it is a replay). Creates the
@@ -195,16 +196,17 @@ class EventStore final {
   // [from, to) never landed (at or above the high offset) is written to
   // d2c_gaps and added to the partition's `lost`; the part below it (a
   // replay that retention overtook) is counted as replay_skipped.
-  GapOutcome SkipDeleted(const PartitionId& id, std::int64_t epoch, std::int64_t from, std::int64_t to,
-                         const std::string& owner);
+  GapOutcome SkipDeleted(const PartitionId& id, std::int64_t epoch, std::int64_t from,
+                         std::int64_t to, const std::string& owner);
 
   std::vector<DeadLetterRow> DeadLetters(const DeadLetterFilter& filter);
   // Takes each record out of the dead letters and through decoding and
   // routing again, one transaction each: it lands once (store, Kafka
   // endpoints, or the dropped count), or stays with its new reason.
-  std::vector<RedriveResult> Redrive(const std::string& group, const std::string& topic,
-                                     const std::vector<std::pair<std::int32_t, std::int64_t>>& records,
-                                     TimePoint now, const audit::Entry* audit = nullptr);
+  std::vector<RedriveResult> Redrive(
+      const std::string& group, const std::string& topic,
+      const std::vector<std::pair<std::int32_t, std::int64_t>>& records, TimePoint now,
+      const audit::Entry* audit = nullptr);
 
  private:
   LandingOutcome LandOnce(const LandingBatch& batch, std::size_t begin, std::size_t end,

@@ -1,4 +1,4 @@
-#include "services/ferryd/crash.h"
+#include "ferryd/crash.h"
 
 #include <execinfo.h>
 #include <signal.h>

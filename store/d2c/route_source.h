@@ -19,7 +19,8 @@ namespace ferry::d2c {
 // poll reloads it anyway after `max_age`. Thread-safe.
 class RouteSource final {
  public:
-  explicit RouteSource(pg::Pool& pool, std::chrono::milliseconds max_age = std::chrono::seconds(30));
+  explicit RouteSource(pg::Pool& pool,
+                       std::chrono::milliseconds max_age = std::chrono::seconds(30));
 
   // Subscribes to `ferry_routes` before the listener starts.
   void Attach(pg::Listener& listener);

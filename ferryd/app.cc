@@ -1,14 +1,14 @@
-#include "services/ferryd/app.h"
+#include "ferryd/app.h"
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <iostream>
 #include <condition_variable>
+#include <cstdio>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,28 +20,28 @@
 #include <prometheus/registry.h>
 
 #include "consumers/d2c/consumer.h"
-#include "consumers/d2c/endpoint_sink.h"
-#include "consumers/d2c/event_reader.h"
-#include "consumers/d2c/route_source.h"
-#include "consumers/d2c/event_store.h"
 #include "consumers/d2c/maintenance.h"
 #include "core/auth/authorizer.h"
 #include "core/auth/connection_string.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/executor.h"
-#include "core/liveness.h"
-#include "core/periodic.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/kafka/producer.h"
+#include "core/liveness.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/periodic.h"
 #include "core/pg/listener.h"
 #include "core/pg/migrator.h"
 #include "core/pg/pool.h"
+#include "ferryd/config.h"
+#include "ferryd/crash.h"
 #include "migrations/embedded.h"
 #include "services/audit/audit_service.h"
 #include "services/auth/credential_cache.h"
+#include "services/auth/policy_service.h"
+#include "services/auth/policy_store.h"
 #include "services/c2d/c2d_service.h"
 #include "services/c2d/c2d_store.h"
 #include "services/c2d/feedback.h"
@@ -49,20 +49,20 @@
 #include "services/c2d/wake_hub.h"
 #include "services/device/device_messaging_service.h"
 #include "services/events/events_service.h"
-#include "services/registry/lifecycle_publisher.h"
-#include "services/auth/policy_service.h"
-#include "services/auth/policy_store.h"
-#include "services/ferryd/config.h"
-#include "services/ferryd/crash.h"
 #include "services/health/readiness.h"
 #include "services/registry/device_rules.h"
 #include "services/registry/device_store.h"
+#include "services/registry/lifecycle_publisher.h"
 #include "services/registry/registry_service.h"
 #include "services/routing/route_store.h"
 #include "services/routing/routing_service.h"
 #include "services/rpc/runtime.h"
 #include "services/server.h"
 #include "services/version.h"
+#include "store/d2c/endpoint_sink.h"
+#include "store/d2c/event_reader.h"
+#include "store/d2c/event_store.h"
+#include "store/d2c/route_source.h"
 
 namespace ferry {
 namespace {
@@ -82,8 +82,7 @@ int Migrate(const FerrydConfig& config) {
   pg::Pool pool({.url = config.postgres_url, .max_size = 1}, nullptr);
   auto conn = pool.OpenDedicated();
   const auto applied = migrator.Apply(*conn);
-  logger->info("migrations done applied={} known={}", applied.size(),
-               migrator.migrations().size());
+  logger->info("migrations done applied={} known={}", applied.size(), migrator.migrations().size());
   return 0;
 }
 
@@ -116,9 +115,10 @@ class OwnerBootstrap final {
                      "string is shown this once:\n\n  %s\n\n",
                      access::kOwnerPolicyName, cs.ToString().c_str());
         std::fflush(stderr);
-        logger->warn("owner policy created with a generated key; its connection string was "
-                     "printed to stderr once policy=\"{}\"",
-                     access::kOwnerPolicyName);
+        logger->warn(
+            "owner policy created with a generated key; its connection string was "
+            "printed to stderr once policy=\"{}\"",
+            access::kOwnerPolicyName);
       } else if (created) {
         logger->info("owner policy created from FERRY_OWNER_KEY policy=\"{}\"",
                      access::kOwnerPolicyName);
@@ -140,8 +140,9 @@ class OwnerBootstrap final {
 // Logs a warning now and every minute while authentication is off.
 std::unique_ptr<PeriodicWorker> InsecureWarning() {
   auto w = std::make_unique<PeriodicWorker>("insecure warning", [] {
-    log::Get("access")->warn("authentication is OFF (--insecure-no-auth): every caller may do anything; "
-                             "for local experiments only");
+    log::Get("access")->warn(
+        "authentication is OFF (--insecure-no-auth): every caller may do anything; "
+        "for local experiments only");
     return std::chrono::milliseconds(std::chrono::minutes(1));
   });
   w->Start();
@@ -159,8 +160,9 @@ int Serve(const FerrydConfig& config) {
   metrics_server.Register(metrics::MakeProcessCollector());
 
   const pg::Migrator migrator(pg::ParseMigrations(migrations::EmbeddedFiles()));
-  pg::Pool pool({.url = config.postgres_url, .max_size = static_cast<std::size_t>(config.pg_pool_size)},
-                registry.get());
+  pg::Pool pool(
+      {.url = config.postgres_url, .max_size = static_cast<std::size_t>(config.pg_pool_size)},
+      registry.get());
   if (config.migrate_on_start) {
     auto conn = pool.OpenDedicated();
     const auto applied = migrator.Apply(*conn);
@@ -192,9 +194,10 @@ int Serve(const FerrydConfig& config) {
     embedded_kafka = std::make_unique<kafka::MockCluster>(1);
     embedded_kafka->CreateTopic(config.d2c_topic, config.embedded_kafka_partitions);
     brokers = embedded_kafka->bootstrap();
-    logger->warn("no --kafka-brokers: started an embedded development Kafka (data lives only as "
-                 "long as this process) bootstrap=\"{}\" topic=\"{}\" partitions={}",
-                 brokers, config.d2c_topic, config.embedded_kafka_partitions);
+    logger->warn(
+        "no --kafka-brokers: started an embedded development Kafka (data lives only as "
+        "long as this process) bootstrap=\"{}\" topic=\"{}\" partitions={}",
+        brokers, config.d2c_topic, config.embedded_kafka_partitions);
   }
   std::map<std::string, std::string> kafka_properties;
   for (const std::string& kv : config.kafka_properties) {
@@ -203,8 +206,9 @@ int Serve(const FerrydConfig& config) {
 
   Executor executor(static_cast<std::size_t>(config.rpc_workers));
   rpc::RpcRuntime runtime(executor, authorizer, *registry);
-  runtime.SetThrottles({config.throttle_d2c_sends, config.throttle_c2d_sends, config.throttle_c2d_receives,
-                        config.throttle_registry, config.throttle_unauthenticated});
+  runtime.SetThrottles({config.throttle_d2c_sends, config.throttle_c2d_sends,
+                        config.throttle_c2d_receives, config.throttle_registry,
+                        config.throttle_unauthenticated});
   registry::DeviceStore devices(pool);
   registry::RegistryService registry_service(runtime, devices, clock);
   access::PolicyStore policies(pool);
@@ -223,10 +227,11 @@ int Serve(const FerrydConfig& config) {
   event_store.SetRouting([&route_source] { return route_source.Current(); }, &endpoint_sink,
                          routing::HubName(config.hub_host));
   d2c::EventReader event_reader(pool);
-  c2d::Store c2d_store(pool,
-                       c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count},
-                       config.c2d_max_queue_depth,
-                       c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)});
+  c2d::Store c2d_store(
+      pool,
+      c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count},
+      config.c2d_max_queue_depth,
+      c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)});
   c2d::Metrics c2d_metrics(*registry);
   c2d::FeedbackMetrics feedback_metrics(*registry);
   c2d_store.OnFeedback([&feedback_metrics](c2d::Outcome o) {
@@ -246,10 +251,11 @@ int Serve(const FerrydConfig& config) {
   std::unique_ptr<audit::AuditService> audit_service;
   std::vector<grpc::Service*> services;
   if (config.role_set.count("api") != 0) {
-    device_service = std::make_unique<device::DeviceMessagingService>(runtime, *producer,
-                                                                      config.d2c_topic, clock, &device_c2d);
+    device_service = std::make_unique<device::DeviceMessagingService>(
+        runtime, *producer, config.d2c_topic, clock, &device_c2d);
     c2d_service = std::make_unique<c2d::CloudToDeviceService>(
-        runtime, c2d_store, clock, c2d_metrics, std::chrono::seconds(config.c2d_default_ttl_seconds));
+        runtime, c2d_store, clock, c2d_metrics,
+        std::chrono::seconds(config.c2d_default_ttl_seconds));
     events_service = std::make_unique<events::EventsService>(runtime, event_store, event_reader,
                                                              producer.get(), config.d2c_topic,
                                                              config.d2c_group, clock, *registry);
@@ -262,8 +268,8 @@ int Serve(const FerrydConfig& config) {
     services.push_back(&routing_service);
     services.push_back(events_service.get());
     services.push_back(c2d_service.get());
-    feedback_service = std::make_unique<c2d::FeedbackService>(runtime, feedback_store, feedback_hub, executor, clock,
-                                                              feedback_metrics);
+    feedback_service = std::make_unique<c2d::FeedbackService>(runtime, feedback_store, feedback_hub,
+                                                              executor, clock, feedback_metrics);
     services.push_back(feedback_service.get());
     audit_service = std::make_unique<audit::AuditService>(runtime, pool);
     services.push_back(audit_service.get());
@@ -275,10 +281,7 @@ int Serve(const FerrydConfig& config) {
     c2d::SweeperOptions so;
     so.interval = std::chrono::milliseconds(config.sweeper_interval_ms);
     so.history_retention = std::chrono::hours(config.c2d_history_retention_hours);
-    so.partitions_ahead_days = config.partitions_ahead_days;
-    so.retention_days = config.retention_days;
-    so.partitions_interval = std::chrono::seconds(config.maintenance_interval_seconds);
-    sweeper = std::make_unique<c2d::Sweeper>(pool, c2d_store, feedback_store, &event_store, clock, so, *registry,
+    sweeper = std::make_unique<c2d::Sweeper>(pool, c2d_store, feedback_store, clock, so, *registry,
                                              &feedback_metrics);
     sweeper->Start();
   }
@@ -306,7 +309,8 @@ int Serve(const FerrydConfig& config) {
     o.owner = OwnerId();
     o.instance_id = config.d2c_instance_id;
     o.on_fatal = [&logger, &exit_code](const std::string& why) {
-      logger->critical("the d2c consumer cannot go on ({}); shutting down so that the replica restarts", why);
+      logger->critical(
+          "the d2c consumer cannot go on ({}); shutting down so that the replica restarts", why);
       exit_code = 1;
       kill(getpid(), SIGTERM);
     };
@@ -322,8 +326,7 @@ int Serve(const FerrydConfig& config) {
     o.kafka = kafka_properties;
     maintenance = std::make_unique<d2c::Maintenance>(
         event_store, clock, config.partitions_ahead_days, config.retention_days,
-        std::chrono::seconds(config.maintenance_interval_seconds),
-        [&, o] {
+        std::chrono::seconds(config.maintenance_interval_seconds), [&, o] {
           std::lock_guard lock(consumer_mutex);
           if (shutting_down) return;
           consumer = std::make_unique<d2c::D2cConsumer>(o, event_store, clock, *registry);
@@ -345,7 +348,8 @@ int Serve(const FerrydConfig& config) {
     if (kafka_probe != nullptr && !kafka_probe->Reachable(std::chrono::milliseconds(1000))) {
       return "Kafka unreachable at " + brokers;
     }
-    if (kafka_probe != nullptr && sends) return kafka_probe->CheckReplicas(config.d2c_topic, std::chrono::milliseconds(1000));
+    if (kafka_probe != nullptr && sends)
+      return kafka_probe->CheckReplicas(config.d2c_topic, std::chrono::milliseconds(1000));
     return "";
   };
   health::ReadinessMonitor readiness(
@@ -358,50 +362,54 @@ int Serve(const FerrydConfig& config) {
   Liveness liveness;
   liveness.Add("rpc executor", [&executor] { return executor.OldestWait(); });
   liveness.Add(readiness.worker().name(), [&readiness] { return readiness.worker().Busy(); });
-  if (lifecycle) liveness.Add(lifecycle->worker().name(), [&lifecycle] { return lifecycle->worker().Busy(); });
-  if (sweeper) liveness.Add(sweeper->worker().name(), [&sweeper] { return sweeper->worker().Busy(); });
+  if (lifecycle)
+    liveness.Add(lifecycle->worker().name(), [&lifecycle] { return lifecycle->worker().Busy(); });
+  if (sweeper)
+    liveness.Add(sweeper->worker().name(), [&sweeper] { return sweeper->worker().Busy(); });
   if (maintenance) {
-    liveness.Add(maintenance->worker().name(), [&maintenance] { return maintenance->worker().Busy(); });
+    liveness.Add(maintenance->worker().name(),
+                 [&maintenance] { return maintenance->worker().Busy(); });
     liveness.Add("d2c consumer", [&]() -> std::optional<Liveness::Duration> {
       std::lock_guard lock(consumer_mutex);
       return consumer ? consumer->Stalled() : std::nullopt;
     });
   }
   const auto stall_limit = std::chrono::seconds(config.liveness_stall_seconds);
-  prometheus::Gauge& live_gauge = prometheus::BuildGauge()
-                                      .Name("ferry_live")
-                                      .Help("1 while no loop of this replica is stuck longer than "
-                                            "--liveness-stall-seconds (gRPC health service \"liveness\").")
-                                      .Register(*registry)
-                                      .Add({});
+  prometheus::Gauge& live_gauge =
+      prometheus::BuildGauge()
+          .Name("ferry_live")
+          .Help(
+              "1 while no loop of this replica is stuck longer than "
+              "--liveness-stall-seconds (gRPC health service \"liveness\").")
+          .Register(*registry)
+          .Add({});
   live_gauge.Set(1);
-  PeriodicWorker liveness_check(
-      "liveness check",
-      [&, was_live = true]() mutable {
-        const std::vector<std::string> stuck = liveness.Stuck(stall_limit);
-        const bool live = stuck.empty();
-        if (live != was_live) {
-          if (live) {
-            logger->info("liveness SERVING: no loop is stuck any more");
-          } else {
-            logger->error("liveness NOT_SERVING: stuck longer than {} s: {}", config.liveness_stall_seconds,
-                          fmt::join(stuck, ", "));
-          }
-          server.SetLive(live);
-          live_gauge.Set(live ? 1 : 0);
-          was_live = live;
-        }
-        return std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::clamp<std::chrono::milliseconds>(stall_limit / 4, std::chrono::milliseconds(250),
-                                                  std::chrono::seconds(5)));
-      });
+  PeriodicWorker liveness_check("liveness check", [&, was_live = true]() mutable {
+    const std::vector<std::string> stuck = liveness.Stuck(stall_limit);
+    const bool live = stuck.empty();
+    if (live != was_live) {
+      if (live) {
+        logger->info("liveness SERVING: no loop is stuck any more");
+      } else {
+        logger->error("liveness NOT_SERVING: stuck longer than {} s: {}",
+                      config.liveness_stall_seconds, fmt::join(stuck, ", "));
+      }
+      server.SetLive(live);
+      live_gauge.Set(live ? 1 : 0);
+      was_live = live;
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::clamp<std::chrono::milliseconds>(stall_limit / 4, std::chrono::milliseconds(250),
+                                              std::chrono::seconds(5)));
+  });
   liveness_check.Start();
 
-  logger->info("serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={} "
-               "kafka=\"{}\"",
-               config.grpc_listen, server.port(), config.tls_cert_file.empty() ? "off" : "on",
-               config.insecure_no_auth ? "OFF" : "sas", config.metrics_listen, metrics_server.port(),
-               brokers);
+  logger->info(
+      "serving grpc={} grpc_port={} tls={} auth={} metrics=http://{}/metrics metrics_port={} "
+      "kafka=\"{}\"",
+      config.grpc_listen, server.port(), config.tls_cert_file.empty() ? "off" : "on",
+      config.insecure_no_auth ? "OFF" : "sas", config.metrics_listen, metrics_server.port(),
+      brokers);
 
   const sigset_t signals = ShutdownSignals();
   int signal_number = 0;
@@ -446,8 +454,10 @@ int FerrydMain(int argc, char** argv) {
   config_cmd->require_subcommand(1);
   CLI::App* print = config_cmd->add_subcommand(
       "print",
-      "Print the configuration `serve` would run with (same flags and FERRY_* environment), secrets redacted; "
-      "exit 2 if it is invalid.\nExample: FERRY_POSTGRES_URL=postgresql://ferry:pw@db/ferry ferryd config print");
+      "Print the configuration `serve` would run with (same flags and FERRY_* environment), "
+      "secrets redacted; "
+      "exit 2 if it is invalid.\nExample: FERRY_POSTGRES_URL=postgresql://ferry:pw@db/ferry ferryd "
+      "config print");
   bool print_json = false;
   print->add_flag("--json", print_json, "One JSON object per option");
   AddServeOptions(*print, config);
@@ -458,7 +468,8 @@ int FerrydMain(int argc, char** argv) {
   }
 
   try {
-    log::Init(config.log_level, config.log_format == "text" ? log::Format::kText : log::Format::kJson);
+    log::Init(config.log_level,
+              config.log_format == "text" ? log::Format::kText : log::Format::kJson);
     FinishConfig(config, serve->parsed() || print->parsed());
   } catch (const std::invalid_argument& e) {
     std::cerr << "ferryd: " << e.what() << "\n";

@@ -1,4 +1,4 @@
-#include "services/ferryd/config.h"
+#include "ferryd/config.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -24,8 +24,8 @@ std::string ReadSecretFile(const std::string& path, const std::string& what) {
 }
 
 // --name / FERRY_NAME, and --name-file / FERRY_NAME_FILE.
-void AddSecret(CLI::App& app, const std::string& flag, const std::string& env,
-               std::string& target, const std::string& help) {
+void AddSecret(CLI::App& app, const std::string& flag, const std::string& env, std::string& target,
+               const std::string& help) {
   app.add_option("--" + flag, target, help)->envname(env);
   app.add_option_function<std::string>(
          "--" + flag + "-file",
@@ -124,16 +124,19 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
   s.add_option("--d2c-group", c.d2c_group, "Consumer group (one landing pipeline)")
       ->envname("FERRY_D2C_GROUP")
       ->capture_default_str();
-  s.add_option("--d2c-instance-id", c.d2c_instance_id,
-               "Kafka static group membership (group.instance.id), stable across restarts of this replica "
-               "(the pod name): a restarted replica gets its partitions back without a rebalance")
+  s.add_option(
+       "--d2c-instance-id", c.d2c_instance_id,
+       "Kafka static group membership (group.instance.id), stable across restarts of this replica "
+       "(the pod name): a restarted replica gets its partitions back without a rebalance")
       ->envname("FERRY_D2C_INSTANCE_ID");
-  s.add_option("--d2c-start", c.d2c_start,
-               "Where a partition without a checkpoint starts: earliest, latest or an RFC 3339 time")
+  s.add_option(
+       "--d2c-start", c.d2c_start,
+       "Where a partition without a checkpoint starts: earliest, latest or an RFC 3339 time")
       ->envname("FERRY_D2C_START")
       ->capture_default_str();
   s.add_option("--d2c-buffer-mb", c.d2c_buffer_mb,
-               "Memory budget in MiB for D2C data fetched and not yet landed, over all partitions (librdkafka's "
+               "Memory budget in MiB for D2C data fetched and not yet landed, over all partitions "
+               "(librdkafka's "
                "prefetch included); fetching pauses past it")
       ->envname("FERRY_D2C_BUFFER_MB")
       ->capture_default_str();
@@ -171,11 +174,13 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "Pending C2D messages per device (Enqueued + Invisible; 1 to 5000)")
       ->envname("FERRY_C2D_MAX_QUEUE_DEPTH")
       ->capture_default_str();
-  s.add_option("--c2d-history-retention-hours", c.c2d_history_retention_hours,
-               "How long finished C2D messages are kept (their ids stay known for idempotent sends)")
+  s.add_option(
+       "--c2d-history-retention-hours", c.c2d_history_retention_hours,
+       "How long finished C2D messages are kept (their ids stay known for idempotent sends)")
       ->envname("FERRY_C2D_HISTORY_RETENTION_HOURS")
       ->capture_default_str();
-  s.add_option("--feedback-ttl-seconds", c.feedback_ttl_seconds, "How long feedback records live (60 to 172800)")
+  s.add_option("--feedback-ttl-seconds", c.feedback_ttl_seconds,
+               "How long feedback records live (60 to 172800)")
       ->envname("FERRY_FEEDBACK_TTL_SECONDS")
       ->capture_default_str();
   s.add_option("--feedback-max-delivery-count", c.feedback_max_delivery_count,
@@ -189,29 +194,36 @@ void AddServeOptions(CLI::App& s, FerrydConfig& c) {
                "SendEvent/SendEventBatch calls a second on this replica (0: unlimited)")
       ->envname("FERRY_THROTTLE_D2C_SENDS")
       ->capture_default_str();
-  s.add_option("--throttle-c2d-sends", c.throttle_c2d_sends, "CloudToDevice.Send calls a second on this replica")
+  s.add_option("--throttle-c2d-sends", c.throttle_c2d_sends,
+               "CloudToDevice.Send calls a second on this replica")
       ->envname("FERRY_THROTTLE_C2D_SENDS")
       ->capture_default_str();
-  s.add_option("--throttle-c2d-receives", c.throttle_c2d_receives, "C2D Receive calls a second on this replica")
+  s.add_option("--throttle-c2d-receives", c.throttle_c2d_receives,
+               "C2D Receive calls a second on this replica")
       ->envname("FERRY_THROTTLE_C2D_RECEIVES")
       ->capture_default_str();
-  s.add_option("--throttle-registry", c.throttle_registry, "Registry calls a second on this replica")
+  s.add_option("--throttle-registry", c.throttle_registry,
+               "Registry calls a second on this replica")
       ->envname("FERRY_THROTTLE_REGISTRY")
       ->capture_default_str();
-  s.add_option("--throttle-unauthenticated", c.throttle_unauthenticated,
-               "Calls a second on this replica that fail authorization (no or a bad token, a missing "
-               "permission), whatever the method; past it they are throttled, never anyone else's calls")
+  s.add_option(
+       "--throttle-unauthenticated", c.throttle_unauthenticated,
+       "Calls a second on this replica that fail authorization (no or a bad token, a missing "
+       "permission), whatever the method; past it they are throttled, never anyone else's calls")
       ->envname("FERRY_THROTTLE_UNAUTHENTICATED")
       ->capture_default_str();
   s.add_option("--readiness-interval-ms", c.readiness_interval_ms,
                "How often readiness (database reachable and migrated) is checked")
       ->envname("FERRY_READINESS_INTERVAL_MS")
       ->capture_default_str();
-  s.add_option("--liveness-stall-seconds", c.liveness_stall_seconds,
-               "Liveness (gRPC health service \"liveness\") goes NOT_SERVING while a loop is stuck this long: "
-               "an RPC or landing task waiting for a thread, the D2C poll loop not going round, a periodic "
-               "job (readiness, sweeper, maintenance, lifecycle publisher) not finishing; at least 10 (a readiness check may "
-               "take 2 s waiting on Kafka)")
+  s.add_option(
+       "--liveness-stall-seconds", c.liveness_stall_seconds,
+       "Liveness (gRPC health service \"liveness\") goes NOT_SERVING while a loop is stuck this "
+       "long: "
+       "an RPC or landing task waiting for a thread, the D2C poll loop not going round, a periodic "
+       "job (readiness, sweeper, maintenance, lifecycle publisher) not finishing; at least 10 (a "
+       "readiness check may "
+       "take 2 s waiting on Kafka)")
       ->envname("FERRY_LIVENESS_STALL_SECONDS")
       ->capture_default_str();
 }
@@ -242,25 +254,33 @@ void FinishConfig(FerrydConfig& c, bool serving) {
   Range(c.shutdown_grace_ms, 0, 600000, "--shutdown-grace-ms", "FERRY_SHUTDOWN_GRACE_MS");
   Range(c.readiness_interval_ms, 50, 60000, "--readiness-interval-ms",
         "FERRY_READINESS_INTERVAL_MS");
-  Range(c.liveness_stall_seconds, 10, 3600, "--liveness-stall-seconds", "FERRY_LIVENESS_STALL_SECONDS");
-  Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records", "FERRY_D2C_BATCH_MAX_RECORDS");
+  Range(c.liveness_stall_seconds, 10, 3600, "--liveness-stall-seconds",
+        "FERRY_LIVENESS_STALL_SECONDS");
+  Range(c.d2c_batch_max_records, 1, 100000, "--d2c-batch-max-records",
+        "FERRY_D2C_BATCH_MAX_RECORDS");
   Range(c.d2c_buffer_mb, 8, 4096, "--d2c-buffer-mb", "FERRY_D2C_BUFFER_MB");
   Range(c.d2c_linger_ms, 0, 60000, "--d2c-linger-ms", "FERRY_D2C_LINGER_MS");
   Range(c.retention_days, 0, 3650, "--retention-days", "FERRY_RETENTION_DAYS");
   Range(c.c2d_lock_seconds, 5, 300, "--c2d-lock-seconds", "FERRY_C2D_LOCK_SECONDS");
-  Range(c.c2d_max_delivery_count, 1, 100, "--c2d-max-delivery-count", "FERRY_C2D_MAX_DELIVERY_COUNT");
-  Range(c.c2d_default_ttl_seconds, 60, 172800, "--c2d-default-ttl-seconds", "FERRY_C2D_DEFAULT_TTL_SECONDS");
+  Range(c.c2d_max_delivery_count, 1, 100, "--c2d-max-delivery-count",
+        "FERRY_C2D_MAX_DELIVERY_COUNT");
+  Range(c.c2d_default_ttl_seconds, 60, 172800, "--c2d-default-ttl-seconds",
+        "FERRY_C2D_DEFAULT_TTL_SECONDS");
   Range(c.c2d_max_queue_depth, 1, 5000, "--c2d-max-queue-depth", "FERRY_C2D_MAX_QUEUE_DEPTH");
-  Range(c.c2d_history_retention_hours, 1, 720, "--c2d-history-retention-hours", "FERRY_C2D_HISTORY_RETENTION_HOURS");
+  Range(c.c2d_history_retention_hours, 1, 720, "--c2d-history-retention-hours",
+        "FERRY_C2D_HISTORY_RETENTION_HOURS");
   Range(c.feedback_ttl_seconds, 60, 172800, "--feedback-ttl-seconds", "FERRY_FEEDBACK_TTL_SECONDS");
-  Range(c.feedback_max_delivery_count, 1, 100, "--feedback-max-delivery-count", "FERRY_FEEDBACK_MAX_DELIVERY_COUNT");
+  Range(c.feedback_max_delivery_count, 1, 100, "--feedback-max-delivery-count",
+        "FERRY_FEEDBACK_MAX_DELIVERY_COUNT");
   Range(c.sweeper_interval_ms, 50, 600000, "--sweeper-interval-ms", "FERRY_SWEEPER_INTERVAL_MS");
-  for (const auto& [value, flag] : {std::pair{c.throttle_d2c_sends, "--throttle-d2c-sends"},
-                                    std::pair{c.throttle_c2d_sends, "--throttle-c2d-sends"},
-                                    std::pair{c.throttle_c2d_receives, "--throttle-c2d-receives"},
-                                    std::pair{c.throttle_registry, "--throttle-registry"},
-                                    std::pair{c.throttle_unauthenticated, "--throttle-unauthenticated"}}) {
-    if (value < 0 || value > 1e7) throw std::invalid_argument(std::string(flag) + " must be 0 to 10000000");
+  for (const auto& [value, flag] :
+       {std::pair{c.throttle_d2c_sends, "--throttle-d2c-sends"},
+        std::pair{c.throttle_c2d_sends, "--throttle-c2d-sends"},
+        std::pair{c.throttle_c2d_receives, "--throttle-c2d-receives"},
+        std::pair{c.throttle_registry, "--throttle-registry"},
+        std::pair{c.throttle_unauthenticated, "--throttle-unauthenticated"}}) {
+    if (value < 0 || value > 1e7)
+      throw std::invalid_argument(std::string(flag) + " must be 0 to 10000000");
   }
   Range(c.maintenance_interval_seconds, 1, 86400, "--maintenance-interval-seconds",
         "FERRY_MAINTENANCE_INTERVAL_SECONDS");
@@ -268,15 +288,17 @@ void FinishConfig(FerrydConfig& c, bool serving) {
         "FERRY_EMBEDDED_KAFKA_PARTITIONS");
   for (const std::string& kv : c.kafka_properties) {
     if (kv.find('=') == std::string::npos || kv.front() == '=') {
-      throw std::invalid_argument("--kafka-property (FERRY_KAFKA_PROPERTIES) takes key=value, got '" +
-                                  kv + "'");
+      throw std::invalid_argument(
+          "--kafka-property (FERRY_KAFKA_PROPERTIES) takes key=value, got '" + kv + "'");
     }
   }
   if (c.d2c_instance_id.size() > 249 ||
-      c.d2c_instance_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+      c.d2c_instance_id.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
           std::string::npos) {
     throw std::invalid_argument(
-        "--d2c-instance-id (FERRY_D2C_INSTANCE_ID) takes at most 249 of a-z A-Z 0-9 . _ - (a pod name fits)");
+        "--d2c-instance-id (FERRY_D2C_INSTANCE_ID) takes at most 249 of a-z A-Z 0-9 . _ - (a pod "
+        "name fits)");
   }
   if (c.d2c_start != "earliest" && c.d2c_start != "latest" && !ParseTime(c.d2c_start)) {
     throw std::invalid_argument(
@@ -321,7 +343,8 @@ std::string RedactPostgresUrl(const std::string& url) {
   }
   // password=... as a query parameter or a key=value word.
   for (std::size_t pos = 0; (pos = out.find("password=", pos)) != std::string::npos;) {
-    const bool word_start = pos == 0 || out[pos - 1] == ' ' || out[pos - 1] == '?' || out[pos - 1] == '&';
+    const bool word_start =
+        pos == 0 || out[pos - 1] == ' ' || out[pos - 1] == '?' || out[pos - 1] == '&';
     pos += 9;
     if (!word_start) continue;
     const auto end = out.find_first_of(" &", pos);
@@ -333,7 +356,9 @@ std::string RedactPostgresUrl(const std::string& url) {
 std::string DescribeConfig(const std::vector<const CLI::App*>& apps, bool json) {
   std::string out;
   if (!json) {
-    out += "# ferryd configuration in effect: flags, then FERRY_* environment, then defaults; secrets redacted\n";
+    out +=
+        "# ferryd configuration in effect: flags, then FERRY_* environment, then defaults; secrets "
+        "redacted\n";
   }
   for (const CLI::App* app : apps) {
     for (const CLI::Option* opt : app->get_options()) {
@@ -356,9 +381,12 @@ std::string DescribeConfig(const std::vector<const CLI::App*>& apps, bool json) 
       }
       // A secret filled from its *-file twin counts as set.
       for (const CLI::Option* twin : app->get_options()) {
-        if (!twin->get_lnames().empty() && twin->get_lnames().front() == name + "-file" && twin->count() > 0) {
+        if (!twin->get_lnames().empty() && twin->get_lnames().front() == name + "-file" &&
+            twin->count() > 0) {
           const std::string twin_env = twin->get_envname();
-          source = !twin_env.empty() && std::getenv(twin_env.c_str()) != nullptr ? twin_env : "--" + name + "-file";
+          source = !twin_env.empty() && std::getenv(twin_env.c_str()) != nullptr
+                       ? twin_env
+                       : "--" + name + "-file";
           values = {"(from file)"};
         }
       }
@@ -366,12 +394,15 @@ std::string DescribeConfig(const std::vector<const CLI::App*>& apps, bool json) 
       for (std::string& v : values) {
         if (name == "owner-key" && v != "(from file)") v = "***";
         if (name == "postgres-url") v = RedactPostgresUrl(v);
-        if (name == "kafka-property" && SecretKafkaProperty(v)) v = v.substr(0, v.find('=') + 1) + "***";
+        if (name == "kafka-property" && SecretKafkaProperty(v))
+          v = v.substr(0, v.find('=') + 1) + "***";
       }
       std::string value;
       for (const auto& v : values) value += (value.empty() ? "" : ";") + v;
       if (json) {
-        out += nlohmann::json{{"name", name}, {"value", value}, {"source", source}, {"env", env}}.dump() + "\n";
+        out += nlohmann::json{{"name", name}, {"value", value}, {"source", source}, {"env", env}}
+                   .dump() +
+               "\n";
       } else {
         out += name + " = " + nlohmann::json(value).dump() + "  # " + source + "\n";
       }

@@ -1,0 +1,5 @@
+#include "ferryd/app.h"
+
+int main(int argc, char** argv) {
+  return ferry::FerrydMain(argc, argv);
+}

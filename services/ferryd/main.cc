@@ -1,3 +1,0 @@
-#include "services/ferryd/app.h"
-
-int main(int argc, char** argv) { return ferry::FerrydMain(argc, argv); }
