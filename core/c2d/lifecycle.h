@@ -8,9 +8,13 @@
 #include "core/clock.h"
 
 // The C2D message lifecycle of IoT Hub (docs/c2d.md) as a pure state
-// machine: every decision about a message's state, delivery count, lock and
-// outcome is made here, on the time given, and the store only reads a row,
-// applies one of these and writes the row back (in one transaction).
+// machine, on the time given: the executable specification of the rules.
+// The store (services/c2d/c2d_store.cc) runs them: a send, a receive and the
+// common complete as single SQL statements (one round trip each); abandon,
+// reject, a repeated or refused settlement, purge, expiry and lock release
+// by reading the row FOR UPDATE and applying these functions. One table of
+// scenarios (tests/pg/c2d_parity_pgtest.cc) runs against both and fails on
+// any difference, so a change to one side without the other cannot land.
 
 namespace ferry::c2d {
 

@@ -66,9 +66,12 @@ struct QueueStats {
   std::int64_t devices_at_limit = 0;  // devices whose pending count is at the depth limit
 };
 
-// Tables c2d_queues and c2d_messages (migration 0006). Every state change
-// reads the row FOR UPDATE, applies core/c2d/lifecycle.h on the given time
-// and writes the row back in the same transaction; a send or an abandon that
+// Tables c2d_queues and c2d_messages (migration 0006). Send (the SQL
+// function of migration 0008), Receive and the common Complete are single
+// statements; every other state change reads the row FOR UPDATE, applies
+// core/c2d/lifecycle.h on the given time and writes the row back in the
+// same transaction. tests/pg/c2d_parity_pgtest.cc holds the two forms to
+// one table of scenarios; a send or an abandon that
 // makes a device's queue deliverable NOTIFYs `ferry_c2d` with the device id.
 // Throws ferry::Error (kDeviceNotFound, kDeviceMaximumQueueDepthExceeded,
 // kDeviceMessageLockLost, kMessageNotFound, kServiceUnavailable).

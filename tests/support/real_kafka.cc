@@ -6,9 +6,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/process.h"
 
@@ -63,8 +66,13 @@ RealKafka::RealKafka(int nodes, const std::vector<std::string>& topics) : topics
 
 RealKafka::~RealKafka() {
   Run(SourcePath("scripts/kafka"), {"stop", dir_}, std::chrono::seconds(90));
+  // A failed test keeps the nodes' logs for a look afterwards.
+  if (std::getenv("FERRY_TEST_KEEP_KAFKA") != nullptr || ::testing::Test::HasFailure()) {
+    std::cerr << "kafka logs kept in " << dir_ << "\n";
+    return;
+  }
   std::error_code ec;
-  if (std::getenv("FERRY_TEST_KEEP_KAFKA") == nullptr) std::filesystem::remove_all(dir_, ec);
+  std::filesystem::remove_all(dir_, ec);
 }
 
 std::string RealKafka::Do(const std::string& verb, const std::vector<std::string>& args,
