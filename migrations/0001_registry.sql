@@ -1,4 +1,4 @@
--- The device identity registry (iothub-semantics.md §5.3).
+-- The device identity registry (docs/iothub-model.md §5.3).
 -- device_id uses the "C" collation: ids are case-sensitive and list in byte order.
 CREATE TABLE devices (
     device_id                   text COLLATE "C" PRIMARY KEY,
@@ -18,3 +18,4 @@ CREATE TABLE devices (
 );
 
 COMMENT ON TABLE devices IS 'Ferry device identity registry: one row per device identity.';
+-- ferry:amends text-sha256=5000d05372f6d4d41d19a224bcd666b296a4b740fe9af24375cdd07fd238fb05 sql-sha256:3fd127c88bc96a52690aa64bb1f841fb12130a78a4743d48fb8d7f05bc25c1ba

@@ -1,4 +1,4 @@
--- Shared access policies (iothub-semantics.md §5.2) and change notifications
+-- Shared access policies (docs/iothub-model.md §5.2) and change notifications
 -- that keep every replica's credential cache fresh.
 CREATE TABLE shared_access_policies (
     name          text COLLATE "C" PRIMARY KEY,
@@ -35,3 +35,4 @@ CREATE TRIGGER devices_notify_auth AFTER INSERT OR UPDATE OR DELETE ON devices
     FOR EACH ROW EXECUTE FUNCTION ferry_notify_auth();
 CREATE TRIGGER policies_notify_auth AFTER INSERT OR UPDATE OR DELETE ON shared_access_policies
     FOR EACH ROW EXECUTE FUNCTION ferry_notify_auth();
+-- ferry:amends text-sha256=1e6e940b6ddcb8f11aba28b893a24801565bffd4b67c63f663bfe7bca47e265b sql-sha256:4359a93e011202f1814905e6cf3c09b0f44edbe17f7c1e17b4ee51b28de839d6

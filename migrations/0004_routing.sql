@@ -1,4 +1,4 @@
--- Message routing (iothub-semantics.md §3.5): endpoints, routes and the
+-- Message routing (docs/iothub-model.md §3.5): endpoints, routes and the
 -- fallback switch. Every change bumps routing_settings.version and is
 -- announced on channel ferry_routes, so every replica routes each batch
 -- against one known route-set version.
@@ -48,3 +48,4 @@ CREATE TRIGGER routing_routes_changed AFTER INSERT OR UPDATE OR DELETE ON routin
     FOR EACH STATEMENT EXECUTE FUNCTION ferry_routing_changed();
 CREATE TRIGGER routing_settings_changed AFTER UPDATE ON routing_settings
     FOR EACH STATEMENT EXECUTE FUNCTION ferry_routing_changed();
+-- ferry:amends text-sha256=01f8dc89de885b7f1ba74af10f6a2eeef77a05caf1b41f51b1e3113bf2e003d8 sql-sha256:239652d237de3ea88d2be46bc7de044f71d27878e116ef26d47ab93c1a5de843

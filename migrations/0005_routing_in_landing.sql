@@ -22,7 +22,7 @@ ALTER TABLE d2c_checkpoints
     ADD COLUMN route_version bigint;
 UPDATE d2c_checkpoints SET high_offset = next_offset;
 
--- Message enrichments (iothub-semantics.md §3.5): added as application
+-- Message enrichments (docs/iothub-model.md §3.5): added as application
 -- properties to messages sent to the listed endpoints.
 CREATE TABLE routing_enrichments (
     key        text COLLATE "C" PRIMARY KEY,
@@ -77,3 +77,4 @@ $$;
 
 CREATE TRIGGER devices_lifecycle AFTER INSERT OR DELETE ON devices
     FOR EACH ROW EXECUTE FUNCTION ferry_device_lifecycle();
+-- ferry:amends text-sha256=ce5f8e22b40a0d628a446c909c6f3429f11444e0fa59840e64de050e10175b4f sql-sha256:e9389da880e3d6f534a92f4a7987dcb450eac8e4884959b037221787242bb576

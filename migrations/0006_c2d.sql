@@ -1,4 +1,4 @@
--- Cloud-to-device queues (iothub-semantics.md §1): one row per message, its
+-- Cloud-to-device queues (docs/iothub-model.md §1): one row per message, its
 -- state moved only in transactions (services/c2d). A device's messages go
 -- with the device.
 
@@ -43,3 +43,4 @@ CREATE INDEX c2d_messages_lock ON c2d_messages (device_id, lock_token) WHERE loc
 
 COMMENT ON TABLE c2d_messages IS
     'Ferry C2D messages: one row per message in a device queue, with its lifecycle state.';
+-- ferry:amends text-sha256=25bb6be478e7399076ba21ab6a559db75c050595354d8d984af9c9a768258de5 sql-sha256:51b3354429472c246b659c63a6f9f511dd6be601b1a49001ea38e14d1e06552d

@@ -1,4 +1,4 @@
--- Delivery feedback (iothub-semantics.md §2): one row per outcome a sender
+-- Delivery feedback (docs/iothub-model.md §2): one row per outcome a sender
 -- asked for, written in the same transaction as the outcome. Receivers take
 -- locked batches; Watch streams read every record until its TTL. A deleted
 -- device's feedback goes with its queue.
@@ -34,3 +34,4 @@ CREATE INDEX c2d_messages_locked ON c2d_messages (lock_until) WHERE state = 'Inv
 
 COMMENT ON TABLE c2d_feedback IS
     'Ferry C2D delivery feedback: one row per outcome the sender''s ack asked for.';
+-- ferry:amends text-sha256=5570ec30d4043f467319e29764379084806735b60dd4d6c2e86f0f0bdb25d577 sql-sha256:9f1479605f7f9a03d82f93dd2e237da660db57246b505856badf8cfc0807f706

@@ -60,6 +60,102 @@ bool OnlyCommentsOrSpace(std::string_view s) {
   return true;
 }
 
+// Walks SQL text once, telling `visit` which piece is a line comment, a
+// quoted literal or dollar-quoted body, or plain code. The one place that
+// knows SQL's lexical layers: the statement splitter and the comment-blind
+// checksum both read through it.
+enum class SqlPiece { kCode, kComment, kQuoted };
+
+template <typename Visit>
+void ScanSql(std::string_view sql, Visit&& visit) {
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    const char c = sql[i];
+    std::size_t end = i + 1;
+    SqlPiece kind = SqlPiece::kCode;
+    if (c == '-' && sql.substr(i, 2) == "--") {
+      kind = SqlPiece::kComment;
+      end = sql.find('\n', i);  // the newline itself is code
+      if (end == std::string_view::npos) end = sql.size();
+    } else if (c == '\'') {
+      kind = SqlPiece::kQuoted;
+      end = sql.find('\'', i + 1);
+      end = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (c == '$') {
+      const auto close = sql.find('$', i + 1);
+      if (close != std::string_view::npos) {
+        const std::string_view tag = sql.substr(i, close - i + 1);
+        const bool valid = std::all_of(tag.begin() + 1, tag.end() - 1, [](char t) {
+          return std::isalnum(static_cast<unsigned char>(t)) || t == '_';
+        });
+        if (valid) {
+          kind = SqlPiece::kQuoted;
+          end = sql.find(tag, close + 1);
+          end = end == std::string_view::npos ? sql.size() : end + tag.size();
+        }
+      }
+    }
+    visit(kind, sql.substr(i, end - i));
+    i = end;
+  }
+}
+
+// The text PostgreSQL acts on: comments dropped, each line's trailing blanks
+// trimmed, blank lines dropped, and whether it runs in a transaction. Its
+// hash is what an applied file is held to, so a comment may be reworded.
+std::string Canonical(std::string_view text, bool transactional) {
+  std::string code;
+  ScanSql(text, [&](SqlPiece kind, std::string_view piece) {
+    if (kind != SqlPiece::kComment) code += piece;
+  });
+  std::string out = transactional ? "" : "no-transaction\n";
+  std::size_t pos = 0;
+  while (pos < code.size()) {
+    std::size_t end = code.find('\n', pos);
+    if (end == std::string::npos) end = code.size();
+    std::string_view line(code.data() + pos, end - pos);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back())))
+      line.remove_suffix(1);
+    if (!line.empty()) out.append(line).append("\n");
+    pos = end + 1;
+  }
+  return out;
+}
+
+constexpr std::string_view kSqlChecksumPrefix = "sql-sha256:";
+constexpr std::string_view kAmendsMarker = "-- ferry:amends ";
+
+// `-- ferry:amends text-sha256=<hex> sql-sha256:<hex>` lines: an earlier
+// wording of this file (by the whole-text checksum databases recorded before
+// checksums ignored comments) and the SQL checksum it had.
+std::vector<Amendment> ReadAmendments(std::string_view text) {
+  std::vector<Amendment> out;
+  for (std::size_t pos = text.find(kAmendsMarker); pos != std::string_view::npos;
+       pos = text.find(kAmendsMarker, pos + 1)) {
+    if (pos != 0 && text[pos - 1] != '\n') continue;
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line =
+        text.substr(pos + kAmendsMarker.size(), end - pos - kAmendsMarker.size());
+    const auto space = line.find(' ');
+    constexpr std::string_view kText = "text-sha256=";
+    if (space == std::string_view::npos || line.substr(0, kText.size()) != kText) {
+      throw std::invalid_argument("bad '-- ferry:amends' line: " + std::string(line));
+    }
+    Amendment a;
+    a.text_checksum = std::string(line.substr(kText.size(), space - kText.size()));
+    a.checksum = std::string(line.substr(space + 1));
+    while (!a.checksum.empty() && std::isspace(static_cast<unsigned char>(a.checksum.back())))
+      a.checksum.pop_back();
+    if (a.text_checksum.size() != 64 ||
+        a.checksum.substr(0, kSqlChecksumPrefix.size()) != kSqlChecksumPrefix) {
+      throw std::invalid_argument("bad '-- ferry:amends' line: " + std::string(line));
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 void EnsureTable(pqxx::connection& conn) {
   pqxx::nontransaction tx(conn);
   tx.exec0(
@@ -99,7 +195,13 @@ Migration ParseMigration(std::string_view file_name, std::string_view text) {
   m.name = std::string(file_name);
   m.sql = std::string(text);
   m.transactional = !HasMarkerLine(text);
-  m.checksum = Sha256Hex(text);
+  m.checksum = std::string(kSqlChecksumPrefix) + Sha256Hex(Canonical(text, m.transactional));
+  m.text_checksum = Sha256Hex(text);
+  try {
+    m.amends = ReadAmendments(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(m.name + ": " + e.what());
+  }
   return m;
 }
 
@@ -121,56 +223,36 @@ std::vector<Migration> ParseMigrations(
 std::vector<std::string> SplitStatements(std::string_view sql) {
   std::vector<std::string> out;
   std::string current;
-  std::string dollar_tag;  // non-empty while inside $tag$ ... $tag$
-  bool in_single = false;
-  bool in_line_comment = false;
-  for (std::size_t i = 0; i < sql.size(); ++i) {
-    const char c = sql[i];
-    current += c;
-    if (in_line_comment) {
-      if (c == '\n') in_line_comment = false;
-      continue;
+  // A statement ends at a semicolon of code followed only by blanks or a
+  // comment up to the end of its line.
+  bool pending_end = false;
+  auto flush = [&] {
+    if (!OnlyCommentsOrSpace(current)) out.push_back(current);
+    current.clear();
+    pending_end = false;
+  };
+  ScanSql(sql, [&](SqlPiece kind, std::string_view piece) {
+    const bool blank = piece == " " || piece == "\t" || piece == "\r" || piece == "\n";
+    if (pending_end && kind != SqlPiece::kComment && !(kind == SqlPiece::kCode && blank)) {
+      pending_end = false;
     }
-    if (!dollar_tag.empty()) {
-      if (c == '$' && sql.substr(i, dollar_tag.size()) == dollar_tag) {
-        current += sql.substr(i + 1, dollar_tag.size() - 1);
-        i += dollar_tag.size() - 1;
-        dollar_tag.clear();
-      }
-      continue;
-    }
-    if (in_single) {
-      if (c == '\'') in_single = false;
-      continue;
-    }
-    if (c == '\'') {
-      in_single = true;
-    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
-      in_line_comment = true;
-    } else if (c == '$') {
-      const auto close = sql.find('$', i + 1);
-      if (close != std::string_view::npos) {
-        const std::string_view tag = sql.substr(i, close - i + 1);
-        const bool valid = std::all_of(tag.begin() + 1, tag.end() - 1, [](char t) {
-          return std::isalnum(static_cast<unsigned char>(t)) || t == '_';
-        });
-        if (valid) {
-          dollar_tag = std::string(tag);
-          current += sql.substr(i + 1, tag.size() - 1);
-          i = close;
-        }
-      }
-    } else if (c == ';') {
-      std::size_t j = i + 1;
-      while (j < sql.size() && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\r')) ++j;
-      if (j == sql.size() || sql[j] == '\n') {
-        if (!OnlyCommentsOrSpace(current)) out.push_back(current);
-        current.clear();
-      }
-    }
-  }
+    current += piece;
+    if (kind != SqlPiece::kCode) return;
+    if (piece == ";") pending_end = true;
+    if (piece == "\n" && pending_end) flush();
+  });
+  if (pending_end) flush();
   if (!OnlyCommentsOrSpace(current)) out.push_back(current);
   return out;
+}
+
+Migration::Match Migration::Matches(std::string_view recorded) const {
+  if (recorded == checksum) return Match::kSame;
+  if (recorded == text_checksum) return Match::kLegacySame;
+  for (const Amendment& a : amends) {
+    if (recorded == a.text_checksum && a.checksum == checksum) return Match::kLegacySame;
+  }
+  return Match::kChanged;
 }
 
 Migrator::Migrator(std::vector<Migration> migrations) : migrations_(std::move(migrations)) {}
@@ -182,7 +264,7 @@ SchemaStatus Migrator::Status(pqxx::connection& conn) const {
     const auto it = applied.find(m.version);
     if (it == applied.end()) {
       status.pending.push_back(m.name);
-    } else if (it->second.second != m.checksum) {
+    } else if (m.Matches(it->second.second) == Migration::Match::kChanged) {
       status.changed.push_back(m.name);
     }
   }
@@ -222,12 +304,20 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
   const auto applied = ReadApplied(conn);
   for (const Migration& m : migrations_) {
     const auto it = applied.find(m.version);
-    if (it != applied.end() && it->second.second != m.checksum) {
-      throw Error(Reason::kServerError,
-                  fmt::format("migration {} was changed after it was applied (applied checksum {}, "
-                              "file checksum {}); restore the file and put the change in a new "
-                              "migration",
-                              m.name, it->second.second, m.checksum));
+    if (it == applied.end()) continue;
+    switch (m.Matches(it->second.second)) {
+      case Migration::Match::kSame:
+      case Migration::Match::kLegacySame:
+        // Recorded by a Ferry that checksummed the whole text, same SQL. The
+        // record is left as it is: replicas of that older Ferry still running
+        // during a rolling upgrade check it for their readiness.
+        break;
+      case Migration::Match::kChanged:
+        throw Error(Reason::kServerError,
+                    fmt::format("migration {} was changed after it was applied (applied checksum "
+                                "{}, file checksum {}); restore the file and put the change in a "
+                                "new migration",
+                                m.name, it->second.second, m.checksum));
     }
   }
   for (const auto& [version, record] : applied) {

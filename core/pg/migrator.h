@@ -8,6 +8,16 @@
 
 namespace ferry::pg {
 
+// An earlier wording of a migration file, named by a line
+// `-- ferry:amends text-sha256=<hex> sql-sha256:<hex>`: databases migrated
+// before checksums ignored comments recorded the whole text's SHA-256; such a
+// record still matches if the SQL checksum given here is the file's own, so a
+// comment can be reworded without a code change slipping through.
+struct Amendment {
+  std::string text_checksum;  // hex SHA-256 of the earlier whole text
+  std::string checksum;       // that text's SQL checksum, "sql-sha256:<hex>"
+};
+
 // One numbered SQL file of migrations/: `NNNN_name.sql`. A file whose text
 // contains the line `-- ferry:no-transaction` runs outside a transaction (for
 // CREATE INDEX CONCURRENTLY and the like), one statement at a time, and must
@@ -17,10 +27,22 @@ struct Migration {
   std::string name;  // file name, e.g. "0001_registry.sql"
   std::string sql;
   bool transactional = true;
-  std::string checksum;  // hex SHA-256 of the file's text
+  // "sql-sha256:<hex>": SHA-256 of the SQL with comments, trailing blanks and
+  // blank lines removed, and of whether it runs in a transaction. Rewording a
+  // comment keeps it; any change to what PostgreSQL runs changes it.
+  std::string checksum;
+  std::string text_checksum;  // hex SHA-256 of the whole text (older records)
+  std::vector<Amendment> amends;
+
+  enum class Match { kSame, kLegacySame, kChanged };
+  // Whether a recorded checksum is this file's: its SQL checksum, or an older
+  // record of the same SQL (kLegacySame; left as it is, since an older
+  // replica's readiness check still reads it).
+  [[nodiscard]] Match Matches(std::string_view recorded) const;
 };
 
-// Parses a file; throws std::invalid_argument on a badly named file.
+// Parses a file; throws std::invalid_argument on a badly named file or a
+// malformed `-- ferry:amends` line.
 [[nodiscard]] Migration ParseMigration(std::string_view file_name, std::string_view text);
 
 // Parses and orders a set of files; throws std::invalid_argument on a
@@ -29,7 +51,8 @@ struct Migration {
     const std::vector<std::pair<std::string, std::string>>& files);
 
 // Splits a no-transaction file into statements at semicolons that end a line
-// (outside quotes and dollar-quoted bodies). Comments-only pieces are dropped.
+// (outside quotes, dollar-quoted bodies and comments, so `; -- why` ends one
+// too). Comments-only pieces are dropped.
 [[nodiscard]] std::vector<std::string> SplitStatements(std::string_view sql);
 
 struct SchemaStatus {

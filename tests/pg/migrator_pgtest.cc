@@ -54,7 +54,7 @@ TEST(Migrator, AChangedAppliedFileIsRefusedByName) {
   testing::TestDatabase db;
   pqxx::connection conn(db.url());
   (void)Migrator(Files(kB)).Apply(conn);
-  const Migrator changed(Files(kB + "-- edited afterwards\n"));
+  const Migrator changed(Files(kB + "INSERT INTO b VALUES (2);\n"));
   try {
     (void)changed.Apply(conn);
     FAIL() << "a changed file was accepted";
@@ -65,6 +65,52 @@ TEST(Migrator, AChangedAppliedFileIsRefusedByName) {
   }
   EXPECT_EQ(changed.Status(conn).changed, std::vector<std::string>{"0002_b.sql"});
   EXPECT_FALSE(changed.Status(conn).ready());
+}
+
+TEST(Migrator, AReworkedCommentIsNotAChange) {
+  testing::TestDatabase db;
+  pqxx::connection conn(db.url());
+  (void)Migrator(Files(kB)).Apply(conn);
+  const Migrator commented(Files("-- why b exists\n" + kB + "-- and a note at the end\n"));
+  EXPECT_TRUE(commented.Status(conn).ready());
+  EXPECT_TRUE(commented.Apply(conn).empty());
+}
+
+// A database migrated before checksums ignored comments holds each file's
+// whole-text SHA-256: an unchanged file, or one whose comments were reworded
+// with a `-- ferry:amends` line, is accepted and its record left for the older
+// replicas still reading it; a changed one is still refused.
+TEST(Migrator, WholeTextRecordsOfOlderFerrysStillMatch) {
+  testing::TestDatabase db;
+  pqxx::connection conn(db.url());
+  const Migrator original(Files("-- old wording\n" + kB));
+  (void)original.Apply(conn);
+  auto record_legacy = [&](int version, const std::string& text_checksum) {
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE ferry_schema_migrations SET checksum = $2 WHERE version = $1", version,
+                   text_checksum);
+    tx.commit();
+  };
+  for (const Migration& m : original.migrations()) record_legacy(m.version, m.text_checksum);
+  const Migration& old_b = original.migrations()[1];
+
+  const Migrator forged(Files("-- ferry:amends text-sha256=" + old_b.text_checksum + " " +
+                              old_b.checksum + "\n" + kB + "INSERT INTO b VALUES (2);\n"));
+  EXPECT_EQ(forged.Status(conn).changed, std::vector<std::string>{"0002_b.sql"});
+  EXPECT_THROW((void)forged.Apply(conn), Error);
+
+  const Migrator reworded(Files("-- new wording\n-- ferry:amends text-sha256=" +
+                                old_b.text_checksum + " " + old_b.checksum + "\n" + kB));
+  EXPECT_TRUE(reworded.Status(conn).ready());
+  EXPECT_TRUE(reworded.Apply(conn).empty());
+  pqxx::nontransaction tx(conn);
+  for (const Migration& m : original.migrations()) {
+    EXPECT_EQ(tx.exec_params1("SELECT checksum FROM ferry_schema_migrations WHERE version = $1",
+                              m.version)[0]
+                  .as<std::string>(),
+              m.text_checksum)
+        << m.name;
+  }
 }
 
 TEST(Migrator, AFailingFileRollsBackAndIsNotRecorded) {
