@@ -9,6 +9,7 @@ set(FERRY_DOMAIN_SOURCES
   auth/sas.cc
   c2d/lifecycle.cc
   c2d/send.cc
+  d2c/landing_plan.cc
   d2c/record.cc
   device_id.cc
   error.cc

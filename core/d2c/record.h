@@ -33,6 +33,17 @@ struct KafkaRecord {
   [[nodiscard]] std::size_t size_bytes() const;
 };
 
+// A record to produce: a D2C message for a Kafka endpoint or the events
+// topic, in the record contract (docs/d2c-record-contract.md): key the device
+// id, value the body, headers its properties.
+struct OutgoingRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::int64_t timestamp_ms = 0;
+};
+
 // Why a record went to the dead-letter table instead of the event store.
 enum class DeadLetterReason {
   kMissingDevice,     // no key and no device header

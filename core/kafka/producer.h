@@ -12,6 +12,8 @@
 
 #include <prometheus/registry.h>
 
+#include "core/d2c/record.h"
+
 namespace ferry::kafka {
 
 struct ProduceResult {
@@ -22,13 +24,7 @@ struct ProduceResult {
   std::string error;
 };
 
-struct OutgoingRecord {
-  std::string topic;
-  std::string key;
-  std::string value;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::int64_t timestamp_ms = 0;
-};
+using OutgoingRecord = d2c::OutgoingRecord;
 
 // An idempotent Kafka producer (acks=all, Java-compatible murmur2_random
 // partitioning) whose every send completes exactly once: acknowledged,

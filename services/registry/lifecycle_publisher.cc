@@ -56,12 +56,12 @@ std::size_t LifecyclePublisher::PublishOnce(std::size_t limit) {
         " body::text FROM device_lifecycle_outbox ORDER BY id LIMIT $1",
         static_cast<std::int64_t>(limit));
     if (rows.empty()) return 0;
-    std::vector<kafka::OutgoingRecord> records;
+    std::vector<d2c::OutgoingRecord> records;
     for (const auto& r : rows) {
       const std::string device = r[1].as<std::string>();
       const TimePoint at = FromUnixMicros(r[3].as<std::int64_t>());
       const std::string when = FormatTime(at);
-      kafka::OutgoingRecord k;
+      d2c::OutgoingRecord k;
       k.topic = topic_;
       k.key = device;
       k.value = r[4].as<std::string>();

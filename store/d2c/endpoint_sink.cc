@@ -9,7 +9,7 @@
 
 namespace ferry::d2c {
 
-void KafkaEndpointSink::Deliver(const std::vector<kafka::OutgoingRecord>& records) {
+void KafkaEndpointSink::Deliver(const std::vector<OutgoingRecord>& records) {
   struct Shared {
     std::mutex mutex;
     std::condition_variable cv;
@@ -19,7 +19,7 @@ void KafkaEndpointSink::Deliver(const std::vector<kafka::OutgoingRecord>& record
   };
   auto shared = std::make_shared<Shared>();
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  for (const kafka::OutgoingRecord& r : records) {
+  for (const OutgoingRecord& r : records) {
     {
       std::lock_guard lock(shared->mutex);
       ++shared->pending;

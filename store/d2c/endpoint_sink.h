@@ -16,7 +16,7 @@ class KafkaEndpointSink final : public EndpointSink {
  public:
   KafkaEndpointSink(kafka::Producer& producer, std::chrono::milliseconds timeout)
       : producer_(producer), timeout_(timeout) {}
-  void Deliver(const std::vector<kafka::OutgoingRecord>& records) override;
+  void Deliver(const std::vector<OutgoingRecord>& records) override;
 
  private:
   kafka::Producer& producer_;
