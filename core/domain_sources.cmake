@@ -14,6 +14,12 @@ set(FERRY_DOMAIN_SOURCES
   device_id.cc
   error.cc
   routing/query.cc
+  routing/query_eval.cc
+  routing/query_functions.cc
+  routing/query_lexer.cc
+  routing/query_message.cc
+  routing/query_parser.cc
+  routing/query_text.cc
   routing/route_set.cc
   throttle.cc
   time_text.cc

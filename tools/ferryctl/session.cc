@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
+#include <nlohmann/json.hpp>
 
 #include "core/time_text.h"
 #include "tools/ferryctl/ferryctl.h"
@@ -141,6 +142,16 @@ google::protobuf::Timestamp TimeOption(const std::string& option, const std::str
     throw CLI::ValidationError(option,
                                "'" + text + "' is not an RFC 3339 time (2026-11-26T08:00:00Z)");
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(ToUnixMicros(*t));
+}
+
+v1::KeySlot SlotFromName(const std::string& slot) {
+  return slot == "secondary" ? v1::KEY_SLOT_SECONDARY : v1::KEY_SLOT_PRIMARY;
+}
+
+std::string JsonStrings(const std::vector<std::pair<std::string, std::string>>& fields) {
+  nlohmann::ordered_json object = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : fields) object[name] = value;
+  return object.dump();
 }
 
 }  // namespace ferry::ctl

@@ -4,6 +4,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/auth/connection_string.h"
+#include "ferry/v1/access.pb.h"
 
 namespace ferry::ctl {
 
@@ -69,5 +71,11 @@ void Table(std::ostream& out, const std::vector<std::string>& header,
 // Parses an RFC 3339 time for an option; throws CLI::ValidationError.
 [[nodiscard]] google::protobuf::Timestamp TimeOption(const std::string& option,
                                                      const std::string& text);
+// The key slot a --slot option names ("secondary", else primary).
+[[nodiscard]] v1::KeySlot SlotFromName(const std::string& slot);
+// A JSON object of string fields in this order, for results that are no
+// proto message.
+[[nodiscard]] std::string JsonStrings(
+    const std::vector<std::pair<std::string, std::string>>& fields);
 
 }  // namespace ferry::ctl
