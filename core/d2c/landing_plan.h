@@ -60,6 +60,7 @@ struct Classified {
 struct CheckpointState {
   std::optional<std::int64_t> next_offset;
   std::optional<std::int64_t> high_offset;
+  friend bool operator==(const CheckpointState&, const CheckpointState&) = default;
 };
 
 // The devices whose registry fields `$device.` enrichments need, given the

@@ -1,5 +1,7 @@
 #include "store/d2c/event_store.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
@@ -122,75 +124,124 @@ LandingOutcome EventStore::LandBare(const LandingBatch& one, const std::string& 
 
 // With an empty `days` every record is dead-lettered as a data error (the
 // last step of isolating a row PostgreSQL refuses).
-// Plans and applies [begin, end) of `batch` in one transaction. With
-// `refused`, every decodable record is dead-lettered as a data error (the
-// last step of isolating a row PostgreSQL refuses).
+// Plans and lands [begin, end) of `batch`. With `refused`, every decodable
+// record is dead-lettered as a data error (the last step of isolating a row
+// PostgreSQL refuses).
+//
+// Kafka endpoints are acknowledged before the checkpoint commits, but not
+// waited for inside the landing transaction: that would hold the partition's
+// checkpoint lock, a pooled connection and an open transaction for as long
+// as the endpoint takes (up to the sink's timeout when it is down), and the
+// next owner's claim or an operator's reset would wait as long
+// (EventStoreTest.AClaimDoesNotWaitForAnEndpointsAcknowledgements). So a
+// batch with endpoint sends is planned in a short first transaction, sent,
+// then written in a second, fenced again: a batch fenced in between has
+// sent records the next owner sends again (endpoints get at-least-once, as
+// after a crash); the store still gets each record once.
 LandingOutcome EventStore::LandOnce(const LandingBatch& batch, std::size_t begin, std::size_t end,
                                     TimePoint now, const routing::RouteSet& routes,
                                     const std::optional<std::string>& refused) {
   const Classified classified =
       Classify(batch.records, begin, end, now, refused ? DayRange{} : Days(), routes, refused);
+  const auto plan_in = [&](pqxx::dbtransaction& tx, const CheckpointState& checkpoint) {
+    std::map<std::string, routing::DeviceFields> fields;
+    if (routes.needs_device_fields()) {
+      fields = sql::LoadDeviceFields(tx, DevicesToEnrich(classified, checkpoint));
+    }
+    return Plan(classified, checkpoint, fields, routes, hub_name_);
+  };
   LandingOutcome out;
   out.transactions = 1;
   out.next_offset = batch.records[end - 1].offset + 1;
+
+  std::optional<std::pair<CheckpointState, LandingPlan>> sent;
+  const bool to_kafka = std::any_of(classified.records.begin(), classified.records.end(),
+                                    [](const ClassifiedRecord& c) { return !c.kafka.empty(); });
+  if (to_kafka) {
+    std::optional<CheckpointState> checkpoint;
+    LandingPlan plan;
+    pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+      checkpoint = sql::LockCheckpoint(tx, batch.id, batch.epoch);
+      if (checkpoint) plan = plan_in(tx, *checkpoint);
+    });
+    if (!checkpoint) {
+      out.fenced = true;
+      return out;
+    }
+    Deliver(plan.sends);
+    sent.emplace(*checkpoint, std::move(plan));
+    out.transactions = 2;
+  }
+
+  const int transactions = out.transactions;
   pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     out = LandingOutcome{};
-    out.transactions = 1;
+    out.transactions = transactions;
     out.next_offset = batch.records[end - 1].offset + 1;
     out.undefined = classified.undefined;
-    // First the fence.
     const std::optional<CheckpointState> checkpoint =
         sql::LockCheckpoint(tx, batch.id, batch.epoch);
     if (!checkpoint) {
       out.fenced = true;
       return;
     }
-    std::map<std::string, routing::DeviceFields> fields;
-    if (routes.needs_device_fields()) {
-      fields = sql::LoadDeviceFields(tx, DevicesToEnrich(classified, *checkpoint));
+    // Only this epoch's owner moves the checkpoint, so it is what the sent
+    // plan was made against; were it not, the plan is made again here.
+    LandingPlan replanned;
+    const LandingPlan* plan = nullptr;
+    if (sent && sent->first == *checkpoint) {
+      plan = &sent->second;
+    } else {
+      replanned = plan_in(tx, *checkpoint);
+      Deliver(replanned.sends);  // none unless the checkpoint moved
+      plan = &replanned;
     }
-    const LandingPlan plan = Plan(classified, *checkpoint, fields, routes, hub_name_);
-    for (const Oversized& o : plan.oversized) {
-      ++out.oversized[o.endpoint];
-      Logger()->warn(
-          "message not delivered to endpoint: over 256 KB with its enrichments endpoint=\"{}\""
-          " partition={} offset={} bytes={}",
-          o.endpoint, o.record->partition, o.record->offset, o.bytes);
-    }
-    // Kafka endpoints first: acknowledged before the checkpoint commits.
-    Deliver(plan.sends);
-    out.routed = plan.routed;
-    out.dropped = plan.dropped;
-
-    sql::CopyEvents(tx, batch.id, plan.fresh);
-    for (const StoreRow& row : plan.fresh) out.bytes += row.event->body.size();
-    const std::size_t replayed = sql::InsertNewEvents(tx, batch.id, plan.replayed);
-    out.events = plan.fresh.size() + replayed;
-    sql::Counts counts;
-    counts.route_version = routes.version();
-    counts.dropped = plan.dropped_counted;
-    counts.routed_elsewhere = plan.routed_elsewhere;
-    counts.replay_skipped =
-        plan.replay_skipped + static_cast<std::int64_t>(plan.replayed.size() - replayed);
-    if (const std::size_t n = plan.fresh.size() + plan.replayed.size(); n > 0) {
-      out.routed[routing::kStoreEndpoint] += n;
-    }
-
-    // Dead letters: COPY when new; on a replay, kept only if the record is
-    // nowhere yet (past retention: skipped, counted by the plan).
-    sql::CopyDeadLetters(tx, batch.id, plan.dead_letters);
-    for (const ClassifiedRecord* c : plan.dead_letters) ++out.dead_letters[c->dead->reason];
-    for (const ClassifiedRecord* c : plan.replayed_dead_letters) {
-      if (sql::InsertNewDeadLetter(tx, batch.id, *c)) {
-        ++out.dead_letters[c->dead->reason];
-      } else {
-        ++counts.replay_skipped;
-      }
-    }
-    out.replay_skipped = static_cast<std::size_t>(counts.replay_skipped);
-    sql::AdvanceCheckpoint(tx, batch.id, out.next_offset, counts);
+    Apply(tx, batch.id, *plan, routes, out);
   });
   return out;
+}
+
+// Writes a plan: the store's rows (a replay's only where new), dead letters,
+// and the checkpoint with its counts.
+void EventStore::Apply(pqxx::dbtransaction& tx, const PartitionId& id, const LandingPlan& plan,
+                       const routing::RouteSet& routes, LandingOutcome& out) {
+  for (const Oversized& o : plan.oversized) {
+    ++out.oversized[o.endpoint];
+    Logger()->warn(
+        "message not delivered to endpoint: over 256 KB with its enrichments endpoint=\"{}\""
+        " partition={} offset={} bytes={}",
+        o.endpoint, o.record->partition, o.record->offset, o.bytes);
+  }
+  out.routed = plan.routed;
+  out.dropped = plan.dropped;
+
+  sql::CopyEvents(tx, id, plan.fresh);
+  for (const StoreRow& row : plan.fresh) out.bytes += row.event->body.size();
+  const std::size_t replayed = sql::InsertNewEvents(tx, id, plan.replayed);
+  out.events = plan.fresh.size() + replayed;
+  sql::Counts counts;
+  counts.route_version = routes.version();
+  counts.dropped = plan.dropped_counted;
+  counts.routed_elsewhere = plan.routed_elsewhere;
+  counts.replay_skipped =
+      plan.replay_skipped + static_cast<std::int64_t>(plan.replayed.size() - replayed);
+  if (const std::size_t n = plan.fresh.size() + plan.replayed.size(); n > 0) {
+    out.routed[routing::kStoreEndpoint] += n;
+  }
+
+  // Dead letters: COPY when new; on a replay, kept only if the record is
+  // nowhere yet (past retention: skipped, counted by the plan).
+  sql::CopyDeadLetters(tx, id, plan.dead_letters);
+  for (const ClassifiedRecord* c : plan.dead_letters) ++out.dead_letters[c->dead->reason];
+  for (const ClassifiedRecord* c : plan.replayed_dead_letters) {
+    if (sql::InsertNewDeadLetter(tx, id, *c)) {
+      ++out.dead_letters[c->dead->reason];
+    } else {
+      ++counts.replay_skipped;
+    }
+  }
+  out.replay_skipped = static_cast<std::size_t>(counts.replay_skipped);
+  sql::AdvanceCheckpoint(tx, id, plan.next_offset, counts);
 }
 
 }  // namespace ferry::d2c

@@ -17,6 +17,10 @@
 #include "store/d2c/checkpoint_store.h"
 #include "store/d2c/day_partitions.h"
 
+namespace pqxx {
+class dbtransaction;
+}
+
 namespace ferry::pg {
 class Pool;
 }
@@ -170,6 +174,8 @@ class EventStore final {
   LandingOutcome LandBare(const LandingBatch& one, const std::string& error);
   LandingOutcome LandSplitting(const LandingBatch& batch, std::size_t begin, std::size_t end,
                                TimePoint now, const routing::RouteSet& routes);
+  void Apply(pqxx::dbtransaction& tx, const PartitionId& id, const LandingPlan& plan,
+             const routing::RouteSet& routes, LandingOutcome& out);
   RedriveResult RedriveOne(const PartitionId& id, std::int64_t offset, TimePoint now,
                            const routing::RouteSet& routes, const audit::Entry* audit,
                            const std::optional<std::string>& refused);

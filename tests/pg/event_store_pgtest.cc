@@ -1,3 +1,9 @@
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <variant>
+
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
@@ -5,6 +11,7 @@
 #include "store/d2c/event_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/pg.h"
+#include "tests/support/wait.h"
 
 namespace ferry::d2c {
 namespace {
@@ -74,6 +81,83 @@ TEST_F(EventStoreTest, AFencedBatchWritesNothing) {
   EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 0);
   EXPECT_FALSE(store_->NextOffset(id_).has_value());
   EXPECT_EQ(store_->Land(Batch(now.epoch, 0, 10), clock_.Now()).events, 10u);
+}
+
+// An endpoint sink that holds every delivery until released, counting them.
+class HeldSink final : public EndpointSink {
+ public:
+  void Deliver(const std::vector<OutgoingRecord>& records) override {
+    std::unique_lock lock(mutex_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return released_; });
+    --waiting_;
+    delivered_ += records.size();
+  }
+  void Release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  bool WaitUntilHeld(std::chrono::seconds deadline) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, deadline, [&] { return waiting_ > 0; });
+  }
+  std::size_t delivered() {
+    std::lock_guard lock(mutex_);
+    return delivered_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  bool released_ = false;
+  std::size_t delivered_ = 0;
+};
+
+std::shared_ptr<const routing::RouteSet> EverythingToKafkaAndTheStore() {
+  std::vector<routing::EndpointTarget> endpoints = {{routing::kStoreEndpoint, false, "", {}},
+                                                    {"out", true, "t.out", {}}};
+  std::vector<routing::CompiledRoute> routes;
+  routes.push_back({"to-out", false, std::get<routing::Query>(routing::Query::Parse("true")), 1});
+  routes.push_back({"to-store", false, std::get<routing::Query>(routing::Query::Parse("true")), 0});
+  return std::make_shared<const routing::RouteSet>(1, false, std::move(endpoints),
+                                                   std::move(routes));
+}
+
+// Waiting for a Kafka endpoint's acknowledgements (up to the sink's timeout,
+// 30 s in ferryd, when an endpoint is down) holds no lock and no
+// transaction: the next owner's claim goes through meanwhile, and the held
+// batch then finds itself fenced and writes nothing. (Its endpoint records
+// were sent: endpoints get at-least-once, as after a crash.)
+TEST_F(EventStoreTest, AClaimDoesNotWaitForAnEndpointsAcknowledgements) {
+  HeldSink sink;
+  const auto routes = EverythingToKafkaAndTheStore();
+  store_->SetRouting([&] { return routes; }, &sink, "hub");
+  const Claim old = store_->ClaimPartition(id_, "old");
+  auto landing = std::async(std::launch::async,
+                            [&] { return store_->Land(Batch(old.epoch, 0, 10), clock_.Now()); });
+  ASSERT_TRUE(sink.WaitUntilHeld(std::chrono::seconds(60)));
+  auto claim = std::async(std::launch::async, [&] {
+    EventStore other(*pool_);
+    return other.ClaimPartition(id_, "new");
+  });
+  const bool claimed = claim.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
+  sink.Release();
+  ASSERT_TRUE(claimed) << "the claim waited for the endpoint's acknowledgements";
+  const Claim now = claim.get();
+  EXPECT_EQ(now.epoch, old.epoch + 1);
+  const LandingOutcome held = landing.get();
+  EXPECT_TRUE(held.fenced);
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 0);
+  EXPECT_FALSE(store_->NextOffset(id_).has_value());
+  // The new owner lands the batch whole, sending it to the endpoint again.
+  const LandingOutcome landed = store_->Land(Batch(now.epoch, 0, 10), clock_.Now());
+  EXPECT_EQ(landed.events, 10u);
+  EXPECT_EQ(landed.routed.at("out"), 10u);
+  EXPECT_EQ(sink.delivered(), 20u);
+  EXPECT_EQ(store_->NextOffset(id_), 10);
 }
 
 // Records Kafka deleted under a stalled checkpoint are data loss: one gap
