@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/executor.h"
+#include "core/kafka/rdkafka_handles.h"
 #include "core/log.h"
 
 namespace ferry::d2c {
@@ -30,7 +31,8 @@ const std::shared_ptr<spdlog::logger>& Logger() {
 // Logical offsets are Kafka's; the store's start position resolves to them.
 class LogicalStartOffsets final : public StartOffsets {
  public:
-  explicit LogicalStartOffsets(RdKafka::KafkaConsumer*& consumer) : consumer_(consumer) {}
+  explicit LogicalStartOffsets(const std::unique_ptr<RdKafka::KafkaConsumer>& consumer)
+      : consumer_(consumer) {}
   std::int64_t Resolve(const std::string& topic, std::int32_t partition, StartFrom from,
                        TimePoint at) override {
     switch (from) {
@@ -39,13 +41,12 @@ class LogicalStartOffsets final : public StartOffsets {
       case StartFrom::kLatest:
         return RdKafka::Topic::OFFSET_END;
       case StartFrom::kTimestamp: {
-        std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(
+        kafka::TopicPartitions tps(
             topic, partition,
-            std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count())};
-        const RdKafka::ErrorCode e = consumer_->offsetsForTimes(tps, 10000);
-        std::int64_t offset = tps[0]->offset();
-        const RdKafka::ErrorCode pe = tps[0]->err();
-        RdKafka::TopicPartition::destroy(tps);
+            std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count());
+        const RdKafka::ErrorCode e = consumer_->offsetsForTimes(tps.get(), 10000);
+        std::int64_t offset = tps.front().offset();
+        const RdKafka::ErrorCode pe = tps.front().err();
         if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) {
           throw std::runtime_error("offsetsForTimes failed: " + RdKafka::err2str(e != 0 ? e : pe));
         }
@@ -56,7 +57,7 @@ class LogicalStartOffsets final : public StartOffsets {
   }
 
  private:
-  RdKafka::KafkaConsumer*& consumer_;
+  const std::unique_ptr<RdKafka::KafkaConsumer>& consumer_;
 };
 
 struct Metrics {
@@ -297,7 +298,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   const Clock& clock;
   Metrics metrics;
   Executor executor;
-  RdKafka::KafkaConsumer* consumer = nullptr;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer;
   LogicalStartOffsets logical;
   StartOffsets* start_offsets;
 
@@ -367,9 +368,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       metrics.rebalances.Add({{"kind", "assign"}}).Increment();
       if (cooperative) {
-        if (RdKafka::Error* e = c->incremental_assign(partitions)) {
+        if (const kafka::ErrorPtr e{c->incremental_assign(partitions)}) {
           Logger()->error("incremental_assign failed error=\"{}\"", e->str());
-          delete e;
           return;
         }
       } else if (const RdKafka::ErrorCode e = c->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
@@ -390,9 +390,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       metrics.rebalances.Add({{"kind", lost ? "lost" : "revoke"}}).Increment();
       for (auto* tp : partitions) Release(tp->partition(), lost ? "lost" : "revoked");
       if (cooperative) {
-        if (RdKafka::Error* e = c->incremental_unassign(partitions)) {
+        if (const kafka::ErrorPtr e{c->incremental_unassign(partitions)}) {
           Logger()->error("incremental_unassign failed error=\"{}\"", e->str());
-          delete e;
         }
       } else if (const RdKafka::ErrorCode e = c->unassign(); e != RdKafka::ERR_NO_ERROR) {
         Logger()->error("unassign failed error=\"{}\"", RdKafka::err2str(e));
@@ -515,26 +514,23 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void SetPaused(std::int32_t p, bool paused) {
-    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(options.topic, p)};
+    kafka::TopicPartitions tps(options.topic, p);
     if (paused) {
-      consumer->pause(tps);
+      consumer->pause(tps.get());
     } else {
-      consumer->resume(tps);
+      consumer->resume(tps.get());
     }
-    RdKafka::TopicPartition::destroy(tps);
   }
 
   // Assigns `tp` again at its offset, the other partitions as they are.
   bool Reassign(const RdKafka::TopicPartition& tp) {
     if (consumer->rebalance_protocol() == "COOPERATIVE") {
-      std::vector<RdKafka::TopicPartition*> tps = {
-          RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
-      if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
-      RdKafka::Error* ae = consumer->incremental_assign(tps);
-      RdKafka::TopicPartition::destroy(tps);
+      kafka::TopicPartitions tps(tp.topic(), tp.partition(), tp.offset());
+      // An unassign error changes nothing here: the assign below decides.
+      (void)kafka::ErrorPtr{consumer->incremental_unassign(tps.get())};
+      const kafka::ErrorPtr ae{consumer->incremental_assign(tps.get())};
       if (ae == nullptr) return true;
       Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(), ae->str());
-      delete ae;
       return false;
     }
     // Eager: the whole assignment, with this partition's new offset; the
@@ -542,10 +538,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     // next record (librdkafka's position is unknown right after a seek,
     // librdkafka#3567, and would fall back to Kafka's committed offset,
     // which a checkpoint reset leaves behind); paused ones stay paused.
-    std::vector<RdKafka::TopicPartition*> all;
-    if (consumer->assignment(all) != RdKafka::ERR_NO_ERROR) return false;
-    consumer->position(all);
-    std::vector<RdKafka::TopicPartition*> paused;
+    kafka::TopicPartitions all;
+    if (consumer->assignment(all.get()) != RdKafka::ERR_NO_ERROR) return false;
+    consumer->position(all.get());
+    std::vector<RdKafka::TopicPartition*> paused;  // points into `all`
     for (auto* a : all) {
       const auto it = parts.find(a->partition());
       if (a->partition() == tp.partition()) {
@@ -560,9 +556,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         paused.push_back(a);
       }
     }
-    const RdKafka::ErrorCode e = consumer->assign(all);
+    const RdKafka::ErrorCode e = consumer->assign(all.get());
     if (e == RdKafka::ERR_NO_ERROR && !paused.empty()) consumer->pause(paused);
-    RdKafka::TopicPartition::destroy(all);
     if (e == RdKafka::ERR_NO_ERROR) return true;
     Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(),
                     RdKafka::err2str(e));
@@ -572,20 +567,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // Starts fetching `p` at `offset` (absolute or logical); false if it
   // could not (the partition is then claimed afresh, with backoff).
   bool StartAt(std::int32_t p, std::int64_t offset) {
-    RdKafka::TopicPartition* tp = RdKafka::TopicPartition::create(options.topic, p, offset);
-    const RdKafka::ErrorCode e = consumer->seek(*tp, 5000);
+    kafka::TopicPartitions tp(options.topic, p, offset);
+    const RdKafka::ErrorCode e = consumer->seek(tp.front(), 5000);
     if (e != RdKafka::ERR_NO_ERROR) {
       // Not fetching yet: re-assign with the offset instead.
       Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p,
                       RdKafka::err2str(e));
-      if (!Reassign(*tp)) {
-        delete tp;
-        return false;
-      }
+      if (!Reassign(tp.front())) return false;
     }
-    std::vector<RdKafka::TopicPartition*> one = {tp};
-    consumer->resume(one);
-    delete tp;
+    consumer->resume(tp.get());
     return true;
   }
 
@@ -896,10 +886,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
     st.checkpoint = o.next_offset;
     // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
-    std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(options.topic, d.partition, o.next_offset)};
-    consumer->commitAsync(tps);
-    RdKafka::TopicPartition::destroy(tps);
+    kafka::TopicPartitions tps(options.topic, d.partition, o.next_offset);
+    consumer->commitAsync(tps.get());
   }
 
   void Dispatch(bool flush) {
@@ -1045,7 +1033,8 @@ D2cConsumer::~D2cConsumer() {
     (void)impl_.release();
     return;
   }
-  delete impl_->consumer;
+  // Before the rest of impl_, which its callbacks use.
+  impl_->consumer.reset();
 }
 
 void D2cConsumer::Start() {
@@ -1108,7 +1097,7 @@ void D2cConsumer::Start() {
           RdKafka::Conf::CONF_OK) {
     throw std::runtime_error("kafka callbacks: " + err);
   }
-  impl_->consumer = RdKafka::KafkaConsumer::create(conf.get(), err);
+  impl_->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (impl_->consumer == nullptr) throw std::runtime_error("kafka consumer: " + err);
   const RdKafka::ErrorCode e = impl_->consumer->subscribe({o.topic});
   if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("subscribe: " + RdKafka::err2str(e));
