@@ -9,6 +9,7 @@ set(FERRY_DOMAIN_SOURCES
   auth/sas.cc
   c2d/lifecycle.cc
   c2d/send.cc
+  d2c/partition.cc
   d2c/record.cc
   device_id.cc
   error.cc

@@ -13,6 +13,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 
+#include "core/d2c/partition.h"
 #include "core/error.h"
 #include "core/executor.h"
 #include "core/kafka/rdkafka_handles.h"
@@ -203,49 +204,6 @@ struct Metrics {
   prometheus::Gauge& route_version;
 };
 
-struct PartitionState {
-  // kStopped: the checkpoint is above the log's end; nothing is fetched
-  // until an operator resets the checkpoint (its epoch moves).
-  enum class Phase { kClaiming, kActive, kStopped };
-  Phase phase = Phase::kClaiming;
-  std::uint64_t generation = 0;
-  std::int64_t epoch = 0;
-  std::optional<std::int64_t> expected_offset;  // records below it are stale
-  std::int64_t start_offset = 0;                // where the claim started it (absolute or logical)
-  std::optional<std::int64_t> checkpoint;
-  std::deque<KafkaRecord> buffer;
-  std::size_t buffer_bytes = 0;  // size_bytes() of the buffer (batch limits)
-  // HeldBytes() of the buffer and of the batch out or kept for a retry
-  // (out_bytes of it): this partition's share of the memory budget.
-  std::size_t held_bytes = 0;
-  std::size_t out_bytes = 0;
-  SteadyClock::time_point first_buffered;
-  std::optional<LandingBatch> retry;  // a batch to land again first
-  SteadyClock::time_point retry_at;
-  int failures = 0;
-  SteadyClock::time_point claim_at;  // when to (re)try claiming
-  bool claim_posted = false;
-  // A batch is out and its result not yet handled here: the next batch must
-  // wait, or a retried batch could be overtaken.
-  bool landing = false;
-  bool backpressure = false;
-  // Kafka refused the fetch position (offset out of range) and stopped
-  // fetching: once what was fetched has landed, a gap check compares the
-  // checkpoint with the log (never Kafka's auto.offset.reset).
-  bool out_of_range = false;
-  bool gap_check_posted = false;
-  SteadyClock::time_point gap_check_at;
-};
-
-// What a fetched record takes in memory here: its bytes, the record and
-// its headers, and an allocation's overhead per string (a small event with
-// a few headers takes about twice its size_bytes()).
-std::size_t HeldBytes(const KafkaRecord& r) {
-  constexpr std::size_t kPerString = 32;
-  return r.size_bytes() + sizeof(KafkaRecord) + 3 * kPerString +
-         r.headers.size() * (sizeof(KafkaHeader) + 2 * kPerString);
-}
-
 struct ClaimDone {
   std::int32_t partition;
   std::uint64_t generation;
@@ -290,6 +248,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         clock(c),
         metrics(r),
         executor(options.landing_threads + 1),
+        parts(PartitionLimits{BatchLimits{options.batch_max_records, options.batch_max_bytes},
+                              options.linger, options.max_buffered_records,
+                              options.max_buffered_bytes}),
         logical(consumer),
         start_offsets(so != nullptr ? so : &logical) {}
 
@@ -298,6 +259,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   const Clock& clock;
   Metrics metrics;
   Executor executor;
+  // Poll thread only: every decision about a partition is made here.
+  Partitions parts;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer;
   LogicalStartOffsets logical;
   StartOffsets* start_offsets;
@@ -312,14 +275,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   bool leak_handle = false;
   bool fatal_reported = false;
 
-  // Poll thread only.
-  std::map<std::int32_t, PartitionState> parts;
-  // Fetched-but-unlanded bytes over all partitions: past the budget, a
-  // partition that receives more is paused until the total halves.
-  std::size_t buffered_bytes = 0;
-  std::uint64_t next_generation = 1;
-  SteadyClock::time_point next_lag_report;
-  bool epochs_posted = false;
+  SteadyClock::time_point next_lag_report;  // poll thread only
 
   // Shared with executor jobs.
   std::mutex mutex;
@@ -378,10 +334,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       }
       c->pause(partitions);
       for (auto* tp : partitions) {
-        PartitionState& st = parts[tp->partition()];
-        st = PartitionState{};
-        st.generation = next_generation++;
-        st.claim_at = SteadyClock::now();
+        parts.Assign(tp->partition(), SteadyClock::now());
         Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", tp->partition(),
                        options.owner);
       }
@@ -407,10 +360,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       std::unique_lock lock(mutex);
       done_cv.wait(lock, [&] { return in_flight.count(p) == 0; });
     }
-    const auto it = parts.find(p);
-    if (it == parts.end()) return;
-    buffered_bytes -= it->second.held_bytes;
-    parts.erase(it);
+    if (!parts.Release(p)) return;
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     // Its lag and position are the new owner's to report now: no stale
@@ -422,14 +372,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   // ---- Jobs (on the executor) ----
 
-  void PostClaim(std::int32_t p, PartitionState& st) {
-    st.claim_posted = true;
+  void PostClaim(const PartitionJob& job) {
     {
       std::lock_guard lock(mutex);
-      in_flight.insert(p);
+      in_flight.insert(job.partition);
     }
-    const std::uint64_t gen = st.generation;
-    const PartitionId id{options.group, options.topic, p};
+    const std::uint64_t gen = job.generation;
+    const PartitionId id{options.group, options.topic, job.partition};
     executor.Post([this, id, gen] {
       ClaimDone d{id.partition, gen, std::nullopt, 0, ""};
       try {
@@ -449,13 +398,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     });
   }
 
-  void PostLanding(std::int32_t p, PartitionState& st, LandingBatch batch) {
-    st.landing = true;
+  void PostLanding(PartitionJob& job) {
+    const std::int32_t p = job.partition;
     {
       std::lock_guard lock(mutex);
       in_flight.insert(p);
     }
-    const std::uint64_t gen = st.generation;
+    const std::uint64_t gen = job.generation;
+    LandingBatch batch{PartitionId{options.group, options.topic, p}, job.epoch,
+                       std::move(job.records)};
     executor.Post([this, p, gen, batch = std::move(batch)]() mutable {
       LandDone d{p, gen, std::move(batch), std::nullopt, "", 0};
       const auto started = SteadyClock::now();
@@ -475,11 +426,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // ---- Poll-thread steps ----
 
   void Append(RdKafka::Message& m) {
-    const auto it = parts.find(m.partition());
-    if (it == parts.end()) return;
-    PartitionState& st = it->second;
-    if (st.phase != PartitionState::Phase::kActive) return;
-    if (st.expected_offset && m.offset() < *st.expected_offset) return;  // stale pre-seek fetch
     KafkaRecord r;
     r.topic = m.topic_name();
     r.partition = m.partition();
@@ -497,19 +443,8 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
         r.headers.push_back(std::move(kh));
       }
     }
-    if (st.buffer.empty()) st.first_buffered = SteadyClock::now();
-    st.buffer_bytes += r.size_bytes();
-    const std::size_t held = HeldBytes(r);
-    st.held_bytes += held;
-    buffered_bytes += held;
-    st.expected_offset = r.offset + 1;
-    st.buffer.push_back(std::move(r));
-    // Half the budget is for what is held here, the other half for
-    // librdkafka's prefetch (which drains into it after a pause).
-    if (!st.backpressure && (st.buffer.size() >= options.max_buffered_records ||
-                             buffered_bytes >= options.max_buffered_bytes / 2)) {
+    if (parts.Append(std::move(r), SteadyClock::now()) == AppendResult::kPause) {
       SetPaused(m.partition(), true);
-      st.backpressure = true;
     }
   }
 
@@ -543,18 +478,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     consumer->position(all.get());
     std::vector<RdKafka::TopicPartition*> paused;  // points into `all`
     for (auto* a : all) {
-      const auto it = parts.find(a->partition());
       if (a->partition() == tp.partition()) {
         a->set_offset(tp.offset());
-      } else if (it != parts.end() && it->second.phase == PartitionState::Phase::kActive &&
-                 !it->second.out_of_range) {
-        a->set_offset(it->second.expected_offset.value_or(it->second.start_offset));
+        continue;
       }
-      if (it != parts.end() && a->partition() != tp.partition() &&
-          (it->second.phase != PartitionState::Phase::kActive || it->second.backpressure ||
-           it->second.out_of_range)) {
-        paused.push_back(a);
-      }
+      const Placement placement = parts.PlacementOf(a->partition());
+      if (placement.offset) a->set_offset(*placement.offset);
+      if (placement.paused) paused.push_back(a);
     }
     const RdKafka::ErrorCode e = consumer->assign(all.get());
     if (e == RdKafka::ERR_NO_ERROR && !paused.empty()) consumer->pause(paused);
@@ -579,20 +509,10 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     return true;
   }
 
-  void Refence(std::int32_t p, PartitionState& st, const char* why) {
+  // The effects of a fence Partitions decided: `p` is paused until claimed
+  // afresh.
+  void Fenced(std::int32_t p, const char* why) {
     SetPaused(p, true);
-    st.phase = PartitionState::Phase::kClaiming;
-    st.generation = next_generation++;
-    st.buffer.clear();
-    buffered_bytes -= st.held_bytes;
-    st.buffer_bytes = 0;
-    st.held_bytes = 0;
-    st.out_bytes = 0;
-    st.retry.reset();
-    st.backpressure = false;
-    st.out_of_range = false;
-    st.claim_posted = false;
-    st.claim_at = SteadyClock::now();
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     Logger()->warn("partition fenced, re-claiming partition={} why=\"{}\"", p, why);
@@ -618,27 +538,20 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnClaimed(ClaimDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.claim_posted = false;
     if (!d.claim) {
+      if (!parts.OnClaimFailed(d.partition, d.generation, SteadyClock::now())) return;
       metrics.claim_retries.Increment();
-      st.failures = std::min(st.failures + 1, 8);
-      st.claim_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
       Logger()->warn("partition claim failed, retrying partition={} error=\"{}\"", d.partition,
                      d.error);
       return;
     }
-    st.failures = 0;
-    st.epoch = d.claim->epoch;
-    st.checkpoint = d.claim->next_offset;
-    st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
-    st.start_offset = d.start_offset;
-    st.phase = PartitionState::Phase::kActive;
+    if (!parts.OnClaimed(d.partition, d.generation, d.claim->epoch, d.claim->next_offset,
+                         d.start_offset)) {
+      return;
+    }
     if (!StartAt(d.partition, d.start_offset)) {
-      Refence(d.partition, st, "could not start fetching at the checkpoint");
-      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      parts.OnStartFailed(d.partition, SteadyClock::now());
+      Fenced(d.partition, "could not start fetching at the checkpoint");
       return;
     }
     metrics.owned.Add({{"partition", metrics.P(d.partition)}}).Set(1);
@@ -650,21 +563,19 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       metrics.next_offset.Add({{"partition", metrics.P(d.partition)}})
           .Set(static_cast<double>(*d.claim->next_offset));
     }
-    Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition, st.epoch,
-                   d.start_offset);
+    Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition,
+                   d.claim->epoch, d.start_offset);
   }
 
   // Asks for the epochs of the partitions owned here: one that moved while
   // no batch was landing (an operator's checkpoint reset, or a claim by
   // another member) is re-claimed, which re-reads the checkpoint and seeks.
   void PostEpochCheck() {
-    if (epochs_posted || stopping) return;
+    if (parts.epoch_check_posted() || stopping) return;
     EpochsDone d;
-    for (const auto& [p, st] : parts) {
-      if (st.phase != PartitionState::Phase::kClaiming) d.asked[p] = st.epoch;
-    }
+    d.asked = parts.EpochsToCheck();
     if (d.asked.empty()) return;
-    epochs_posted = true;
+    parts.EpochCheckPosted();
     executor.Post([this, d = std::move(d)]() mutable {
       try {
         d.epochs = store.Epochs(options.group, options.topic);
@@ -678,25 +589,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnEpochs(EpochsDone& d) {
-    epochs_posted = false;
-    for (const auto& [p, asked] : d.asked) {
-      const auto it = parts.find(p);
-      const auto now_epoch = d.epochs.find(p);
-      if (it == parts.end() || now_epoch == d.epochs.end()) continue;
-      PartitionState& st = it->second;
-      if (st.phase == PartitionState::Phase::kClaiming || st.epoch != asked || st.landing ||
-          now_epoch->second.first == asked) {
-        continue;
-      }
-      if (now_epoch->second.second == options.owner) {
+    for (const auto& [p, move] :
+         parts.OnEpochs(d.asked, d.epochs, options.owner, SteadyClock::now())) {
+      if (move == EpochMove::kReset) {
         metrics.resets.Increment();
-        Refence(p, st, "checkpoint reset by an operator");
+        Fenced(p, "checkpoint reset by an operator");
       } else {
-        // Claimed elsewhere while Kafka still assigns it here: as for a
-        // fenced batch, claim it afresh (a revocation follows if the group
-        // moved it).
         metrics.fenced.Increment();
-        Refence(p, st, "claimed by another owner");
+        Fenced(p, "claimed by another owner");
       }
     }
   }
@@ -706,15 +606,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // librdkafka reports an out-of-range fetch position instead of moving
   // the partition (auto.offset.reset=error) and stops fetching it.
   void OnOutOfRange(std::int32_t p, std::int64_t offset, const std::string& why) {
-    const auto it = parts.find(p);
-    if (it == parts.end() || it->second.phase != PartitionState::Phase::kActive) {
+    const OutOfRangeResult result = parts.OnOutOfRange(p);
+    if (result == OutOfRangeResult::kNotActive) {
       // Assigned at Kafka's committed offset while being claimed: the claim
       // starts it at the checkpoint.
       Logger()->debug("offset out of range before the claim partition={} offset={} error=\"{}\"", p,
                       offset, why);
       return;
     }
-    if (!it->second.out_of_range) {
+    if (result == OutOfRangeResult::kFirstReport) {
       // offset < 0: a late report of the assignment's missing committed
       // offset (Ferry does not use it); else the log no longer holds it.
       if (offset >= 0) {
@@ -727,7 +627,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
             why);
       }
     }
-    it->second.out_of_range = true;
   }
 
   // Off the poll thread: where is the checkpoint against the log's
@@ -735,14 +634,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // SkipDeleted records them as lost while moving the checkpoint. Above the
   // end: stop (asked again for a few seconds first: a new leader's high
   // watermark can trail for a moment). Inside: fetch again from there.
-  void PostGapCheck(std::int32_t p, PartitionState& st) {
-    st.gap_check_posted = true;
+  void PostGapCheck(const PartitionJob& job) {
     {
       std::lock_guard lock(mutex);
-      in_flight.insert(p);
+      in_flight.insert(job.partition);
     }
-    GapCheckDone d{p, st.generation, st.checkpoint, st.expected_offset.value_or(st.start_offset)};
-    const std::int64_t epoch = st.epoch;
+    GapCheckDone d{job.partition, job.generation, job.from, job.start};
+    const std::int64_t epoch = job.epoch;
     executor.Post([this, d = std::move(d), epoch]() mutable {
       try {
         for (int attempt = 0;; ++attempt) {
@@ -777,90 +675,88 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnGapChecked(GapCheckDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.gap_check_posted = false;
-    const std::string p = metrics.P(d.partition);
     if (!d.error.empty()) {
-      st.gap_check_at = SteadyClock::now() + std::chrono::seconds(1);
+      if (!parts.OnGapCheckFailed(d.partition, d.generation, SteadyClock::now())) return;
       Logger()->warn("gap check failed, retrying partition={} error=\"{}\"", d.partition, d.error);
       return;
     }
-    if (d.gap && d.gap->fenced) {
-      metrics.fenced.Increment();
-      Refence(d.partition, st, "checkpoint moved while skipping deleted records");
-      return;
-    }
-    st.out_of_range = false;
-    if (d.ahead) {
-      st.phase = PartitionState::Phase::kStopped;
-      metrics.stopped.Add({{"partition", p}}).Set(1);
-      Logger()->error(
-          "partition stopped: its checkpoint is above the log's end (was the topic deleted and"
-          " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
-          " partition={} checkpoint={} log_start={} log_end={}",
-          d.partition, *d.from, d.low, d.high);
-      return;
-    }
-    if (d.gap) {
-      const std::int64_t lost = d.gap->lost_to - d.gap->lost_from;
-      metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
-      if (lost > 0) {
-        metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
+    const GapCheck check{d.gap && d.gap->fenced, d.ahead, d.gap.has_value(), d.resume_at};
+    const std::string p = metrics.P(d.partition);
+    switch (parts.OnGapChecked(d.partition, d.generation, check, SteadyClock::now())) {
+      case GapResult::kStale:
+        return;
+      case GapResult::kFenced:
+        metrics.fenced.Increment();
+        Fenced(d.partition, "checkpoint moved while skipping deleted records");
+        return;
+      case GapResult::kStopped:
+        metrics.stopped.Add({{"partition", p}}).Set(1);
         Logger()->error(
-            "data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
-            " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
-            d.partition, d.gap->lost_from, d.gap->lost_to, lost);
-      }
-      if (d.gap->replay_skipped > 0) {
-        Logger()->warn(
-            "replay overtaken by retention: records already landed are gone from Kafka"
-            " partition={} from_offset={} to_offset={}",
-            d.partition, *d.from, d.gap->lost_from);
-      }
-      st.checkpoint = *d.resume_at;
-      metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
+            "partition stopped: its checkpoint is above the log's end (was the topic deleted and"
+            " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints "
+            "reset) partition={} checkpoint={} log_start={} log_end={}",
+            d.partition, *d.from, d.low, d.high);
+        return;
+      case GapResult::kResume:
+        break;
     }
-    // What arrived since the check was posted (a stale report: fetching
-    // had gone on) is fetched again from the resume position.
-    st.buffer.clear();
-    buffered_bytes -= st.held_bytes - st.out_bytes;
-    st.held_bytes = st.out_bytes;
-    st.buffer_bytes = 0;
-    st.backpressure = false;
-    st.expected_offset = *d.resume_at >= 0 ? std::optional(*d.resume_at) : std::nullopt;
+    if (d.gap) ReportGap(d);
     if (!StartAt(d.partition, *d.resume_at)) {
-      Refence(d.partition, st, "could not start fetching after a gap check");
-      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      parts.OnStartFailed(d.partition, SteadyClock::now());
+      Fenced(d.partition, "could not start fetching after a gap check");
       return;
     }
     Logger()->info("partition fetching again partition={} offset={}", d.partition, *d.resume_at);
   }
 
+  // Deleted records skipped: lost ones, and replayed ones already landed.
+  void ReportGap(const GapCheckDone& d) {
+    const std::string p = metrics.P(d.partition);
+    const std::int64_t lost = d.gap->lost_to - d.gap->lost_from;
+    metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
+    if (lost > 0) {
+      metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
+      Logger()->error(
+          "data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
+          " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
+          d.partition, d.gap->lost_from, d.gap->lost_to, lost);
+    }
+    if (d.gap->replay_skipped > 0) {
+      Logger()->warn(
+          "replay overtaken by retention: records already landed are gone from Kafka"
+          " partition={} from_offset={} to_offset={}",
+          d.partition, *d.from, d.gap->lost_from);
+    }
+    metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
+  }
+
   void OnLanded(LandDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.landing = false;
+    const auto now = SteadyClock::now();
     if (!d.outcome) {
+      const std::size_t records = d.batch.records.size();
+      if (!parts.OnLandingFailed(d.partition, d.generation, std::move(d.batch.records), now)) {
+        return;
+      }
       metrics.landing_retries.Increment();
-      st.failures = std::min(st.failures + 1, 8);
-      st.retry = std::move(d.batch);
-      st.retry_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
       Logger()->warn("landing failed, will retry partition={} records={} error=\"{}\"", d.partition,
-                     st.retry->records.size(), d.error);
+                     records, d.error);
       return;
     }
     if (d.outcome->fenced) {
+      if (!parts.OnLandingFenced(d.partition, d.generation, now)) return;
       metrics.fenced.Increment();
-      Refence(d.partition, st, "checkpoint epoch moved on");
+      Fenced(d.partition, "checkpoint epoch moved on");
       return;
     }
-    st.failures = 0;
-    st.held_bytes -= st.out_bytes;
-    buffered_bytes -= st.out_bytes;
-    st.out_bytes = 0;
+    const LandingOutcome& o = *d.outcome;
+    if (!parts.OnLanded(d.partition, d.generation, o.next_offset)) return;
+    CountLanded(d);
+    // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
+    kafka::TopicPartitions tps(options.topic, d.partition, o.next_offset);
+    consumer->commitAsync(tps.get());
+  }
+
+  void CountLanded(const LandDone& d) {
     const LandingOutcome& o = *d.outcome;
     const std::string p = metrics.P(d.partition);
     metrics.events.Add({{"partition", p}}).Increment(static_cast<double>(o.events));
@@ -884,61 +780,26 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     metrics.batch_records.Observe(static_cast<double>(d.batch.records.size()));
     metrics.batch_seconds.Observe(d.seconds);
     metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
-    st.checkpoint = o.next_offset;
-    // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
-    kafka::TopicPartitions tps(options.topic, d.partition, o.next_offset);
-    consumer->commitAsync(tps.get());
   }
 
   void Dispatch(bool flush) {
-    const auto now = SteadyClock::now();
-    for (auto& [p, st] : parts) {
-      if (st.phase == PartitionState::Phase::kClaiming) {
-        if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
-        continue;
-      }
-      if (st.phase == PartitionState::Phase::kStopped || st.landing || st.gap_check_posted)
-        continue;
-      if (st.out_of_range && !st.retry && st.buffer.empty()) {
-        // Everything fetched has landed: the checkpoint is the position.
-        if (now >= st.gap_check_at && !stopping) PostGapCheck(p, st);
-        continue;
-      }
-      if (st.retry) {
-        if (now < st.retry_at && !flush) continue;
-        LandingBatch b = std::move(*st.retry);
-        st.retry.reset();
-        b.epoch = st.epoch;
-        PostLanding(p, st, std::move(b));
-        continue;
-      }
-      const BatchLimits limits{options.batch_max_records, options.batch_max_bytes};
-      const auto waited =
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - st.first_buffered);
-      if (!BatchDue(st.buffer.size(), st.buffer_bytes, waited, options.linger, limits,
-                    flush || st.out_of_range)) {
-        continue;
-      }
-      LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
-      const std::size_t bytes = TakeBatch(st.buffer, limits, b.records);
-      st.buffer_bytes -= bytes;
-      st.out_bytes = 0;
-      for (const KafkaRecord& r : b.records) st.out_bytes += HeldBytes(r);
-      if (!st.buffer.empty()) st.first_buffered = now;
-      PostLanding(p, st, std::move(b));
-    }
-    metrics.buffered.Set(static_cast<double>(buffered_bytes));
-    // Resume what backpressure paused once both its own buffer and the
-    // total have halved.
-    if (buffered_bytes < options.max_buffered_bytes / 4) {
-      for (auto& [p, st] : parts) {
-        if (st.backpressure && st.phase == PartitionState::Phase::kActive &&
-            st.buffer.size() < options.max_buffered_records / 2) {
-          SetPaused(p, false);
-          st.backpressure = false;
-        }
+    for (PartitionJob& job : parts.Dispatch(SteadyClock::now(), flush, stopping)) {
+      switch (job.kind) {
+        case PartitionJob::Kind::kClaim:
+          PostClaim(job);
+          break;
+        case PartitionJob::Kind::kGapCheck:
+          PostGapCheck(job);
+          break;
+        case PartitionJob::Kind::kLand:
+          PostLanding(job);
+          break;
+        case PartitionJob::Kind::kResume:
+          SetPaused(job.partition, false);
+          break;
       }
     }
+    metrics.buffered.Set(static_cast<double>(parts.buffered_bytes()));
   }
 
   void ReportLag() {
@@ -946,26 +807,20 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (now < next_lag_report) return;
     next_lag_report = now + std::chrono::seconds(2);
     PostEpochCheck();
-    for (const auto& [p, st] : parts) {
-      if (st.phase != PartitionState::Phase::kActive) continue;
+    for (const auto& [p, st] : parts.all()) {
+      if (st.phase != Partition::Phase::kActive) continue;
       int64_t low = 0, high = 0;
       if (consumer->get_watermark_offsets(options.topic, p, &low, &high) == RdKafka::ERR_NO_ERROR &&
           high >= 0) {
-        // Without a checkpoint yet, everything still in the log is unread.
-        const std::int64_t from = st.checkpoint ? *st.checkpoint : std::max<std::int64_t>(low, 0);
         metrics.lag.Add({{"partition", metrics.P(p)}})
-            .Set(static_cast<double>(std::max<std::int64_t>(0, high - from)));
+            .Set(static_cast<double>(LagRecords(st.checkpoint, low, high)));
       }
     }
   }
 
   bool Idle() {
     std::lock_guard lock(mutex);
-    if (!in_flight.empty() || !done.empty()) return false;
-    for (const auto& [p, st] : parts) {
-      if (!st.buffer.empty() || st.retry) return false;
-    }
-    return true;
+    return in_flight.empty() && done.empty() && parts.Drained();
   }
 
   void Loop() {
