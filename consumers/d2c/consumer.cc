@@ -370,24 +370,26 @@ struct D2cConsumer::Impl final : public kafka::GroupConsumer::Listener {
     const std::int64_t epoch = job.epoch;
     executor.Post([this, d = std::move(d), epoch]() mutable {
       try {
+        LogPlace place;
         for (int attempt = 0;; ++attempt) {
           std::tie(d.low, d.high) =
               kafka->QueryWatermarks(d.partition, std::chrono::milliseconds(5000));
-          if (!d.from || *d.from <= d.high || attempt == 4 || stopping) break;
+          place = PlaceInLog(d.from, d.start, d.low, d.high);
+          if (place.kind != LogPlace::Kind::kAboveEnd || attempt == 4 || stopping) break;
           std::this_thread::sleep_for(std::chrono::seconds(1));
         }
-        if (!d.from) {
-          // Nothing landed yet: where it was started (a stale report of the
-          // initial assignment), within the log.
-          d.resume_at = d.start < 0 ? d.start : std::clamp(d.start, d.low, d.high);
-        } else if (*d.from < d.low) {
-          d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from,
-                                    d.low, options.owner);
-          if (!d.gap->fenced) d.resume_at = d.low;
-        } else if (*d.from > d.high) {
-          d.ahead = true;
-        } else {
-          d.resume_at = *d.from;
+        switch (place.kind) {
+          case LogPlace::Kind::kInside:
+            d.resume_at = place.at;
+            break;
+          case LogPlace::Kind::kBelowStart:
+            d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from,
+                                      place.at, options.owner);
+            if (!d.gap->fenced) d.resume_at = place.at;
+            break;
+          case LogPlace::Kind::kAboveEnd:
+            d.ahead = true;
+            break;
         }
       } catch (const std::exception& e) {
         d.error = e.what();

@@ -17,6 +17,15 @@ std::int64_t LagRecords(std::optional<std::int64_t> checkpoint, std::int64_t low
   return std::max<std::int64_t>(0, high - from);
 }
 
+LogPlace PlaceInLog(std::optional<std::int64_t> checkpoint, std::int64_t start, std::int64_t low,
+                    std::int64_t high) {
+  if (!checkpoint)
+    return {LogPlace::Kind::kInside, start < 0 ? start : std::clamp(start, low, high)};
+  if (*checkpoint < low) return {LogPlace::Kind::kBelowStart, low};
+  if (*checkpoint > high) return {LogPlace::Kind::kAboveEnd, high};
+  return {LogPlace::Kind::kInside, *checkpoint};
+}
+
 const Partition* Partitions::Find(std::int32_t p) const {
   const auto it = parts_.find(p);
   return it == parts_.end() ? nullptr : &it->second;

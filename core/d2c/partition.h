@@ -115,6 +115,22 @@ enum class AppendResult { kIgnored, kBuffered, kPause };
 enum class OutOfRangeResult { kNotActive, kFirstReport, kRepeated };
 enum class GapResult { kStale, kFenced, kStopped, kResume };
 
+// Where an out-of-range partition stands against the log's [low, high).
+struct LogPlace {
+  enum class Kind {
+    kInside,      // fetch again at `at`
+    kBelowStart,  // the records from the checkpoint up to `at` (the log start)
+                  // were deleted: skip them (recorded as a gap), then fetch at `at`
+    kAboveEnd,    // the checkpoint is above the log's end (a re-created topic?)
+  };
+  Kind kind = Kind::kInside;
+  std::int64_t at = 0;
+};
+// Without a checkpoint (nothing landed yet), where it was started: a logical
+// start as it is, an absolute one within the log.
+[[nodiscard]] LogPlace PlaceInLog(std::optional<std::int64_t> checkpoint, std::int64_t start,
+                                  std::int64_t low, std::int64_t high);
+
 // The checked position of an out-of-range partition (the store's and the
 // log's answer, see consumers/d2c/consumer.cc).
 struct GapCheck {

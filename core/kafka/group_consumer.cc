@@ -17,7 +17,7 @@ std::vector<std::int32_t> Numbers(const std::vector<RdKafka::TopicPartition*>& p
   return out;
 }
 
-d2c::KafkaRecord ToRecord(const RdKafka::Message& m) {
+d2c::KafkaRecord ToRecord(RdKafka::Message& m) {
   d2c::KafkaRecord r;
   r.topic = m.topic_name();
   r.partition = m.partition();
@@ -28,7 +28,7 @@ d2c::KafkaRecord ToRecord(const RdKafka::Message& m) {
   if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) {
     r.timestamp_ms = ts.timestamp;
   }
-  if (RdKafka::Headers* hs = const_cast<RdKafka::Message&>(m).headers()) {
+  if (RdKafka::Headers* hs = m.headers()) {
     for (const RdKafka::Headers::Header& h : hs->get_all()) {
       d2c::KafkaHeader kh{h.key(), std::nullopt};
       if (h.value() != nullptr) {

@@ -347,6 +347,24 @@ TEST_F(PartitionsTest, AReassignmentKeepsConsumingPartitionsAtTheirNextRecordAnd
   EXPECT_FALSE(parts_.PlacementOf(9).paused);  // not ours to decide
 }
 
+TEST(PlaceInLogTest, TheCheckpointDecidesWhereAnOutOfRangePartitionGoesOn) {
+  using K = LogPlace::Kind;
+  // The log holds [100, 200).
+  EXPECT_EQ(PlaceInLog(150, 0, 100, 200).kind, K::kInside);
+  EXPECT_EQ(PlaceInLog(150, 0, 100, 200).at, 150);
+  EXPECT_EQ(PlaceInLog(200, 0, 100, 200).kind, K::kInside);  // at the end: waits for records
+  EXPECT_EQ(PlaceInLog(100, 0, 100, 200).kind, K::kInside);
+  EXPECT_EQ(PlaceInLog(99, 0, 100, 200).kind, K::kBelowStart);
+  EXPECT_EQ(PlaceInLog(99, 0, 100, 200).at, 100);  // skips to the log start
+  EXPECT_EQ(PlaceInLog(201, 0, 100, 200).kind, K::kAboveEnd);
+  // No checkpoint: where it was started, within the log; a logical start as it is.
+  EXPECT_EQ(PlaceInLog(std::nullopt, 50, 100, 200).at, 100);
+  EXPECT_EQ(PlaceInLog(std::nullopt, 250, 100, 200).at, 200);
+  EXPECT_EQ(PlaceInLog(std::nullopt, 150, 100, 200).at, 150);
+  EXPECT_EQ(PlaceInLog(std::nullopt, -2, 100, 200).at, -2);
+  EXPECT_EQ(PlaceInLog(std::nullopt, 250, 100, 200).kind, K::kInside);
+}
+
 TEST(LagRecordsTest, CountsFromTheCheckpointElseFromTheLogStart) {
   EXPECT_EQ(LagRecords(90, 10, 100), 10);
   EXPECT_EQ(LagRecords(std::nullopt, 10, 100), 90);
