@@ -10,6 +10,7 @@ set(FERRY_DOMAIN_SOURCES
   c2d/lifecycle.cc
   c2d/send.cc
   d2c/landing_plan.cc
+  d2c/partition.cc
   d2c/record.cc
   device_id.cc
   error.cc

@@ -1,20 +1,21 @@
 #include "consumers/d2c/consumer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <variant>
 
-#include <librdkafka/rdkafkacpp.h>
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-
+#include "consumers/d2c/metrics.h"
+#include "core/d2c/partition.h"
 #include "core/error.h"
 #include "core/executor.h"
+#include "core/kafka/group_consumer.h"
 #include "core/log.h"
 
 namespace ferry::d2c {
@@ -30,220 +31,29 @@ const std::shared_ptr<spdlog::logger>& Logger() {
 // Logical offsets are Kafka's; the store's start position resolves to them.
 class LogicalStartOffsets final : public StartOffsets {
  public:
-  explicit LogicalStartOffsets(RdKafka::KafkaConsumer*& consumer) : consumer_(consumer) {}
-  std::int64_t Resolve(const std::string& topic, std::int32_t partition, StartFrom from,
-                       TimePoint at) override {
+  explicit LogicalStartOffsets(const std::unique_ptr<kafka::GroupConsumer>& consumer)
+      : consumer_(consumer) {}
+  std::int64_t Resolve(const std::string& /*topic: the consumer's*/, std::int32_t partition,
+                       StartFrom from, TimePoint at) override {
     switch (from) {
       case StartFrom::kEarliest:
-        return RdKafka::Topic::OFFSET_BEGINNING;
+        return kafka::kOffsetBeginning;
       case StartFrom::kLatest:
-        return RdKafka::Topic::OFFSET_END;
+        return kafka::kOffsetEnd;
       case StartFrom::kTimestamp: {
-        std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(
-            topic, partition,
-            std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count())};
-        const RdKafka::ErrorCode e = consumer_->offsetsForTimes(tps, 10000);
-        std::int64_t offset = tps[0]->offset();
-        const RdKafka::ErrorCode pe = tps[0]->err();
-        RdKafka::TopicPartition::destroy(tps);
-        if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) {
-          throw std::runtime_error("offsetsForTimes failed: " + RdKafka::err2str(e != 0 ? e : pe));
-        }
-        return offset < 0 ? RdKafka::Topic::OFFSET_END : offset;
+        const std::int64_t offset = consumer_->OffsetForTime(
+            partition,
+            std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count(),
+            std::chrono::milliseconds(10000));
+        return offset < 0 ? kafka::kOffsetEnd : offset;
       }
     }
-    return RdKafka::Topic::OFFSET_BEGINNING;
+    return kafka::kOffsetBeginning;
   }
 
  private:
-  RdKafka::KafkaConsumer*& consumer_;
+  const std::unique_ptr<kafka::GroupConsumer>& consumer_;
 };
-
-struct Metrics {
-  explicit Metrics(prometheus::Registry& r)
-      : events(prometheus::BuildCounter()
-                   .Name("ferry_d2c_events_landed_total")
-                   .Help("D2C events landed in the event store, by Kafka partition.")
-                   .Register(r)),
-        bytes(prometheus::BuildCounter()
-                  .Name("ferry_d2c_bytes_landed_total")
-                  .Help("Body bytes of the D2C events landed, by Kafka partition.")
-                  .Register(r)),
-        dead_letters(prometheus::BuildCounter()
-                         .Name("ferry_d2c_dead_letters_total")
-                         .Help("D2C records dead-lettered, by reason.")
-                         .Register(r)),
-        batch_records(
-            prometheus::BuildHistogram()
-                .Name("ferry_d2c_batch_records")
-                .Help("Records per landing batch.")
-                .Register(r)
-                .Add({}, prometheus::Histogram::BucketBoundaries{1, 10, 50, 100, 500, 1000, 2000,
-                                                                 5000, 10000})),
-        batch_seconds(
-            prometheus::BuildHistogram()
-                .Name("ferry_d2c_batch_duration_seconds")
-                .Help("Time to land one batch (all its transactions).")
-                .Register(r)
-                .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05,
-                                                                 0.1, 0.25, 0.5, 1, 2.5, 5})),
-        next_offset(prometheus::BuildGauge()
-                        .Name("ferry_d2c_next_offset")
-                        .Help("Checkpointed next offset, by Kafka partition owned here.")
-                        .Register(r)),
-        lag(prometheus::BuildGauge()
-                .Name("ferry_d2c_lag_records")
-                .Help("High watermark minus checkpoint, by Kafka partition owned here.")
-                .Register(r)),
-        owned(prometheus::BuildGauge()
-                  .Name("ferry_d2c_partition_owned")
-                  .Help("1 while this process owns and consumes the Kafka partition.")
-                  .Register(r)),
-        rebalances(prometheus::BuildCounter()
-                       .Name("ferry_d2c_rebalances_total")
-                       .Help("Partition assignments and revocations seen, by kind.")
-                       .Register(r)),
-        fenced(prometheus::BuildCounter()
-                   .Name("ferry_d2c_fenced_batches_total")
-                   .Help("Batches not landed because another owner had claimed the partition.")
-                   .Register(r)
-                   .Add({})),
-        claim_retries(prometheus::BuildCounter()
-                          .Name("ferry_d2c_claim_retries_total")
-                          .Help("Failed partition claims retried with backoff.")
-                          .Register(r)
-                          .Add({})),
-        landing_retries(prometheus::BuildCounter()
-                            .Name("ferry_d2c_landing_retries_total")
-                            .Help("Batches whose landing failed and was retried.")
-                            .Register(r)
-                            .Add({})),
-        routed(prometheus::BuildCounter()
-                   .Name("ferry_d2c_routed_total")
-                   .Help("D2C messages delivered by routing, by endpoint (replays included).")
-                   .Register(r)),
-        dropped(prometheus::BuildCounter()
-                    .Name("ferry_d2c_dropped_total")
-                    .Help("D2C messages that matched no route with the fallback off (IoT Hub's "
-                          "d2c.telemetry.egress.dropped).")
-                    .Register(r)
-                    .Add({})),
-        oversized(
-            prometheus::BuildCounter()
-                .Name("ferry_d2c_endpoint_oversized_total")
-                .Help("D2C messages not delivered to a Kafka endpoint because its enrichments made "
-                      "them larger than 256 KB, by endpoint (IoT Hub's "
-                      "d2c.telemetry.egress.invalid).")
-                .Register(r)),
-        undefined(prometheus::BuildCounter()
-                      .Name("ferry_d2c_route_evaluation_undefined_total")
-                      .Help("Route conditions that evaluated to undefined or null (a missing "
-                            "property, a type mismatch, a non-JSON body), by route.")
-                      .Register(r)),
-        replay_skipped(prometheus::BuildCounter()
-                           .Name("ferry_d2c_replay_skipped_total")
-                           .Help("Replayed records skipped: already landed, or past retention.")
-                           .Register(r)
-                           .Add({})),
-        resets(prometheus::BuildCounter()
-                   .Name("ferry_d2c_checkpoint_resets_seen_total")
-                   .Help("Owned partitions whose checkpoint was reset by an operator, seen here.")
-                   .Register(r)
-                   .Add({})),
-        lost(prometheus::BuildCounter()
-                 .Name("ferry_d2c_lost_records_total")
-                 .Help("Records Kafka deleted (retention, DeleteRecords) before they were landed: "
-                       "data "
-                       "loss, by Kafka partition; each gap is also a row in d2c_gaps.")
-                 .Register(r)),
-        stopped(
-            prometheus::BuildGauge()
-                .Name("ferry_d2c_partition_stopped")
-                .Help(
-                    "1 while a partition owned here is stopped because its checkpoint is above the "
-                    "log's end (topic re-created?): reset its checkpoint to go on.")
-                .Register(r)),
-        buffered(prometheus::BuildGauge()
-                     .Name("ferry_d2c_buffered_bytes")
-                     .Help("D2C data fetched and not yet landed here (buffered, or in a batch "
-                           "being landed), "
-                           "against the --d2c-buffer-mb budget.")
-                     .Register(r)
-                     .Add({})),
-        route_version(prometheus::BuildGauge()
-                          .Name("ferry_d2c_route_version")
-                          .Help("Route-set version of the last batch landed here.")
-                          .Register(r)
-                          .Add({})) {}
-
-  std::string P(std::int32_t p) { return std::to_string(p); }
-
-  prometheus::Family<prometheus::Counter>& events;
-  prometheus::Family<prometheus::Counter>& bytes;
-  prometheus::Family<prometheus::Counter>& dead_letters;
-  prometheus::Histogram& batch_records;
-  prometheus::Histogram& batch_seconds;
-  prometheus::Family<prometheus::Gauge>& next_offset;
-  prometheus::Family<prometheus::Gauge>& lag;
-  prometheus::Family<prometheus::Gauge>& owned;
-  prometheus::Family<prometheus::Counter>& rebalances;
-  prometheus::Counter& fenced;
-  prometheus::Counter& claim_retries;
-  prometheus::Counter& landing_retries;
-  prometheus::Family<prometheus::Counter>& routed;
-  prometheus::Counter& dropped;
-  prometheus::Family<prometheus::Counter>& oversized;
-  prometheus::Family<prometheus::Counter>& undefined;
-  prometheus::Counter& replay_skipped;
-  prometheus::Counter& resets;
-  prometheus::Family<prometheus::Counter>& lost;
-  prometheus::Family<prometheus::Gauge>& stopped;
-  prometheus::Gauge& buffered;
-  prometheus::Gauge& route_version;
-};
-
-struct PartitionState {
-  // kStopped: the checkpoint is above the log's end; nothing is fetched
-  // until an operator resets the checkpoint (its epoch moves).
-  enum class Phase { kClaiming, kActive, kStopped };
-  Phase phase = Phase::kClaiming;
-  std::uint64_t generation = 0;
-  std::int64_t epoch = 0;
-  std::optional<std::int64_t> expected_offset;  // records below it are stale
-  std::int64_t start_offset = 0;                // where the claim started it (absolute or logical)
-  std::optional<std::int64_t> checkpoint;
-  std::deque<KafkaRecord> buffer;
-  std::size_t buffer_bytes = 0;  // size_bytes() of the buffer (batch limits)
-  // HeldBytes() of the buffer and of the batch out or kept for a retry
-  // (out_bytes of it): this partition's share of the memory budget.
-  std::size_t held_bytes = 0;
-  std::size_t out_bytes = 0;
-  SteadyClock::time_point first_buffered;
-  std::optional<LandingBatch> retry;  // a batch to land again first
-  SteadyClock::time_point retry_at;
-  int failures = 0;
-  SteadyClock::time_point claim_at;  // when to (re)try claiming
-  bool claim_posted = false;
-  // A batch is out and its result not yet handled here: the next batch must
-  // wait, or a retried batch could be overtaken.
-  bool landing = false;
-  bool backpressure = false;
-  // Kafka refused the fetch position (offset out of range) and stopped
-  // fetching: once what was fetched has landed, a gap check compares the
-  // checkpoint with the log (never Kafka's auto.offset.reset).
-  bool out_of_range = false;
-  bool gap_check_posted = false;
-  SteadyClock::time_point gap_check_at;
-};
-
-// What a fetched record takes in memory here: its bytes, the record and
-// its headers, and an allocation's overhead per string (a small event with
-// a few headers takes about twice its size_bytes()).
-std::size_t HeldBytes(const KafkaRecord& r) {
-  constexpr std::size_t kPerString = 32;
-  return r.size_bytes() + sizeof(KafkaRecord) + 3 * kPerString +
-         r.headers.size() * (sizeof(KafkaHeader) + 2 * kPerString);
-}
 
 struct ClaimDone {
   std::int32_t partition;
@@ -282,14 +92,17 @@ struct LandDone {
 
 }  // namespace
 
-struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+struct D2cConsumer::Impl final : public kafka::GroupConsumer::Listener {
   Impl(ConsumerOptions o, EventStore& s, const Clock& c, prometheus::Registry& r, StartOffsets* so)
       : options(std::move(o)),
         store(s),
         clock(c),
         metrics(r),
         executor(options.landing_threads + 1),
-        logical(consumer),
+        parts(PartitionLimits{BatchLimits{options.batch_max_records, options.batch_max_bytes},
+                              options.linger, options.max_buffered_records,
+                              options.max_buffered_bytes}),
+        logical(kafka),
         start_offsets(so != nullptr ? so : &logical) {}
 
   ConsumerOptions options;
@@ -297,7 +110,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   const Clock& clock;
   Metrics metrics;
   Executor executor;
-  RdKafka::KafkaConsumer* consumer = nullptr;
+  // Poll thread only: every decision about a partition is made here.
+  Partitions parts;
+  std::unique_ptr<kafka::GroupConsumer> kafka;
   LogicalStartOffsets logical;
   StartOffsets* start_offsets;
 
@@ -305,20 +120,9 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   std::atomic<bool> stopping{false};
   // steady_clock ticks when the poll loop last went round; 0 when not polling.
   std::atomic<SteadyClock::rep> polled_at{0};
-  // Whether a rebalance has handed this consumer an assignment (even an
-  // empty one) yet; see the end of Loop().
-  bool assigned_once = false;
-  bool leak_handle = false;
   bool fatal_reported = false;
 
-  // Poll thread only.
-  std::map<std::int32_t, PartitionState> parts;
-  // Fetched-but-unlanded bytes over all partitions: past the budget, a
-  // partition that receives more is paused until the total halves.
-  std::size_t buffered_bytes = 0;
-  std::uint64_t next_generation = 1;
-  SteadyClock::time_point next_lag_report;
-  bool epochs_posted = false;
+  SteadyClock::time_point next_lag_report;  // poll thread only
 
   // Shared with executor jobs.
   std::mutex mutex;
@@ -326,80 +130,33 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   std::set<std::int32_t> in_flight;  // partitions with a claim or a landing out
   std::deque<std::variant<ClaimDone, LandDone, EpochsDone, GapCheckDone>> done;
 
-  // ---- Kafka callbacks (on the poll thread) ----
+  // ---- Kafka's events (on the poll thread) ----
 
-  void event_cb(RdKafka::Event& event) override {
-    switch (event.type()) {
-      case RdKafka::Event::EVENT_ERROR:
-        if (event.fatal()) {
-          Logger()->critical("kafka fatal error error=\"{}\"", event.str());
-          if (!fatal_reported && options.on_fatal) {
-            fatal_reported = true;
-            options.on_fatal(event.str());
-          }
-        } else {
-          Logger()->warn("kafka error code={} error=\"{}\"", RdKafka::err2str(event.err()),
-                         event.str());
-        }
-        break;
-      case RdKafka::Event::EVENT_LOG:
-        // Offset commits are informational (the checkpoint is in PostgreSQL)
-        // and fail routinely during rebalances.
-        if (event.fac() == "COMMITFAIL") {
-          Logger()->debug("kafka offset commit failed message=\"{}\"", event.str());
-        } else if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
-          Logger()->warn("kafka log facility={} message=\"{}\"", event.fac(), event.str());
-        }
-        break;
-      default:
-        break;
+  void OnFatal(const std::string& error) override {
+    if (!fatal_reported && options.on_fatal) {
+      fatal_reported = true;
+      options.on_fatal(error);
     }
   }
 
-  void rebalance_cb(RdKafka::KafkaConsumer* c, RdKafka::ErrorCode err,
-                    std::vector<RdKafka::TopicPartition*>& partitions) override {
-    Logger()->debug("rebalance event={} partitions={} owner=\"{}\"", RdKafka::err2str(err),
-                    partitions.size(), options.owner);
-    assigned_once = true;
-    // Eager (the default, see Start) hands over the whole assignment each
-    // time; cooperative only what changes. The claims below work either way.
-    const bool cooperative = c->rebalance_protocol() == "COOPERATIVE";
-    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      metrics.rebalances.Add({{"kind", "assign"}}).Increment();
-      if (cooperative) {
-        if (RdKafka::Error* e = c->incremental_assign(partitions)) {
-          Logger()->error("incremental_assign failed error=\"{}\"", e->str());
-          delete e;
-          return;
-        }
-      } else if (const RdKafka::ErrorCode e = c->assign(partitions); e != RdKafka::ERR_NO_ERROR) {
-        Logger()->error("assign failed error=\"{}\"", RdKafka::err2str(e));
-        return;
-      }
-      c->pause(partitions);
-      for (auto* tp : partitions) {
-        PartitionState& st = parts[tp->partition()];
-        st = PartitionState{};
-        st.generation = next_generation++;
-        st.claim_at = SteadyClock::now();
-        Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", tp->partition(),
-                       options.owner);
-      }
-    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
-      const bool lost = c->assignment_lost();
-      metrics.rebalances.Add({{"kind", lost ? "lost" : "revoke"}}).Increment();
-      for (auto* tp : partitions) Release(tp->partition(), lost ? "lost" : "revoked");
-      if (cooperative) {
-        if (RdKafka::Error* e = c->incremental_unassign(partitions)) {
-          Logger()->error("incremental_unassign failed error=\"{}\"", e->str());
-          delete e;
-        }
-      } else if (const RdKafka::ErrorCode e = c->unassign(); e != RdKafka::ERR_NO_ERROR) {
-        Logger()->error("unassign failed error=\"{}\"", RdKafka::err2str(e));
-      }
-    } else {
-      Logger()->error("rebalance error error=\"{}\"", RdKafka::err2str(err));
+  void OnRebalance(const char* kind) override {
+    metrics.rebalances.Add({{"kind", kind}}).Increment();
+  }
+
+  void OnAssigned(const std::vector<std::int32_t>& partitions) override {
+    for (const std::int32_t p : partitions) {
+      parts.Assign(p, SteadyClock::now());
+      Logger()->info("partition assigned, claiming partition={} owner=\"{}\"", p, options.owner);
     }
+  }
+
+  void OnRevoked(const std::vector<std::int32_t>& partitions, bool lost) override {
+    for (const std::int32_t p : partitions) Release(p, lost ? "lost" : "revoked");
+  }
+
+  void OnRecord(KafkaRecord r) {
+    const std::int32_t p = r.partition;
+    if (parts.Append(std::move(r), SteadyClock::now()) == AppendResult::kPause) kafka->Pause(p);
   }
 
   // Waits for the partition's in-flight batch, then forgets the partition.
@@ -408,10 +165,7 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       std::unique_lock lock(mutex);
       done_cv.wait(lock, [&] { return in_flight.count(p) == 0; });
     }
-    const auto it = parts.find(p);
-    if (it == parts.end()) return;
-    buffered_bytes -= it->second.held_bytes;
-    parts.erase(it);
+    if (!parts.Release(p)) return;
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     // Its lag and position are the new owner's to report now: no stale
@@ -423,14 +177,13 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   // ---- Jobs (on the executor) ----
 
-  void PostClaim(std::int32_t p, PartitionState& st) {
-    st.claim_posted = true;
+  void PostClaim(const PartitionJob& job) {
     {
       std::lock_guard lock(mutex);
-      in_flight.insert(p);
+      in_flight.insert(job.partition);
     }
-    const std::uint64_t gen = st.generation;
-    const PartitionId id{options.group, options.topic, p};
+    const std::uint64_t gen = job.generation;
+    const PartitionId id{options.group, options.topic, job.partition};
     executor.Post([this, id, gen] {
       ClaimDone d{id.partition, gen, std::nullopt, 0, ""};
       try {
@@ -450,13 +203,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     });
   }
 
-  void PostLanding(std::int32_t p, PartitionState& st, LandingBatch batch) {
-    st.landing = true;
+  void PostLanding(PartitionJob& job) {
+    const std::int32_t p = job.partition;
     {
       std::lock_guard lock(mutex);
       in_flight.insert(p);
     }
-    const std::uint64_t gen = st.generation;
+    const std::uint64_t gen = job.generation;
+    LandingBatch batch{PartitionId{options.group, options.topic, p}, job.epoch,
+                       std::move(job.records)};
     executor.Post([this, p, gen, batch = std::move(batch)]() mutable {
       LandDone d{p, gen, std::move(batch), std::nullopt, "", 0};
       const auto started = SteadyClock::now();
@@ -475,134 +230,16 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
 
   // ---- Poll-thread steps ----
 
-  void Append(RdKafka::Message& m) {
-    const auto it = parts.find(m.partition());
-    if (it == parts.end()) return;
-    PartitionState& st = it->second;
-    if (st.phase != PartitionState::Phase::kActive) return;
-    if (st.expected_offset && m.offset() < *st.expected_offset) return;  // stale pre-seek fetch
-    KafkaRecord r;
-    r.topic = m.topic_name();
-    r.partition = m.partition();
-    r.offset = m.offset();
-    if (m.key() != nullptr) r.key = *m.key();
-    if (m.payload() != nullptr) r.value.emplace(static_cast<const char*>(m.payload()), m.len());
-    const RdKafka::MessageTimestamp ts = m.timestamp();
-    if (ts.type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE)
-      r.timestamp_ms = ts.timestamp;
-    if (RdKafka::Headers* hs = m.headers()) {
-      for (const RdKafka::Headers::Header& h : hs->get_all()) {
-        KafkaHeader kh{h.key(), std::nullopt};
-        if (h.value() != nullptr)
-          kh.value.emplace(static_cast<const char*>(h.value()), h.value_size());
-        r.headers.push_back(std::move(kh));
-      }
-    }
-    if (st.buffer.empty()) st.first_buffered = SteadyClock::now();
-    st.buffer_bytes += r.size_bytes();
-    const std::size_t held = HeldBytes(r);
-    st.held_bytes += held;
-    buffered_bytes += held;
-    st.expected_offset = r.offset + 1;
-    st.buffer.push_back(std::move(r));
-    // Half the budget is for what is held here, the other half for
-    // librdkafka's prefetch (which drains into it after a pause).
-    if (!st.backpressure && (st.buffer.size() >= options.max_buffered_records ||
-                             buffered_bytes >= options.max_buffered_bytes / 2)) {
-      SetPaused(m.partition(), true);
-      st.backpressure = true;
-    }
-  }
-
-  void SetPaused(std::int32_t p, bool paused) {
-    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(options.topic, p)};
-    if (paused) {
-      consumer->pause(tps);
-    } else {
-      consumer->resume(tps);
-    }
-    RdKafka::TopicPartition::destroy(tps);
-  }
-
-  // Assigns `tp` again at its offset, the other partitions as they are.
-  bool Reassign(const RdKafka::TopicPartition& tp) {
-    if (consumer->rebalance_protocol() == "COOPERATIVE") {
-      std::vector<RdKafka::TopicPartition*> tps = {
-          RdKafka::TopicPartition::create(tp.topic(), tp.partition(), tp.offset())};
-      if (RdKafka::Error* ue = consumer->incremental_unassign(tps)) delete ue;
-      RdKafka::Error* ae = consumer->incremental_assign(tps);
-      RdKafka::TopicPartition::destroy(tps);
-      if (ae == nullptr) return true;
-      Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(), ae->str());
-      delete ae;
-      return false;
-    }
-    // Eager: the whole assignment, with this partition's new offset; the
-    // others that are consuming resume where this consumer expects their
-    // next record (librdkafka's position is unknown right after a seek,
-    // librdkafka#3567, and would fall back to Kafka's committed offset,
-    // which a checkpoint reset leaves behind); paused ones stay paused.
-    std::vector<RdKafka::TopicPartition*> all;
-    if (consumer->assignment(all) != RdKafka::ERR_NO_ERROR) return false;
-    consumer->position(all);
-    std::vector<RdKafka::TopicPartition*> paused;
-    for (auto* a : all) {
-      const auto it = parts.find(a->partition());
-      if (a->partition() == tp.partition()) {
-        a->set_offset(tp.offset());
-      } else if (it != parts.end() && it->second.phase == PartitionState::Phase::kActive &&
-                 !it->second.out_of_range) {
-        a->set_offset(it->second.expected_offset.value_or(it->second.start_offset));
-      }
-      if (it != parts.end() && a->partition() != tp.partition() &&
-          (it->second.phase != PartitionState::Phase::kActive || it->second.backpressure ||
-           it->second.out_of_range)) {
-        paused.push_back(a);
-      }
-    }
-    const RdKafka::ErrorCode e = consumer->assign(all);
-    if (e == RdKafka::ERR_NO_ERROR && !paused.empty()) consumer->pause(paused);
-    RdKafka::TopicPartition::destroy(all);
-    if (e == RdKafka::ERR_NO_ERROR) return true;
-    Logger()->error("re-assign failed partition={} error=\"{}\"", tp.partition(),
-                    RdKafka::err2str(e));
-    return false;
-  }
-
   // Starts fetching `p` at `offset` (absolute or logical); false if it
   // could not (the partition is then claimed afresh, with backoff).
   bool StartAt(std::int32_t p, std::int64_t offset) {
-    RdKafka::TopicPartition* tp = RdKafka::TopicPartition::create(options.topic, p, offset);
-    const RdKafka::ErrorCode e = consumer->seek(*tp, 5000);
-    if (e != RdKafka::ERR_NO_ERROR) {
-      // Not fetching yet: re-assign with the offset instead.
-      Logger()->debug("seek failed, re-assigning partition={} error=\"{}\"", p,
-                      RdKafka::err2str(e));
-      if (!Reassign(*tp)) {
-        delete tp;
-        return false;
-      }
-    }
-    std::vector<RdKafka::TopicPartition*> one = {tp};
-    consumer->resume(one);
-    delete tp;
-    return true;
+    return kafka->StartAt(p, offset, [this](std::int32_t q) { return parts.PlacementOf(q); });
   }
 
-  void Refence(std::int32_t p, PartitionState& st, const char* why) {
-    SetPaused(p, true);
-    st.phase = PartitionState::Phase::kClaiming;
-    st.generation = next_generation++;
-    st.buffer.clear();
-    buffered_bytes -= st.held_bytes;
-    st.buffer_bytes = 0;
-    st.held_bytes = 0;
-    st.out_bytes = 0;
-    st.retry.reset();
-    st.backpressure = false;
-    st.out_of_range = false;
-    st.claim_posted = false;
-    st.claim_at = SteadyClock::now();
+  // The effects of a fence Partitions decided: `p` is paused until claimed
+  // afresh.
+  void Fenced(std::int32_t p, const char* why) {
+    kafka->Pause(p);
     metrics.owned.Add({{"partition", metrics.P(p)}}).Set(0);
     metrics.stopped.Remove(&metrics.stopped.Add({{"partition", metrics.P(p)}}));
     Logger()->warn("partition fenced, re-claiming partition={} why=\"{}\"", p, why);
@@ -628,27 +265,20 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnClaimed(ClaimDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.claim_posted = false;
     if (!d.claim) {
+      if (!parts.OnClaimFailed(d.partition, d.generation, SteadyClock::now())) return;
       metrics.claim_retries.Increment();
-      st.failures = std::min(st.failures + 1, 8);
-      st.claim_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
       Logger()->warn("partition claim failed, retrying partition={} error=\"{}\"", d.partition,
                      d.error);
       return;
     }
-    st.failures = 0;
-    st.epoch = d.claim->epoch;
-    st.checkpoint = d.claim->next_offset;
-    st.expected_offset = d.start_offset >= 0 ? std::optional(d.start_offset) : std::nullopt;
-    st.start_offset = d.start_offset;
-    st.phase = PartitionState::Phase::kActive;
+    if (!parts.OnClaimed(d.partition, d.generation, d.claim->epoch, d.claim->next_offset,
+                         d.start_offset)) {
+      return;
+    }
     if (!StartAt(d.partition, d.start_offset)) {
-      Refence(d.partition, st, "could not start fetching at the checkpoint");
-      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      parts.OnStartFailed(d.partition, SteadyClock::now());
+      Fenced(d.partition, "could not start fetching at the checkpoint");
       return;
     }
     metrics.owned.Add({{"partition", metrics.P(d.partition)}}).Set(1);
@@ -660,21 +290,19 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
       metrics.next_offset.Add({{"partition", metrics.P(d.partition)}})
           .Set(static_cast<double>(*d.claim->next_offset));
     }
-    Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition, st.epoch,
-                   d.start_offset);
+    Logger()->info("partition claimed partition={} epoch={} start_offset={}", d.partition,
+                   d.claim->epoch, d.start_offset);
   }
 
   // Asks for the epochs of the partitions owned here: one that moved while
   // no batch was landing (an operator's checkpoint reset, or a claim by
   // another member) is re-claimed, which re-reads the checkpoint and seeks.
   void PostEpochCheck() {
-    if (epochs_posted || stopping) return;
+    if (parts.epoch_check_posted() || stopping) return;
     EpochsDone d;
-    for (const auto& [p, st] : parts) {
-      if (st.phase != PartitionState::Phase::kClaiming) d.asked[p] = st.epoch;
-    }
+    d.asked = parts.EpochsToCheck();
     if (d.asked.empty()) return;
-    epochs_posted = true;
+    parts.EpochCheckPosted();
     executor.Post([this, d = std::move(d)]() mutable {
       try {
         d.epochs = store.Epochs(options.group, options.topic);
@@ -688,25 +316,14 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnEpochs(EpochsDone& d) {
-    epochs_posted = false;
-    for (const auto& [p, asked] : d.asked) {
-      const auto it = parts.find(p);
-      const auto now_epoch = d.epochs.find(p);
-      if (it == parts.end() || now_epoch == d.epochs.end()) continue;
-      PartitionState& st = it->second;
-      if (st.phase == PartitionState::Phase::kClaiming || st.epoch != asked || st.landing ||
-          now_epoch->second.first == asked) {
-        continue;
-      }
-      if (now_epoch->second.second == options.owner) {
+    for (const auto& [p, move] :
+         parts.OnEpochs(d.asked, d.epochs, options.owner, SteadyClock::now())) {
+      if (move == EpochMove::kReset) {
         metrics.resets.Increment();
-        Refence(p, st, "checkpoint reset by an operator");
+        Fenced(p, "checkpoint reset by an operator");
       } else {
-        // Claimed elsewhere while Kafka still assigns it here: as for a
-        // fenced batch, claim it afresh (a revocation follows if the group
-        // moved it).
         metrics.fenced.Increment();
-        Refence(p, st, "claimed by another owner");
+        Fenced(p, "claimed by another owner");
       }
     }
   }
@@ -716,15 +333,15 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // librdkafka reports an out-of-range fetch position instead of moving
   // the partition (auto.offset.reset=error) and stops fetching it.
   void OnOutOfRange(std::int32_t p, std::int64_t offset, const std::string& why) {
-    const auto it = parts.find(p);
-    if (it == parts.end() || it->second.phase != PartitionState::Phase::kActive) {
+    const OutOfRangeResult result = parts.OnOutOfRange(p);
+    if (result == OutOfRangeResult::kNotActive) {
       // Assigned at Kafka's committed offset while being claimed: the claim
       // starts it at the checkpoint.
       Logger()->debug("offset out of range before the claim partition={} offset={} error=\"{}\"", p,
                       offset, why);
       return;
     }
-    if (!it->second.out_of_range) {
+    if (result == OutOfRangeResult::kFirstReport) {
       // offset < 0: a late report of the assignment's missing committed
       // offset (Ferry does not use it); else the log no longer holds it.
       if (offset >= 0) {
@@ -737,7 +354,6 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
             why);
       }
     }
-    it->second.out_of_range = true;
   }
 
   // Off the poll thread: where is the checkpoint against the log's
@@ -745,36 +361,35 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   // SkipDeleted records them as lost while moving the checkpoint. Above the
   // end: stop (asked again for a few seconds first: a new leader's high
   // watermark can trail for a moment). Inside: fetch again from there.
-  void PostGapCheck(std::int32_t p, PartitionState& st) {
-    st.gap_check_posted = true;
+  void PostGapCheck(const PartitionJob& job) {
     {
       std::lock_guard lock(mutex);
-      in_flight.insert(p);
+      in_flight.insert(job.partition);
     }
-    GapCheckDone d{p, st.generation, st.checkpoint, st.expected_offset.value_or(st.start_offset)};
-    const std::int64_t epoch = st.epoch;
+    GapCheckDone d{job.partition, job.generation, job.from, job.start};
+    const std::int64_t epoch = job.epoch;
     executor.Post([this, d = std::move(d), epoch]() mutable {
       try {
+        LogPlace place;
         for (int attempt = 0;; ++attempt) {
-          const RdKafka::ErrorCode e =
-              consumer->query_watermark_offsets(options.topic, d.partition, &d.low, &d.high, 5000);
-          if (e != RdKafka::ERR_NO_ERROR)
-            throw std::runtime_error("watermarks: " + RdKafka::err2str(e));
-          if (!d.from || *d.from <= d.high || attempt == 4 || stopping) break;
+          std::tie(d.low, d.high) =
+              kafka->QueryWatermarks(d.partition, std::chrono::milliseconds(5000));
+          place = PlaceInLog(d.from, d.start, d.low, d.high);
+          if (place.kind != LogPlace::Kind::kAboveEnd || attempt == 4 || stopping) break;
           std::this_thread::sleep_for(std::chrono::seconds(1));
         }
-        if (!d.from) {
-          // Nothing landed yet: where it was started (a stale report of the
-          // initial assignment), within the log.
-          d.resume_at = d.start < 0 ? d.start : std::clamp(d.start, d.low, d.high);
-        } else if (*d.from < d.low) {
-          d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from,
-                                    d.low, options.owner);
-          if (!d.gap->fenced) d.resume_at = d.low;
-        } else if (*d.from > d.high) {
-          d.ahead = true;
-        } else {
-          d.resume_at = *d.from;
+        switch (place.kind) {
+          case LogPlace::Kind::kInside:
+            d.resume_at = place.at;
+            break;
+          case LogPlace::Kind::kBelowStart:
+            d.gap = store.SkipDeleted({options.group, options.topic, d.partition}, epoch, *d.from,
+                                      place.at, options.owner);
+            if (!d.gap->fenced) d.resume_at = place.at;
+            break;
+          case LogPlace::Kind::kAboveEnd:
+            d.ahead = true;
+            break;
         }
       } catch (const std::exception& e) {
         d.error = e.what();
@@ -787,90 +402,87 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 
   void OnGapChecked(GapCheckDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.gap_check_posted = false;
-    const std::string p = metrics.P(d.partition);
     if (!d.error.empty()) {
-      st.gap_check_at = SteadyClock::now() + std::chrono::seconds(1);
+      if (!parts.OnGapCheckFailed(d.partition, d.generation, SteadyClock::now())) return;
       Logger()->warn("gap check failed, retrying partition={} error=\"{}\"", d.partition, d.error);
       return;
     }
-    if (d.gap && d.gap->fenced) {
-      metrics.fenced.Increment();
-      Refence(d.partition, st, "checkpoint moved while skipping deleted records");
-      return;
-    }
-    st.out_of_range = false;
-    if (d.ahead) {
-      st.phase = PartitionState::Phase::kStopped;
-      metrics.stopped.Add({{"partition", p}}).Set(1);
-      Logger()->error(
-          "partition stopped: its checkpoint is above the log's end (was the topic deleted and"
-          " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints reset)"
-          " partition={} checkpoint={} log_start={} log_end={}",
-          d.partition, *d.from, d.low, d.high);
-      return;
-    }
-    if (d.gap) {
-      const std::int64_t lost = d.gap->lost_to - d.gap->lost_from;
-      metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
-      if (lost > 0) {
-        metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
+    const GapCheck check{d.gap && d.gap->fenced, d.ahead, d.gap.has_value(), d.resume_at};
+    const std::string p = metrics.P(d.partition);
+    switch (parts.OnGapChecked(d.partition, d.generation, check, SteadyClock::now())) {
+      case GapResult::kStale:
+        return;
+      case GapResult::kFenced:
+        metrics.fenced.Increment();
+        Fenced(d.partition, "checkpoint moved while skipping deleted records");
+        return;
+      case GapResult::kStopped:
+        metrics.stopped.Add({{"partition", p}}).Set(1);
         Logger()->error(
-            "data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
-            " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
-            d.partition, d.gap->lost_from, d.gap->lost_to, lost);
-      }
-      if (d.gap->replay_skipped > 0) {
-        Logger()->warn(
-            "replay overtaken by retention: records already landed are gone from Kafka"
-            " partition={} from_offset={} to_offset={}",
-            d.partition, *d.from, d.gap->lost_from);
-      }
-      st.checkpoint = *d.resume_at;
-      metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
+            "partition stopped: its checkpoint is above the log's end (was the topic deleted and"
+            " re-created?); nothing lands until its checkpoint is reset (ferryctl checkpoints "
+            "reset) partition={} checkpoint={} log_start={} log_end={}",
+            d.partition, *d.from, d.low, d.high);
+        return;
+      case GapResult::kResume:
+        break;
     }
-    // What arrived since the check was posted (a stale report: fetching
-    // had gone on) is fetched again from the resume position.
-    st.buffer.clear();
-    buffered_bytes -= st.held_bytes - st.out_bytes;
-    st.held_bytes = st.out_bytes;
-    st.buffer_bytes = 0;
-    st.backpressure = false;
-    st.expected_offset = *d.resume_at >= 0 ? std::optional(*d.resume_at) : std::nullopt;
+    if (d.gap) ReportGap(d);
     if (!StartAt(d.partition, *d.resume_at)) {
-      Refence(d.partition, st, "could not start fetching after a gap check");
-      st.claim_at = SteadyClock::now() + std::chrono::seconds(1);
+      parts.OnStartFailed(d.partition, SteadyClock::now());
+      Fenced(d.partition, "could not start fetching after a gap check");
       return;
     }
     Logger()->info("partition fetching again partition={} offset={}", d.partition, *d.resume_at);
   }
 
+  // Deleted records skipped: lost ones, and replayed ones already landed.
+  void ReportGap(const GapCheckDone& d) {
+    const std::string p = metrics.P(d.partition);
+    const std::int64_t lost = d.gap->lost_to - d.gap->lost_from;
+    metrics.replay_skipped.Increment(static_cast<double>(d.gap->replay_skipped));
+    if (lost > 0) {
+      metrics.lost.Add({{"partition", p}}).Increment(static_cast<double>(lost));
+      Logger()->error(
+          "data loss: Kafka deleted records before they were landed (retention or DeleteRecords);"
+          " recorded in d2c_gaps partition={} from_offset={} to_offset={} lost={}",
+          d.partition, d.gap->lost_from, d.gap->lost_to, lost);
+    }
+    if (d.gap->replay_skipped > 0) {
+      Logger()->warn(
+          "replay overtaken by retention: records already landed are gone from Kafka"
+          " partition={} from_offset={} to_offset={}",
+          d.partition, *d.from, d.gap->lost_from);
+    }
+    metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(*d.resume_at));
+  }
+
   void OnLanded(LandDone& d) {
-    const auto it = parts.find(d.partition);
-    if (it == parts.end() || it->second.generation != d.generation) return;
-    PartitionState& st = it->second;
-    st.landing = false;
+    const auto now = SteadyClock::now();
     if (!d.outcome) {
+      const std::size_t records = d.batch.records.size();
+      if (!parts.OnLandingFailed(d.partition, d.generation, std::move(d.batch.records), now)) {
+        return;
+      }
       metrics.landing_retries.Increment();
-      st.failures = std::min(st.failures + 1, 8);
-      st.retry = std::move(d.batch);
-      st.retry_at = SteadyClock::now() + std::chrono::milliseconds(100 << st.failures);
       Logger()->warn("landing failed, will retry partition={} records={} error=\"{}\"", d.partition,
-                     st.retry->records.size(), d.error);
+                     records, d.error);
       return;
     }
     if (d.outcome->fenced) {
+      if (!parts.OnLandingFenced(d.partition, d.generation, now)) return;
       metrics.fenced.Increment();
-      Refence(d.partition, st, "checkpoint epoch moved on");
+      Fenced(d.partition, "checkpoint epoch moved on");
       return;
     }
-    st.failures = 0;
-    st.held_bytes -= st.out_bytes;
-    buffered_bytes -= st.out_bytes;
-    st.out_bytes = 0;
+    const LandingOutcome& o = *d.outcome;
+    if (!parts.OnLanded(d.partition, d.generation, o.next_offset)) return;
+    CountLanded(d);
+    // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
+    kafka->Commit(d.partition, o.next_offset);
+  }
+
+  void CountLanded(const LandDone& d) {
     const LandingOutcome& o = *d.outcome;
     const std::string p = metrics.P(d.partition);
     metrics.events.Add({{"partition", p}}).Increment(static_cast<double>(o.events));
@@ -894,63 +506,26 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     metrics.batch_records.Observe(static_cast<double>(d.batch.records.size()));
     metrics.batch_seconds.Observe(d.seconds);
     metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
-    st.checkpoint = o.next_offset;
-    // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
-    std::vector<RdKafka::TopicPartition*> tps = {
-        RdKafka::TopicPartition::create(options.topic, d.partition, o.next_offset)};
-    consumer->commitAsync(tps);
-    RdKafka::TopicPartition::destroy(tps);
   }
 
   void Dispatch(bool flush) {
-    const auto now = SteadyClock::now();
-    for (auto& [p, st] : parts) {
-      if (st.phase == PartitionState::Phase::kClaiming) {
-        if (!st.claim_posted && now >= st.claim_at && !stopping) PostClaim(p, st);
-        continue;
-      }
-      if (st.phase == PartitionState::Phase::kStopped || st.landing || st.gap_check_posted)
-        continue;
-      if (st.out_of_range && !st.retry && st.buffer.empty()) {
-        // Everything fetched has landed: the checkpoint is the position.
-        if (now >= st.gap_check_at && !stopping) PostGapCheck(p, st);
-        continue;
-      }
-      if (st.retry) {
-        if (now < st.retry_at && !flush) continue;
-        LandingBatch b = std::move(*st.retry);
-        st.retry.reset();
-        b.epoch = st.epoch;
-        PostLanding(p, st, std::move(b));
-        continue;
-      }
-      const BatchLimits limits{options.batch_max_records, options.batch_max_bytes};
-      const auto waited =
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - st.first_buffered);
-      if (!BatchDue(st.buffer.size(), st.buffer_bytes, waited, options.linger, limits,
-                    flush || st.out_of_range)) {
-        continue;
-      }
-      LandingBatch b{PartitionId{options.group, options.topic, p}, st.epoch, {}};
-      const std::size_t bytes = TakeBatch(st.buffer, limits, b.records);
-      st.buffer_bytes -= bytes;
-      st.out_bytes = 0;
-      for (const KafkaRecord& r : b.records) st.out_bytes += HeldBytes(r);
-      if (!st.buffer.empty()) st.first_buffered = now;
-      PostLanding(p, st, std::move(b));
-    }
-    metrics.buffered.Set(static_cast<double>(buffered_bytes));
-    // Resume what backpressure paused once both its own buffer and the
-    // total have halved.
-    if (buffered_bytes < options.max_buffered_bytes / 4) {
-      for (auto& [p, st] : parts) {
-        if (st.backpressure && st.phase == PartitionState::Phase::kActive &&
-            st.buffer.size() < options.max_buffered_records / 2) {
-          SetPaused(p, false);
-          st.backpressure = false;
-        }
+    for (PartitionJob& job : parts.Dispatch(SteadyClock::now(), flush, stopping)) {
+      switch (job.kind) {
+        case PartitionJob::Kind::kClaim:
+          PostClaim(job);
+          break;
+        case PartitionJob::Kind::kGapCheck:
+          PostGapCheck(job);
+          break;
+        case PartitionJob::Kind::kLand:
+          PostLanding(job);
+          break;
+        case PartitionJob::Kind::kResume:
+          kafka->Resume(job.partition);
+          break;
       }
     }
+    metrics.buffered.Set(static_cast<double>(parts.buffered_bytes()));
   }
 
   void ReportLag() {
@@ -958,45 +533,31 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     if (now < next_lag_report) return;
     next_lag_report = now + std::chrono::seconds(2);
     PostEpochCheck();
-    for (const auto& [p, st] : parts) {
-      if (st.phase != PartitionState::Phase::kActive) continue;
-      int64_t low = 0, high = 0;
-      if (consumer->get_watermark_offsets(options.topic, p, &low, &high) == RdKafka::ERR_NO_ERROR &&
-          high >= 0) {
-        // Without a checkpoint yet, everything still in the log is unread.
-        const std::int64_t from = st.checkpoint ? *st.checkpoint : std::max<std::int64_t>(low, 0);
+    for (const auto& [p, st] : parts.all()) {
+      if (st.phase != Partition::Phase::kActive) continue;
+      const auto watermarks = kafka->CachedWatermarks(p);
+      if (watermarks && watermarks->second >= 0) {
         metrics.lag.Add({{"partition", metrics.P(p)}})
-            .Set(static_cast<double>(std::max<std::int64_t>(0, high - from)));
+            .Set(static_cast<double>(
+                LagRecords(st.checkpoint, watermarks->first, watermarks->second)));
       }
     }
   }
 
   bool Idle() {
     std::lock_guard lock(mutex);
-    if (!in_flight.empty() || !done.empty()) return false;
-    for (const auto& [p, st] : parts) {
-      if (!st.buffer.empty() || st.retry) return false;
-    }
-    return true;
+    return in_flight.empty() && done.empty() && parts.Drained();
   }
 
   void Loop() {
     while (!stopping) {
       polled_at = SteadyClock::now().time_since_epoch().count();
-      std::unique_ptr<RdKafka::Message> m(consumer->consume(20));
-      if (m->err() == RdKafka::ERR_NO_ERROR) {
-        Append(*m);
-        // Drain what is already fetched before doing the bookkeeping.
-        for (int i = 0; i < 1000; ++i) {
-          std::unique_ptr<RdKafka::Message> more(consumer->consume(0));
-          if (more->err() != RdKafka::ERR_NO_ERROR) break;
-          Append(*more);
-        }
-      } else if (m->err() == RdKafka::ERR__AUTO_OFFSET_RESET) {
-        OnOutOfRange(m->partition(), m->offset(), m->errstr());
-      } else if (m->err() != RdKafka::ERR__TIMED_OUT && m->err() != RdKafka::ERR__PARTITION_EOF) {
-        Logger()->warn("kafka consume error error=\"{}\"", m->errstr());
-      }
+      // Up to 1000 records already fetched are taken before the bookkeeping.
+      kafka->Poll(
+          std::chrono::milliseconds(20), 1000, [this](KafkaRecord r) { OnRecord(std::move(r)); },
+          [this](std::int32_t p, std::int64_t offset, const std::string& why) {
+            OnOutOfRange(p, offset, why);
+          });
       ProcessDone();
       Dispatch(false);
       ReportLag();
@@ -1014,17 +575,11 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
     // joined its group is destroyed before its first assignment (its
     // assignor state is still NULL: librdkafka#4312, fixed in 2.3.0); the
     // soak hit it with SIGTERM right after a start. Such a consumer first
-    // waits a bounded while for that assignment (the callback runs inside
-    // consume(); records cannot arrive, new partitions start paused).
-    const auto first_assignment = SteadyClock::now() + std::chrono::seconds(10);
-    while (!assigned_once && SteadyClock::now() < first_assignment) {
-      std::unique_ptr<RdKafka::Message> ignored(consumer->consume(100));
-    }
-    consumer->close();
-    if (!assigned_once) {
+    // waits a bounded while for that assignment.
+    kafka->Close(std::chrono::seconds(10));
+    if (kafka->leaked()) {
       // Still none (the broker is away): destroying the handle could abort
       // the process, so it is left to the exit.
-      leak_handle = true;
       Logger()->warn(
           "d2c consumer stopped before its first assignment; its Kafka handle is left to the "
           "process exit"
@@ -1034,52 +589,37 @@ struct D2cConsumer::Impl final : public RdKafka::RebalanceCb, public RdKafka::Ev
   }
 };
 
-D2cConsumer::D2cConsumer(ConsumerOptions options, EventStore& store, const Clock& clock,
-                         prometheus::Registry& registry, StartOffsets* start_offsets)
-    : impl_(std::make_unique<Impl>(std::move(options), store, clock, registry, start_offsets)) {}
+namespace {
 
-D2cConsumer::~D2cConsumer() {
-  Stop();
-  if (impl_->leak_handle) {
-    // The handle's threads may still call back into impl_: both stay.
-    (void)impl_.release();
-    return;
-  }
-  delete impl_->consumer;
-}
-
-void D2cConsumer::Start() {
-  std::string err;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  auto set = [&](const std::string& k, const std::string& v) {
-    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
-      throw std::runtime_error("kafka property " + k + ": " + err);
-    }
+// The librdkafka properties of the D2C consumer: Ferry's defaults, then the
+// operator's (a later one overrides).
+std::vector<std::pair<std::string, std::string>> KafkaProperties(const ConsumerOptions& o) {
+  std::vector<std::pair<std::string, std::string>> props = {
+      {"bootstrap.servers", o.brokers},
+      {"group.id", o.group},
+      {"client.id", "ferryd-" + o.owner},
+      // Eager round-robin, not cooperative-sticky: librdkafka 2.0.2's sticky
+      // assignor crashes the process (a SIGSEGV in its own thread, where no
+      // handler runs) when partition ownership changes under it, as it does
+      // with members killed and restarted (fixed in 2.2.0, librdkafka#4252;
+      // the soak found it), and aborts when destroyed before its first
+      // assignment (#4312). Eager rebalances pause every partition for a
+      // moment; fencing keeps landing exactly-once either way.
+      // `--kafka-property partition.assignment.strategy=cooperative-sticky`
+      // still works.
+      {"partition.assignment.strategy", "roundrobin"},
+      // Defaults for Kubernetes (a property given overrides them): a crashed
+      // replica's partitions move after 10 s instead of librdkafka's 45 s
+      // (brokers refuse sessions under 6 s); docs/reliability.md has the
+      // measurements.
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "2000"},
   };
-  const ConsumerOptions& o = impl_->options;
-  set("bootstrap.servers", o.brokers);
-  set("group.id", o.group);
-  set("client.id", "ferryd-" + o.owner);
-  // Eager round-robin, not cooperative-sticky: librdkafka 2.0.2's sticky
-  // assignor crashes the process (a SIGSEGV in its own thread, where no
-  // handler runs) when partition ownership changes under it, as it does
-  // with members killed and restarted (fixed in 2.2.0, librdkafka#4252; the
-  // soak found it), and aborts when destroyed before its first assignment
-  // (#4312). Eager rebalances pause every partition for a moment; fencing
-  // keeps landing exactly-once either way. `--kafka-property
-  // partition.assignment.strategy=cooperative-sticky` still works.
-  set("partition.assignment.strategy", "roundrobin");
-  // Defaults for Kubernetes (a property given overrides them): a crashed
-  // replica's partitions move after 10 s instead of librdkafka's 45 s
-  // (brokers refuse sessions under 6 s); docs/reliability.md has the
-  // measurements.
-  set("session.timeout.ms", "10000");
-  set("heartbeat.interval.ms", "2000");
-  if (!o.instance_id.empty()) set("group.instance.id", o.instance_id);
-  set("enable.auto.commit", "false");
-  set("enable.auto.offset.store", "false");
+  if (!o.instance_id.empty()) props.emplace_back("group.instance.id", o.instance_id);
+  props.emplace_back("enable.auto.commit", "false");
+  props.emplace_back("enable.auto.offset.store", "false");
   // Never let Kafka move a partition: an out-of-range position is reported
-  // (ERR__AUTO_OFFSET_RESET) and the checkpoint decides, recording any gap.
+  // (GroupConsumer::Poll) and the checkpoint decides, recording any gap.
   if (o.kafka.count("auto.offset.reset") != 0) {
     throw std::runtime_error(
         "kafka property auto.offset.reset is Ferry's own (error): the checkpoint decides where a "
@@ -1087,8 +627,8 @@ void D2cConsumer::Start() {
         "resumes, and records deleted before they landed are recorded as a gap, never skipped "
         "silently");
   }
-  set("auto.offset.reset", "error");
-  set("enable.partition.eof", "false");
+  props.emplace_back("auto.offset.reset", "error");
+  props.emplace_back("enable.partition.eof", "false");
   // librdkafka's prefetch, sized from the one budget (its queue is the
   // consumer's single queue, so the bound holds whatever the partition
   // count): a quarter of it queued, a quarter per fetch response (at least
@@ -1097,21 +637,39 @@ void D2cConsumer::Start() {
   // its payload, which queued.max.messages.kbytes does not count; 100,000,
   // librdkafka's default, took 40 MiB more). BENCHMARKS.md has the figures.
   const std::size_t quarter = o.max_buffered_bytes / 4;
-  set("queued.max.messages.kbytes", std::to_string(std::max<std::size_t>(quarter / 1024, 1024)));
-  set("queued.min.messages", std::to_string(std::max<std::size_t>(quarter / 1024, 2000)));
-  set("fetch.max.bytes", std::to_string(std::clamp<std::size_t>(quarter, 1 << 20, 64 << 20)));
-  set("max.partition.fetch.bytes", "1048576");
-  for (const auto& [k, v] : o.kafka) set(k, v);
-  if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(impl_.get()), err) !=
-          RdKafka::Conf::CONF_OK ||
-      conf->set("event_cb", static_cast<RdKafka::EventCb*>(impl_.get()), err) !=
-          RdKafka::Conf::CONF_OK) {
-    throw std::runtime_error("kafka callbacks: " + err);
+  props.emplace_back("queued.max.messages.kbytes",
+                     std::to_string(std::max<std::size_t>(quarter / 1024, 1024)));
+  props.emplace_back("queued.min.messages",
+                     std::to_string(std::max<std::size_t>(quarter / 1024, 2000)));
+  props.emplace_back("fetch.max.bytes",
+                     std::to_string(std::clamp<std::size_t>(quarter, 1 << 20, 64 << 20)));
+  props.emplace_back("max.partition.fetch.bytes", "1048576");
+  for (const auto& [k, v] : o.kafka) props.emplace_back(k, v);
+  return props;
+}
+
+}  // namespace
+
+D2cConsumer::D2cConsumer(ConsumerOptions options, EventStore& store, const Clock& clock,
+                         prometheus::Registry& registry, StartOffsets* start_offsets)
+    : impl_(std::make_unique<Impl>(std::move(options), store, clock, registry, start_offsets)) {}
+
+D2cConsumer::~D2cConsumer() {
+  Stop();
+  if (impl_->kafka != nullptr && impl_->kafka->leaked()) {
+    // The handle's threads may still call back into impl_: both stay.
+    (void)impl_.release();
+    return;
   }
-  impl_->consumer = RdKafka::KafkaConsumer::create(conf.get(), err);
-  if (impl_->consumer == nullptr) throw std::runtime_error("kafka consumer: " + err);
-  const RdKafka::ErrorCode e = impl_->consumer->subscribe({o.topic});
-  if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error("subscribe: " + RdKafka::err2str(e));
+  // Before the rest of impl_, which its callbacks use.
+  impl_->kafka.reset();
+}
+
+void D2cConsumer::Start() {
+  const ConsumerOptions& o = impl_->options;
+  impl_->kafka =
+      std::make_unique<kafka::GroupConsumer>(KafkaProperties(o), o.topic, *impl_, Logger());
+  impl_->kafka->Subscribe();
   Logger()->info(
       "d2c consumer joining group=\"{}\" topic=\"{}\" owner=\"{}\" instance_id=\"{}\" "
       "brokers=\"{}\"",
@@ -1133,7 +691,7 @@ std::optional<std::chrono::steady_clock::duration> D2cConsumer::Stalled() const 
 }
 
 std::string D2cConsumer::rebalance_protocol() const {
-  return impl_->consumer == nullptr ? "NONE" : impl_->consumer->rebalance_protocol();
+  return impl_->kafka == nullptr ? "NONE" : impl_->kafka->RebalanceProtocol();
 }
 
 }  // namespace ferry::d2c

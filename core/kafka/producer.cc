@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafkacpp.h>
 #include <prometheus/counter.h>
 
+#include "core/kafka/rdkafka_handles.h"
 #include "core/log.h"
 
 namespace ferry::kafka {
@@ -268,12 +269,10 @@ std::optional<std::int64_t> Producer::OffsetForTime(const std::string& topic,
     std::lock_guard lock(impl_->mutex);
     p = impl_->producer;
   }
-  std::vector<RdKafka::TopicPartition*> tps = {
-      RdKafka::TopicPartition::create(topic, partition, timestamp_ms)};
-  const RdKafka::ErrorCode e = p->offsetsForTimes(tps, static_cast<int>(timeout.count()));
-  const std::int64_t offset = tps[0]->offset();
-  const RdKafka::ErrorCode pe = tps[0]->err();
-  RdKafka::TopicPartition::destroy(tps);
+  TopicPartitions tps(topic, partition, timestamp_ms);
+  const RdKafka::ErrorCode e = p->offsetsForTimes(tps.get(), static_cast<int>(timeout.count()));
+  const std::int64_t offset = tps.front().offset();
+  const RdKafka::ErrorCode pe = tps.front().err();
   if (e != RdKafka::ERR_NO_ERROR || pe != RdKafka::ERR_NO_ERROR) return std::nullopt;
   return offset;
 }
