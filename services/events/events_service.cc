@@ -41,11 +41,12 @@ std::optional<d2c::Position> ParsePosition(const std::string& text, std::string_
   return p;
 }
 
-void Encode(const d2c::StoredEvent& e, v1::StoredEvent* out) {
+void Encode(const d2c::StoredEvent& stored, v1::StoredEvent* out) {
+  const d2c::Event& e = stored.event;
   out->set_device_id(e.device_id);
-  out->set_topic(e.topic);
-  out->set_partition(e.partition);
-  out->set_offset(e.offset);
+  out->set_topic(stored.topic);
+  out->set_partition(stored.partition);
+  out->set_offset(stored.offset);
   *out->mutable_enqueued_time() = rpc::ToProtoTime(e.enqueued_time);
   out->set_message_id(e.message_id.value_or(""));
   out->set_correlation_id(e.correlation_id.value_or(""));
@@ -55,8 +56,8 @@ void Encode(const d2c::StoredEvent& e, v1::StoredEvent* out) {
   for (const auto& [k, v] : e.system_properties) (*out->mutable_system_properties())[k] = v;
   for (const auto& [k, v] : e.application_properties) (*out->mutable_properties())[k] = v;
   out->set_body(e.body);
-  *out->mutable_landed_time() = rpc::ToProtoTime(e.landed_at);
-  out->set_position(e.position.ToString());
+  *out->mutable_landed_time() = rpc::ToProtoTime(stored.landed_at);
+  out->set_position(stored.position.ToString());
 }
 
 void Encode(const std::string& group, const d2c::CheckpointRow& c, std::int64_t lag,

@@ -74,16 +74,16 @@ std::vector<StoredEvent> EventReader::Read(const EventQuery& q) {
       e.topic = r[2].as<std::string>();
       e.partition = r[3].as<std::int32_t>();
       e.offset = r[4].as<std::int64_t>();
-      e.enqueued_time = FromUnixMicros(r[5].as<std::int64_t>());
-      e.device_id = r[6].as<std::string>();
-      e.message_id = Opt<std::string>(r[7]);
-      e.correlation_id = Opt<std::string>(r[8]);
-      e.content_type = Opt<std::string>(r[9]);
-      e.content_encoding = Opt<std::string>(r[10]);
-      if (!r[11].is_null()) e.creation_time = FromUnixMicros(r[11].as<std::int64_t>());
-      e.system_properties = JsonMap(r[12].as<std::string>());
-      e.application_properties = JsonMap(r[13].as<std::string>());
-      e.body = pqxx::binarystring(r[14]).str();
+      e.event.enqueued_time = FromUnixMicros(r[5].as<std::int64_t>());
+      e.event.device_id = r[6].as<std::string>();
+      e.event.message_id = Opt<std::string>(r[7]);
+      e.event.correlation_id = Opt<std::string>(r[8]);
+      e.event.content_type = Opt<std::string>(r[9]);
+      e.event.content_encoding = Opt<std::string>(r[10]);
+      if (!r[11].is_null()) e.event.creation_time = FromUnixMicros(r[11].as<std::int64_t>());
+      e.event.system_properties = JsonMap(r[12].as<std::string>());
+      e.event.application_properties = JsonMap(r[13].as<std::string>());
+      e.event.body = pqxx::binarystring(r[14]).str();
       e.landed_at = FromUnixMicros(r[15].as<std::int64_t>());
       out.push_back(std::move(e));
     }

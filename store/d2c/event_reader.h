@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/d2c/record.h"
 
 namespace ferry::pg {
 class Pool;
@@ -25,20 +26,13 @@ struct Position {
   [[nodiscard]] static std::optional<Position> Parse(const std::string& text);
 };
 
+// An event as the store holds it: the event landing wrote, where it came
+// from, when it landed, and its position in commit order.
 struct StoredEvent {
-  std::string device_id;
+  Event event;
   std::string topic;
   std::int32_t partition = 0;
   std::int64_t offset = 0;
-  TimePoint enqueued_time;
-  std::optional<std::string> message_id;
-  std::optional<std::string> correlation_id;
-  std::optional<std::string> content_type;
-  std::optional<std::string> content_encoding;
-  std::optional<TimePoint> creation_time;
-  std::map<std::string, std::string> system_properties;
-  std::map<std::string, std::string> application_properties;
-  std::string body;
   TimePoint landed_at;
   Position position;
 };
