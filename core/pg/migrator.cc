@@ -4,7 +4,6 @@
 #include <charconv>
 #include <map>
 #include <stdexcept>
-#include <thread>
 
 #include <fmt/format.h>
 #include <openssl/sha.h>
@@ -15,12 +14,11 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/pg/advisory_lock.h"
 
 namespace ferry::pg {
 namespace {
 
-// pg_advisory_lock key: "ferry.mg" as a big-endian 64-bit integer.
-constexpr long long kMigrationLockKey = 0x66657272792e6d67LL;
 constexpr std::string_view kNoTransactionMarker = "-- ferry:no-transaction";
 
 std::string Sha256Hex(std::string_view text) {
@@ -278,26 +276,10 @@ SchemaStatus Migrator::Status(pqxx::connection& conn) const {
 
 std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
   static const auto logger = log::Get("migrate");
-  // Poll rather than block in pg_advisory_lock: a session blocked there
-  // holds a snapshot, which CREATE INDEX CONCURRENTLY in the lock holder's
-  // migration would wait for, and the two would deadlock.
-  for (int attempt = 0;; ++attempt) {
-    pqxx::nontransaction tx(conn);
-    if (tx.exec_params("SELECT pg_try_advisory_lock($1)", kMigrationLockKey)[0][0].as<bool>())
-      break;
-    if (attempt % 50 == 0) logger->info("waiting for another replica's migrations to finish");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  LockForSession(conn, AdvisoryLock::kMigrations);
   struct Unlock {
     pqxx::connection& conn;
-    ~Unlock() {
-      try {
-        pqxx::nontransaction tx(conn);
-        tx.exec_params("SELECT pg_advisory_unlock($1)", kMigrationLockKey);
-      } catch (const std::exception&) {
-        // The lock goes with the session when the connection closes.
-      }
-    }
+    ~Unlock() { UnlockForSession(conn, AdvisoryLock::kMigrations); }
   } unlock{conn};
 
   EnsureTable(conn);

@@ -3,15 +3,13 @@
 #include <pqxx/pqxx>
 
 #include "core/log.h"
+#include "core/pg/advisory_lock.h"
 #include "core/pg/pool.h"
 #include "services/c2d/c2d_store.h"
 #include "services/c2d/feedback.h"
 
 namespace ferry::c2d {
 namespace {
-
-// pg_try_advisory_lock key: "ferry.sw".
-constexpr long long kSweeperLockKey = 0x66657272792e7377LL;
 
 const std::shared_ptr<spdlog::logger>& Logger() {
   static const auto logger = log::Get("sweeper");
@@ -34,8 +32,7 @@ std::int64_t Drain(int batch, Fn&& action) {
 
 Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Clock& clock,
                  SweeperOptions options, prometheus::Registry& r, FeedbackMetrics* feedback_metrics)
-    : pool_(pool),
-      store_(store),
+    : store_(store),
       feedback_(feedback),
       clock_(clock),
       options_(options),
@@ -66,6 +63,7 @@ Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Cl
                   .Help("1 while this replica holds the sweeper lock.")
                   .Register(r)
                   .Add({})),
+      leadership_(pool, pg::AdvisoryLock::kSweeper),
       worker_(
           "sweeper pass", [this] { return Tick(); }, options_.interval) {}
 
@@ -75,34 +73,7 @@ Sweeper::~Sweeper() {
 
 void Sweeper::Stop() {
   worker_.Stop();
-  lock_connection_.reset();
-}
-
-bool Sweeper::HoldLock() {
-  try {
-    if (lock_connection_ && lock_connection_->is_open()) {
-      pqxx::nontransaction tx(*lock_connection_);
-      // Still ours? (A broken connection loses the lock.)
-      const bool held = tx.exec_params1(
-                              "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory'"
-                              " AND pid = pg_backend_pid() AND granted"
-                              " AND ((classid::bigint << 32) | objid::bigint) = $1",
-                              kSweeperLockKey)[0]
-                            .as<bool>();
-      if (held) return true;
-    } else {
-      lock_connection_ = pool_.OpenDedicated();
-    }
-    pqxx::nontransaction tx(*lock_connection_);
-    const bool got =
-        tx.exec_params1("SELECT pg_try_advisory_lock($1)", kSweeperLockKey)[0].as<bool>();
-    if (got) Logger()->info("this replica is the active sweeper");
-    return got;
-  } catch (const std::exception& e) {
-    lock_connection_.reset();
-    Logger()->debug("sweeper lock not held error=\"{}\"", e.what());
-    return false;
-  }
+  leadership_.Resign();
 }
 
 PassResult Sweeper::Pass() {
@@ -140,7 +111,7 @@ PassResult Sweeper::Pass() {
 }
 
 std::chrono::milliseconds Sweeper::Tick() {
-  const bool held = HoldLock();
+  const bool held = leadership_.Hold();
   active_.Set(held ? 1 : 0);
   if (held) (void)Pass();  // a failure is logged by the worker and retried after the interval
   return options_.interval;

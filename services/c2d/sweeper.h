@@ -11,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/periodic.h"
+#include "core/pg/advisory_lock.h"
 
 namespace ferry::pg {
 class Pool;
@@ -68,9 +69,7 @@ class Sweeper final {
 
  private:
   std::chrono::milliseconds Tick();
-  bool HoldLock();
 
-  pg::Pool& pool_;
   Store& store_;
   FeedbackStore& feedback_;
   const Clock& clock_;
@@ -81,7 +80,7 @@ class Sweeper final {
   prometheus::Family<prometheus::Counter>& rows_;
   prometheus::Gauge& last_pass_;
   prometheus::Gauge& active_;
-  std::unique_ptr<pqxx::connection> lock_connection_;
+  pg::Leadership leadership_;
   PeriodicWorker worker_;  // last: stops first
 };
 

@@ -4,18 +4,14 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/pg/advisory_lock.h"
 #include "core/pg/listener.h"
 #include "core/pg/transaction.h"
 #include "core/time_text.h"
 #include "store/d2c/event_store.h"
 
 namespace ferry::registry {
-namespace {
-
-// pg_try_advisory_xact_lock key: "ferry.lc".
-constexpr long long kPublisherLockKey = 0x66657272792e6c63LL;
-
-}  // namespace
+namespace {}  // namespace
 
 LifecyclePublisher::LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, std::string topic,
                                        std::string hub_name, prometheus::Registry& registry)
@@ -48,7 +44,7 @@ std::chrono::milliseconds LifecyclePublisher::Tick() {
 std::size_t LifecyclePublisher::PublishOnce(std::size_t limit) {
   return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) -> std::size_t {
     // One publisher at a time keeps a device's events in order.
-    if (!tx.exec_params1("SELECT pg_try_advisory_xact_lock($1)", kPublisherLockKey)[0].as<bool>()) {
+    if (!pg::TryLockForTransaction(tx, pg::AdvisoryLock::kLifecyclePublisher)) {
       return 0;
     }
     const pqxx::result rows = tx.exec_params(

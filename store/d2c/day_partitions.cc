@@ -7,13 +7,11 @@
 #include <pqxx/pqxx>
 
 #include "core/log.h"
+#include "core/pg/advisory_lock.h"
 #include "core/pg/transaction.h"
 
 namespace ferry::d2c {
 namespace {
-
-// pg_advisory_xact_lock key for partition maintenance: "ferry.dy".
-constexpr long long kMaintenanceLockKey = 0x66657272792e6479LL;
 
 const std::shared_ptr<spdlog::logger>& Logger() {
   static const auto logger = log::Get("d2c");
@@ -70,7 +68,7 @@ std::vector<std::string> DayPartitions::Ensure(TimePoint now, int ahead_days, in
        day <= today + std::chrono::days(ahead_days); day += std::chrono::days(1)) {
     const std::string name = DayPartitionName(day);
     const bool made = pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
-      tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMaintenanceLockKey);
+      pg::LockForTransaction(tx, pg::AdvisoryLock::kDayPartitions);
       if (!tx.exec_params("SELECT to_regclass($1) IS NULL", name)[0][0].as<bool>()) return false;
       const std::string from = DayText(day), to = DayText(day + std::chrono::days(1));
       tx.exec0(fmt::format("CREATE TABLE {0} (LIKE d2c_events INCLUDING DEFAULTS)", name));
@@ -110,7 +108,7 @@ std::vector<std::string> DayPartitions::DropExpired(TimePoint now, int retention
     for (int attempt = 0; attempt < 20; ++attempt) {
       try {
         pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
-          tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMaintenanceLockKey);
+          pg::LockForTransaction(tx, pg::AdvisoryLock::kDayPartitions);
           // Landing holds the parent briefly; wait at most this long for it.
           tx.exec0("SET LOCAL lock_timeout = '2s'");
           tx.exec0(fmt::format("ALTER TABLE d2c_events DETACH PARTITION {}", name));
