@@ -234,15 +234,13 @@ int Serve(const FerrydConfig& config) {
       c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)});
   c2d::Metrics c2d_metrics(*registry);
   c2d::FeedbackMetrics feedback_metrics(*registry);
-  c2d_store.OnFeedback([&feedback_metrics](c2d::Outcome o) {
-    feedback_metrics.written.Add({{"status", std::string(c2d::OutcomeName(o))}}).Increment();
-  });
   c2d::FeedbackStore feedback_store(pool, config.feedback_max_delivery_count);
   c2d::WakeHub wake_hub;
   wake_hub.Attach(listener);
   c2d::WakeHub feedback_hub;
   feedback_hub.Attach(listener, "ferry_feedback");
-  c2d::DeviceC2d device_c2d(runtime, c2d_store, wake_hub, executor, clock, c2d_metrics);
+  c2d::DeviceC2d device_c2d(runtime, c2d_store, wake_hub, executor, clock, c2d_metrics,
+                            feedback_metrics);
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service;
   std::unique_ptr<c2d::FeedbackService> feedback_service;
   std::unique_ptr<device::DeviceMessagingService> device_service;
@@ -254,7 +252,7 @@ int Serve(const FerrydConfig& config) {
     device_service = std::make_unique<device::DeviceMessagingService>(
         runtime, *producer, config.d2c_topic, clock, &device_c2d);
     c2d_service = std::make_unique<c2d::CloudToDeviceService>(
-        runtime, c2d_store, clock, c2d_metrics,
+        runtime, c2d_store, clock, c2d_metrics, feedback_metrics,
         std::chrono::seconds(config.c2d_default_ttl_seconds));
     events_service = std::make_unique<events::EventsService>(runtime, event_store, event_reader,
                                                              producer.get(), config.d2c_topic,
@@ -282,7 +280,7 @@ int Serve(const FerrydConfig& config) {
     so.interval = std::chrono::milliseconds(config.sweeper_interval_ms);
     so.history_retention = std::chrono::hours(config.c2d_history_retention_hours);
     sweeper = std::make_unique<c2d::Sweeper>(pool, c2d_store, feedback_store, clock, so, *registry,
-                                             &feedback_metrics);
+                                             feedback_metrics);
     sweeper->Start();
   }
   GrpcServer server({.listen = config.grpc_listen,

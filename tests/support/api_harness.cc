@@ -36,9 +36,6 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   lifecycle_->Attach(listener_);
   wake_hub_.Attach(listener_);
   feedback_hub_.Attach(listener_, "ferry_feedback");
-  c2d_store_.OnFeedback([this](c2d::Outcome o) {
-    feedback_metrics_.written.Add({{"status", std::string(c2d::OutcomeName(o))}}).Increment();
-  });
   listener_.Start();
   if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("the LISTEN connection did not come up");
@@ -49,9 +46,9 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
                                                             producer_.get(), "ferry.d2c",
                                                             "ferry-d2c", clock_, *registry_);
   device_c2d_ = std::make_unique<c2d::DeviceC2d>(runtime_, c2d_store_, wake_hub_, executor_, clock_,
-                                                 c2d_metrics_);
-  c2d_service_ = std::make_unique<c2d::CloudToDeviceService>(runtime_, c2d_store_, clock_,
-                                                             c2d_metrics_, std::chrono::hours(1));
+                                                 c2d_metrics_, feedback_metrics_);
+  c2d_service_ = std::make_unique<c2d::CloudToDeviceService>(
+      runtime_, c2d_store_, clock_, c2d_metrics_, feedback_metrics_, std::chrono::hours(1));
   feedback_service_ = std::make_unique<c2d::FeedbackService>(
       runtime_, feedback_store_, feedback_hub_, executor_, clock_, feedback_metrics_);
   device_service_ = std::make_unique<device::DeviceMessagingService>(

@@ -118,8 +118,8 @@ class ApiHarness final {
   c2d::FeedbackStore feedback_store_{pool_, 10};
   c2d::WakeHub feedback_hub_;
   c2d::Sweeper sweeper_{
-      pool_,      c2d_store_,        feedback_store_, clock_, c2d::SweeperOptions{},
-      *registry_, &feedback_metrics_};
+      pool_,      c2d_store_,       feedback_store_, clock_, c2d::SweeperOptions{},
+      *registry_, feedback_metrics_};
   std::unique_ptr<c2d::FeedbackService> feedback_service_;
   std::unique_ptr<c2d::DeviceC2d> device_c2d_;
   std::unique_ptr<c2d::CloudToDeviceService> c2d_service_;
