@@ -21,11 +21,9 @@
 
 #include "consumers/d2c/consumer.h"
 #include "consumers/d2c/maintenance.h"
-#include "core/auth/authorizer.h"
 #include "core/auth/connection_string.h"
 #include "core/clock.h"
 #include "core/error.h"
-#include "core/executor.h"
 #include "core/kafka/mock_cluster.h"
 #include "core/kafka/producer.h"
 #include "core/liveness.h"
@@ -35,34 +33,19 @@
 #include "core/pg/listener.h"
 #include "core/pg/migrator.h"
 #include "core/pg/pool.h"
+#include "core/routing/route_set.h"
+#include "ferryd/components.h"
 #include "ferryd/config.h"
 #include "ferryd/crash.h"
 #include "migrations/embedded.h"
-#include "services/audit/audit_service.h"
-#include "services/auth/credential_cache.h"
-#include "services/auth/policy_service.h"
 #include "services/auth/policy_store.h"
-#include "services/c2d/c2d_service.h"
-#include "services/c2d/c2d_store.h"
-#include "services/c2d/feedback.h"
 #include "services/c2d/sweeper.h"
-#include "services/c2d/wake_hub.h"
-#include "services/device/device_messaging_service.h"
-#include "services/events/events_service.h"
 #include "services/health/readiness.h"
 #include "services/registry/device_rules.h"
-#include "services/registry/device_store.h"
 #include "services/registry/lifecycle_publisher.h"
-#include "services/registry/registry_service.h"
-#include "services/routing/route_store.h"
-#include "services/routing/routing_service.h"
-#include "services/rpc/runtime.h"
 #include "services/server.h"
 #include "services/version.h"
-#include "store/d2c/endpoint_sink.h"
-#include "store/d2c/event_reader.h"
 #include "store/d2c/event_store.h"
-#include "store/d2c/route_source.h"
 
 namespace ferry {
 namespace {
@@ -149,6 +132,37 @@ std::unique_ptr<PeriodicWorker> InsecureWarning() {
   return w;
 }
 
+ComponentOptions OptionsOf(const FerrydConfig& config, const std::string& brokers,
+                           const std::map<std::string, std::string>& kafka_properties) {
+  ComponentOptions o;
+  o.hub_host = config.hub_host;
+  o.hub_name = routing::HubName(config.hub_host);
+  o.d2c_topic = config.d2c_topic;
+  o.d2c_group = config.d2c_group;
+  o.kafka_brokers = brokers;
+  o.kafka_properties = kafka_properties;
+  o.endpoint_ack_timeout = std::chrono::seconds(30);
+  o.insecure_no_auth = config.insecure_no_auth;
+  o.auth_clock_skew = std::chrono::seconds(config.auth_clock_skew_seconds);
+  o.rpc_workers = static_cast<std::size_t>(config.rpc_workers);
+  o.throttles = {config.throttle_d2c_sends, config.throttle_c2d_sends, config.throttle_c2d_receives,
+                 config.throttle_registry, config.throttle_unauthenticated};
+  o.c2d_limits =
+      c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count};
+  o.c2d_max_queue_depth = config.c2d_max_queue_depth;
+  o.c2d_default_ttl = std::chrono::seconds(config.c2d_default_ttl_seconds);
+  o.feedback = c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)};
+  o.feedback_max_delivery_count = config.feedback_max_delivery_count;
+  o.api = config.role_set.count("api") != 0;
+  if (config.role_set.count("sweeper") != 0) {
+    c2d::SweeperOptions so;
+    so.interval = std::chrono::milliseconds(config.sweeper_interval_ms);
+    so.history_retention = std::chrono::hours(config.c2d_history_retention_hours);
+    o.sweeper = so;
+  }
+  return o;
+}
+
 int Serve(const FerrydConfig& config) {
   const auto logger = log::Get("ferryd");
   logger->info("starting version={} commit={} roles=\"{}\" hub=\"{}\"", kVersion, kGitCommit,
@@ -170,23 +184,6 @@ int Serve(const FerrydConfig& config) {
                  migrator.migrations().size());
   }
 
-  SystemClock clock;
-  pg::Listener listener(pool, *registry);
-  access::CredentialStore credential_store(pool);
-  access::CredentialCache credentials(credential_store, *registry);
-  credentials.Attach(listener);
-  d2c::RouteSource route_source(pool);
-  route_source.Attach(listener);
-
-  auth::SasAuthorizer sas(config.hub_host, credentials, clock,
-                          std::chrono::seconds(config.auth_clock_skew_seconds));
-  rpc::SasRpcAuthorizer sas_authorizer(sas);
-  rpc::AllowAllAuthorizer allow_all;
-  std::unique_ptr<PeriodicWorker> insecure;
-  if (config.insecure_no_auth) insecure = InsecureWarning();
-  rpc::Authorizer& authorizer =
-      config.insecure_no_auth ? static_cast<rpc::Authorizer&>(allow_all) : sas_authorizer;
-
   // Kafka: the configured brokers, or an embedded development Kafka.
   std::unique_ptr<kafka::MockCluster> embedded_kafka;
   std::string brokers = config.kafka_brokers;
@@ -204,95 +201,25 @@ int Serve(const FerrydConfig& config) {
     kafka_properties[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
   }
 
-  Executor executor(static_cast<std::size_t>(config.rpc_workers));
-  rpc::RpcRuntime runtime(executor, authorizer, *registry);
-  runtime.SetThrottles({config.throttle_d2c_sends, config.throttle_c2d_sends,
-                        config.throttle_c2d_receives, config.throttle_registry,
-                        config.throttle_unauthenticated});
-  registry::DeviceStore devices(pool);
-  registry::RegistryService registry_service(runtime, devices, clock);
-  access::PolicyStore policies(pool);
-  access::PolicyService policy_service(runtime, policies, clock);
-  devices.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
-  policies.OnChange([&credentials](const std::string& s) { credentials.Invalidate(s); });
-
-  routing::RouteStore routes(pool);
-  routing::RoutingService routing_service(runtime, routes, config.d2c_topic, clock);
-  // One producer for SendEvent, lifecycle events and Kafka endpoints; the
-  // event store routes each landing batch (d2c role) and re-drives dead
-  // letters (api role).
-  const auto producer = std::make_unique<kafka::Producer>(brokers, kafka_properties, *registry);
-  d2c::KafkaEndpointSink endpoint_sink(*producer, std::chrono::seconds(30));
-  d2c::EventStore event_store(pool);
-  event_store.SetRouting([&route_source] { return route_source.Current(); }, &endpoint_sink,
-                         routing::HubName(config.hub_host));
-  d2c::EventReader event_reader(pool);
-  c2d::Store c2d_store(
-      pool,
-      c2d::Limits{std::chrono::seconds(config.c2d_lock_seconds), config.c2d_max_delivery_count},
-      config.c2d_max_queue_depth,
-      c2d::FeedbackOptions{std::chrono::seconds(config.feedback_ttl_seconds)});
-  c2d::Metrics c2d_metrics(*registry);
-  c2d::FeedbackMetrics feedback_metrics(*registry);
-  c2d_store.OnFeedback([&feedback_metrics](c2d::Outcome o) {
-    feedback_metrics.written.Add({{"status", std::string(c2d::OutcomeName(o))}}).Increment();
-  });
-  c2d::FeedbackStore feedback_store(pool, config.feedback_max_delivery_count);
-  c2d::WakeHub wake_hub;
-  wake_hub.Attach(listener);
-  c2d::WakeHub feedback_hub;
-  feedback_hub.Attach(listener, "ferry_feedback");
-  c2d::DeviceC2d device_c2d(runtime, c2d_store, wake_hub, executor, clock, c2d_metrics);
-  std::unique_ptr<c2d::CloudToDeviceService> c2d_service;
-  std::unique_ptr<c2d::FeedbackService> feedback_service;
-  std::unique_ptr<device::DeviceMessagingService> device_service;
-  std::unique_ptr<events::EventsService> events_service;
-  std::unique_ptr<registry::LifecyclePublisher> lifecycle;
-  std::unique_ptr<audit::AuditService> audit_service;
-  std::vector<grpc::Service*> services;
-  if (config.role_set.count("api") != 0) {
-    device_service = std::make_unique<device::DeviceMessagingService>(
-        runtime, *producer, config.d2c_topic, clock, &device_c2d);
-    c2d_service = std::make_unique<c2d::CloudToDeviceService>(
-        runtime, c2d_store, clock, c2d_metrics,
-        std::chrono::seconds(config.c2d_default_ttl_seconds));
-    events_service = std::make_unique<events::EventsService>(runtime, event_store, event_reader,
-                                                             producer.get(), config.d2c_topic,
-                                                             config.d2c_group, clock, *registry);
-    lifecycle = std::make_unique<registry::LifecyclePublisher>(
-        pool, endpoint_sink, config.d2c_topic, routing::HubName(config.hub_host), *registry);
-    lifecycle->Attach(listener);
-    services.push_back(&registry_service);
-    services.push_back(&policy_service);
-    services.push_back(device_service.get());
-    services.push_back(&routing_service);
-    services.push_back(events_service.get());
-    services.push_back(c2d_service.get());
-    feedback_service = std::make_unique<c2d::FeedbackService>(runtime, feedback_store, feedback_hub,
-                                                              executor, clock, feedback_metrics);
-    services.push_back(feedback_service.get());
-    audit_service = std::make_unique<audit::AuditService>(runtime, pool);
-    services.push_back(audit_service.get());
-  }
+  SystemClock clock;
+  std::unique_ptr<PeriodicWorker> insecure;
+  if (config.insecure_no_auth) insecure = InsecureWarning();
+  pg::Listener listener(pool, *registry);
+  Components components(OptionsOf(config, brokers, kafka_properties), pool, listener, *registry,
+                        clock);
   listener.Start();
-  if (lifecycle) lifecycle->Start();
-  std::unique_ptr<c2d::Sweeper> sweeper;
-  if (config.role_set.count("sweeper") != 0) {
-    c2d::SweeperOptions so;
-    so.interval = std::chrono::milliseconds(config.sweeper_interval_ms);
-    so.history_retention = std::chrono::hours(config.c2d_history_retention_hours);
-    sweeper = std::make_unique<c2d::Sweeper>(pool, c2d_store, feedback_store, clock, so, *registry,
-                                             &feedback_metrics);
-    sweeper->Start();
-  }
-  GrpcServer server({.listen = config.grpc_listen,
-                     .reflection = config.grpc_reflection,
-                     .tls_cert_file = config.tls_cert_file,
-                     .tls_key_file = config.tls_key_file,
-                     .tls_client_ca_file = config.tls_client_ca_file,
-                     .tls_reload_seconds = static_cast<unsigned>(config.tls_reload_seconds),
-                     .allow_plaintext = config.allow_plaintext},
-                    services);
+  components.Start({.listen = config.grpc_listen,
+                    .reflection = config.grpc_reflection,
+                    .tls_cert_file = config.tls_cert_file,
+                    .tls_key_file = config.tls_key_file,
+                    .tls_client_ca_file = config.tls_client_ca_file,
+                    .tls_reload_seconds = static_cast<unsigned>(config.tls_reload_seconds),
+                    .allow_plaintext = config.allow_plaintext},
+                   true);
+  GrpcServer& server = components.server();
+  d2c::EventStore& event_store = components.event_store();
+  registry::LifecyclePublisher* lifecycle = components.lifecycle();
+  c2d::Sweeper* sweeper = components.sweeper();
 
   // The d2c role: an embedded development Kafka when no brokers are given,
   // day-partition maintenance, and the consumer once the store is usable.
@@ -335,12 +262,12 @@ int Serve(const FerrydConfig& config) {
     maintenance->Start();
   }
 
-  OwnerBootstrap bootstrap(policies, config, clock);
+  OwnerBootstrap bootstrap(components.policies(), config, clock);
   // Readiness beyond the database: the owner policy exists and, for roles
   // that use Kafka, a broker answers.
   // With the api role (SendEvent), also the D2C topic's in-sync replicas:
   // too few for acks=all and sends to those partitions are refused.
-  kafka::Producer* kafka_probe = producer.get();
+  kafka::Producer* kafka_probe = &components.producer();
   const bool sends = config.role_set.count("api") != 0;
   auto extra_check = [&bootstrap, kafka_probe, &brokers, sends, &config]() -> std::string {
     std::string why = bootstrap();
@@ -360,12 +287,12 @@ int Serve(const FerrydConfig& config) {
   // Liveness: NOT_SERVING while a loop this replica depends on is stuck
   // (core/liveness.h), so that Kubernetes restarts it.
   Liveness liveness;
-  liveness.Add("rpc executor", [&executor] { return executor.OldestWait(); });
+  liveness.Add("rpc executor", [&components] { return components.executor().OldestWait(); });
   liveness.Add(readiness.worker().name(), [&readiness] { return readiness.worker().Busy(); });
   if (lifecycle)
-    liveness.Add(lifecycle->worker().name(), [&lifecycle] { return lifecycle->worker().Busy(); });
+    liveness.Add(lifecycle->worker().name(), [lifecycle] { return lifecycle->worker().Busy(); });
   if (sweeper)
-    liveness.Add(sweeper->worker().name(), [&sweeper] { return sweeper->worker().Busy(); });
+    liveness.Add(sweeper->worker().name(), [sweeper] { return sweeper->worker().Busy(); });
   if (maintenance) {
     liveness.Add(maintenance->worker().name(),
                  [&maintenance] { return maintenance->worker().Busy(); });
@@ -424,12 +351,8 @@ int Serve(const FerrydConfig& config) {
   }
   if (maintenance) maintenance->Stop();
   if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
-  if (lifecycle) lifecycle->Stop();
-  if (sweeper) sweeper->Stop();
-  wake_hub.Shutdown();  // waiting receives answer now, streams end
-  feedback_hub.Shutdown();
-  server.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
-  executor.Stop();
+  // Workers, waiting receives and streams, the server, the executor.
+  components.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
   listener.Stop();
   logger->info("stopped");
   return exit_code.load();

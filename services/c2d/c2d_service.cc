@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "services/c2d/feedback.h"
 #include "services/c2d/polling_reactor.h"
 #include "services/registry/device_rules.h"
 #include "services/rpc/proto_time.h"
@@ -195,11 +196,13 @@ OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now,
 
 CloudToDeviceService::CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store,
                                            const Clock& clock, Metrics& metrics,
+                                           FeedbackMetrics& feedback_metrics,
                                            std::chrono::seconds default_ttl)
     : runtime_(runtime),
       store_(store),
       clock_(clock),
       metrics_(metrics),
+      feedback_metrics_(feedback_metrics),
       default_ttl_(default_ttl),
       gauges_(
           "c2d queue statistics",
@@ -249,8 +252,10 @@ grpc::ServerUnaryReactor* CloudToDeviceService::PurgeQueue(grpc::CallbackServerC
                                v1::PurgeQueueResponse& resp) {
                           registry::ValidateDeviceId(req.device_id());
                           const auto audit = audit::For(caller, "c2d.purge", req.device_id());
-                          const std::int64_t n =
+                          const PurgeResult purged =
                               store_.Purge(req.device_id(), clock_.Now(), &audit);
+                          feedback_metrics_.CountWritten(purged.feedback);
+                          const std::int64_t n = purged.purged;
                           metrics_.purged.Increment(static_cast<double>(n));
                           resp.set_device_id(req.device_id());
                           resp.set_total_messages_purged(n);
@@ -451,6 +456,7 @@ grpc::ServerUnaryReactor* DeviceC2d::Settle(grpc::CallbackServerContext* ctx,
           if (e.reason() == Reason::kDeviceMessageLockLost) metrics_.lock_lost.Increment();
           throw;
         }
+        feedback_metrics_.CountWritten(r.feedback);
         if (r.repeated) return;
         switch (kind) {
           case Settlement::kComplete:

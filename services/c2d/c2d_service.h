@@ -23,6 +23,8 @@ namespace ferry::c2d {
 
 inline constexpr std::chrono::seconds kMaxReceiveWait{120};
 
+struct FeedbackMetrics;
+
 // C2D metrics (no device ids in labels).
 struct Metrics {
   explicit Metrics(prometheus::Registry& registry);
@@ -49,11 +51,12 @@ struct Metrics {
 OutgoingMessage ValidateSend(const v1::SendC2dRequest& request, TimePoint now,
                              std::chrono::seconds default_ttl);
 
-// ferry.v1.CloudToDevice.
+// ferry.v1.CloudToDevice. Counts the feedback a purge writes in
+// `feedback_metrics`.
 class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
  public:
   CloudToDeviceService(rpc::RpcRuntime& runtime, Store& store, const Clock& clock, Metrics& metrics,
-                       std::chrono::seconds default_ttl);
+                       FeedbackMetrics& feedback_metrics, std::chrono::seconds default_ttl);
   ~CloudToDeviceService() override;
 
   grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* ctx,
@@ -74,6 +77,7 @@ class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
   Store& store_;
   const Clock& clock_;
   Metrics& metrics_;
+  FeedbackMetrics& feedback_metrics_;
   const std::chrono::seconds default_ttl_;
   // Refreshes the pending and at-limit gauges every 15 s.
   PeriodicWorker gauges_;
@@ -81,17 +85,19 @@ class CloudToDeviceService final : public v1::CloudToDevice::CallbackService {
 
 // The device side of C2D, served through ferry.v1.DeviceMessaging: Receive
 // (a long poll that holds no thread while it waits), Complete, Abandon,
-// Reject and Subscribe.
+// Reject and Subscribe. Counts the feedback a settlement writes in
+// `feedback_metrics`.
 class DeviceC2d final {
  public:
   DeviceC2d(rpc::RpcRuntime& runtime, Store& store, WakeHub& hub, Executor& executor,
-            const Clock& clock, Metrics& metrics)
+            const Clock& clock, Metrics& metrics, FeedbackMetrics& feedback_metrics)
       : runtime_(runtime),
         store_(store),
         hub_(hub),
         executor_(executor),
         clock_(clock),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        feedback_metrics_(feedback_metrics) {}
 
   grpc::ServerUnaryReactor* Receive(grpc::CallbackServerContext* ctx,
                                     const v1::ReceiveRequest* request,
@@ -113,6 +119,7 @@ class DeviceC2d final {
   Executor& executor_;
   const Clock& clock_;
   Metrics& metrics_;
+  FeedbackMetrics& feedback_metrics_;
 };
 
 // The message as a device receives it.

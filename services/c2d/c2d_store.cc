@@ -88,14 +88,12 @@ std::string Description(Outcome o) {
   return "";
 }
 
-// Feedback written in the current attempt (reset by each retry).
-thread_local std::vector<Outcome>* written_feedback = nullptr;
-
 // Writes the lifecycle part of `m` back; when this write gives the message
 // its outcome and the sender's ack asks for it, writes the feedback record
-// in the same transaction and NOTIFYs `ferry_feedback`.
+// in the same transaction, NOTIFYs `ferry_feedback` and adds its status to
+// `written`.
 void WriteLifecycle(pqxx::dbtransaction& tx, const StoredMessage& m,
-                    Outcome before = Outcome::kNone,
+                    FeedbackWritten* written = nullptr, Outcome before = Outcome::kNone,
                     std::chrono::seconds feedback_ttl = std::chrono::seconds(0)) {
   const Message& l = m.lifecycle;
   if (before == Outcome::kNone && l.outcome != Outcome::kNone && l.outcome_at &&
@@ -109,7 +107,7 @@ void WriteLifecycle(pqxx::dbtransaction& tx, const StoredMessage& m,
                     std::string(OutcomeName(l.outcome)), Description(l.outcome),
                     ToUnixMicros(*l.outcome_at), ToUnixMicros(*l.outcome_at + feedback_ttl));
     tx.exec("SELECT pg_notify('ferry_feedback', '')");
-    if (written_feedback != nullptr) written_feedback->push_back(l.outcome);
+    if (written != nullptr) written->push_back(l.outcome);
   }
   tx.exec_params0(
       fmt::format("UPDATE c2d_messages SET state = $3, delivery_count = $4, lock_token = $5,"
@@ -152,29 +150,6 @@ std::string Hex(std::string_view bytes) {
 
 std::string NewLockToken() {
   return Hex(auth::RandomBytes(16));
-}
-
-template <typename Fn>
-auto Store::Transaction(Fn&& body) {
-  std::vector<Outcome> written;
-  auto run = [&](pqxx::dbtransaction& tx) {
-    written.clear();
-    written_feedback = &written;
-    struct Reset {
-      ~Reset() { written_feedback = nullptr; }
-    } reset;
-    return body(tx);
-  };
-  if constexpr (std::is_void_v<std::invoke_result_t<Fn&, pqxx::dbtransaction&>>) {
-    pg::WithTransaction(pool_, run);
-    if (on_feedback_)
-      for (const Outcome o : written) on_feedback_(o);
-  } else {
-    auto result = pg::WithTransaction(pool_, run);
-    if (on_feedback_)
-      for (const Outcome o : written) on_feedback_(o);
-    return result;
-  }
 }
 
 SendResult Store::Send(const OutgoingMessage& in, TimePoint now) {
@@ -273,18 +248,15 @@ std::optional<SettleResult> Store::TryComplete(const std::string& device_id,
       " SELECT {2}, EXISTS (SELECT 1 FROM fb),"
       " CASE WHEN EXISTS (SELECT 1 FROM fb) THEN pg_notify('ferry_feedback', '') END FROM done",
       pg::TimestampFromMicros("$3"), pg::TimestampFromMicros("$5"), Columns());
-  bool feedback = false;
-  auto done =
-      pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) -> std::optional<SettleResult> {
-        const pqxx::result r = pg::ExecPrepared(
-            tx, "ferry_c2d_complete", sql, device_id, lock_token, ToUnixMicros(now),
-            Description(Outcome::kSuccess), ToUnixMicros(now + feedback_.ttl));
-        if (r.empty()) return std::nullopt;
-        feedback = r[0][r[0].size() - 2].as<bool>();
-        return SettleResult{FromRow(r[0]), false};
-      });
-  if (feedback && on_feedback_) on_feedback_(Outcome::kSuccess);
-  return done;
+  return pg::WithAutocommit(pool_, [&](pqxx::transaction_base& tx) -> std::optional<SettleResult> {
+    const pqxx::result r =
+        pg::ExecPrepared(tx, "ferry_c2d_complete", sql, device_id, lock_token, ToUnixMicros(now),
+                         Description(Outcome::kSuccess), ToUnixMicros(now + feedback_.ttl));
+    if (r.empty()) return std::nullopt;
+    SettleResult done{FromRow(r[0]), false, {}};
+    if (r[0][r[0].size() - 2].as<bool>()) done.feedback.push_back(Outcome::kSuccess);
+    return done;
+  });
 }
 
 SettleResult Store::Settle(const std::string& device_id, const std::string& lock_token,
@@ -292,7 +264,7 @@ SettleResult Store::Settle(const std::string& device_id, const std::string& lock
   if (kind == Settlement::kComplete) {
     if (auto done = TryComplete(device_id, lock_token, now)) return std::move(*done);
   }
-  return Transaction([&](pqxx::dbtransaction& tx) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     const pqxx::result found = tx.exec_params(
         fmt::format(
             "SELECT {} FROM c2d_messages WHERE device_id = $1 AND lock_token = $2 FOR UPDATE",
@@ -321,21 +293,22 @@ SettleResult Store::Settle(const std::string& device_id, const std::string& lock
       case Verdict::kDone:
         break;
       case Verdict::kAlreadyDone:
-        return SettleResult{std::move(m), true};
+        return SettleResult{std::move(m), true, {}};
       case Verdict::kLockLost:
       case Verdict::kNotAllowed:
         throw Error(Reason::kDeviceMessageLockLost, "the message's lock lapsed or was settled");
     }
-    WriteLifecycle(tx, m, before, feedback_.ttl);
+    FeedbackWritten written;
+    WriteLifecycle(tx, m, &written, before, feedback_.ttl);
     if (r.deliverable_again) tx.exec_params("SELECT pg_notify('ferry_c2d', $1)", device_id);
-    return SettleResult{std::move(m), false};
+    return SettleResult{std::move(m), false, std::move(written)};
   });
 }
 
-std::int64_t Store::Purge(const std::string& device_id, TimePoint now, const audit::Entry* audit) {
-  return Transaction([&](pqxx::dbtransaction& tx) {
+PurgeResult Store::Purge(const std::string& device_id, TimePoint now, const audit::Entry* audit) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     if (!DeviceStatus(tx, device_id)) DeviceNotFound(device_id);
-    std::int64_t purged = 0;
+    PurgeResult out;
     for (const auto& row : tx.exec_params(fmt::format("SELECT {} FROM c2d_messages WHERE device_id "
                                                       "= $1 AND state IN ('Enqueued', 'Invisible')"
                                                       " ORDER BY sequence_number FOR UPDATE",
@@ -344,11 +317,11 @@ std::int64_t Store::Purge(const std::string& device_id, TimePoint now, const aud
       StoredMessage m = FromRow(row);
       const Outcome before = m.lifecycle.outcome;
       if (c2d::Purge(m.lifecycle, now).verdict != Verdict::kDone) continue;
-      WriteLifecycle(tx, m, before, feedback_.ttl);
-      ++purged;
+      WriteLifecycle(tx, m, &out.feedback, before, feedback_.ttl);
+      ++out.purged;
     }
-    if (audit != nullptr) audit::Write(tx, *audit, {{"purged", purged}});
-    return purged;
+    if (audit != nullptr) audit::Write(tx, *audit, {{"purged", out.purged}});
+    return out;
   });
 }
 
@@ -417,7 +390,7 @@ std::int64_t Store::CountLocked(const std::string& device_id,
 }
 
 std::int64_t Store::ReleaseLapsedLocks(TimePoint now, int limit) {
-  return Transaction([&](pqxx::dbtransaction& tx) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
     std::set<std::string> woken;
     std::int64_t n = 0;
     for (const auto& row : tx.exec_params(
@@ -438,9 +411,9 @@ std::int64_t Store::ReleaseLapsedLocks(TimePoint now, int limit) {
   });
 }
 
-std::int64_t Store::ExpireMessages(TimePoint now, int limit) {
-  return Transaction([&](pqxx::dbtransaction& tx) {
-    std::int64_t n = 0;
+ExpireResult Store::ExpireMessages(TimePoint now, int limit) {
+  return pg::WithTransaction(pool_, [&](pqxx::dbtransaction& tx) {
+    ExpireResult out;
     for (const auto& row :
          tx.exec_params(fmt::format("SELECT {} FROM c2d_messages WHERE state IN ('Enqueued', "
                                     "'Invisible') AND expires_at <= {}"
@@ -450,10 +423,10 @@ std::int64_t Store::ExpireMessages(TimePoint now, int limit) {
       StoredMessage m = FromRow(row);
       const Outcome before = m.lifecycle.outcome;
       if (Expire(m.lifecycle, now).verdict != Verdict::kDone) continue;
-      WriteLifecycle(tx, m, before, feedback_.ttl);
-      ++n;
+      WriteLifecycle(tx, m, &out.feedback, before, feedback_.ttl);
+      ++out.expired;
     }
-    return n;
+    return out;
   });
 }
 

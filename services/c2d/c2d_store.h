@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,9 +47,24 @@ struct ReceiveResult {
   std::optional<TimePoint> next_lapse;
 };
 
+// The status of each feedback record a state change wrote, in the order
+// written; reported only once its transaction committed.
+using FeedbackWritten = std::vector<Outcome>;
+
 struct SettleResult {
   StoredMessage message;
   bool repeated = false;  // the same settlement again: nothing changed
+  FeedbackWritten feedback;
+};
+
+struct PurgeResult {
+  std::int64_t purged = 0;
+  FeedbackWritten feedback;
+};
+
+struct ExpireResult {
+  std::int64_t expired = 0;
+  FeedbackWritten feedback;
 };
 
 enum class Settlement { kComplete, kAbandon, kReject };
@@ -81,11 +95,6 @@ class Store final {
   Store(pg::Pool& pool, Limits limits, int max_depth, FeedbackOptions feedback = {})
       : pool_(pool), limits_(limits), max_depth_(max_depth), feedback_(feedback) {}
 
-  // Called after a commit with the status of each feedback record it wrote.
-  void OnFeedback(std::function<void(Outcome)> on_feedback) {
-    on_feedback_ = std::move(on_feedback);
-  }
-
   // In one READ COMMITTED transaction: lock the device row (an unknown or
   // disabled device is DeviceNotFound), look the message id up (a known one
   // answers the existing message as a duplicate, even with the queue full),
@@ -98,8 +107,8 @@ class Store final {
                       TimePoint now);
   // Purges the device's pending messages; returns how many.
   // Records `audit`, when given, with the count in the same transaction.
-  std::int64_t Purge(const std::string& device_id, TimePoint now,
-                     const audit::Entry* audit = nullptr);
+  PurgeResult Purge(const std::string& device_id, TimePoint now,
+                    const audit::Entry* audit = nullptr);
   StoredMessage Get(const std::string& device_id, const std::optional<std::string>& message_id,
                     std::optional<std::int64_t> sequence_number);
   std::vector<StoredMessage> List(const std::string& device_id, bool include_finished,
@@ -110,9 +119,9 @@ class Store final {
   // lapsed locks back to Enqueued (count unchanged; NOTIFYs the devices),
   // messages past expiry dead-lettered (Expired, with feedback), terminal
   // messages whose outcome is older than `retention` deleted. Each returns
-  // the rows it changed.
+  // the rows it changed (ExpireMessages also the feedback it wrote).
   std::int64_t ReleaseLapsedLocks(TimePoint now, int limit);
-  std::int64_t ExpireMessages(TimePoint now, int limit);
+  ExpireResult ExpireMessages(TimePoint now, int limit);
   std::int64_t TrimFinished(TimePoint now, std::chrono::seconds retention, int limit);
 
   // How many of `lock_tokens` still hold a lock on one of the device's messages.
@@ -123,9 +132,6 @@ class Store final {
   [[nodiscard]] int max_depth() const { return max_depth_; }
 
  private:
-  // Runs `body` in a transaction; reports the feedback it wrote once committed.
-  template <typename Fn>
-  auto Transaction(Fn&& body);
   // Complete's common case in one statement; nullopt when it does not apply.
   std::optional<SettleResult> TryComplete(const std::string& device_id,
                                           const std::string& lock_token, TimePoint now);
@@ -134,7 +140,6 @@ class Store final {
   const Limits limits_;
   const int max_depth_;
   const FeedbackOptions feedback_;
-  std::function<void(Outcome)> on_feedback_;
 };
 
 // A random lock token (32 hex digits).

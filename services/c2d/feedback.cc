@@ -187,6 +187,11 @@ FeedbackMetrics::FeedbackMetrics(prometheus::Registry& r)
                         .Register(r)
                         .Add({})) {}
 
+void FeedbackMetrics::CountWritten(const std::vector<Outcome>& statuses) {
+  for (const Outcome o : statuses)
+    written.Add({{"status", std::string(OutcomeName(o))}}).Increment();
+}
+
 FeedbackService::FeedbackService(rpc::RpcRuntime& runtime, FeedbackStore& store, WakeHub& hub,
                                  Executor& executor, const Clock& clock, FeedbackMetrics& metrics)
     : runtime_(runtime),

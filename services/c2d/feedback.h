@@ -10,6 +10,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include "core/c2d/lifecycle.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "ferry/v1/feedback.grpc.pb.h"
@@ -76,6 +77,9 @@ class FeedbackStore final {
 
 struct FeedbackMetrics {
   explicit FeedbackMetrics(prometheus::Registry& registry);
+  // Counts records written, one per status (what c2d::Store's results
+  // report in `feedback`).
+  void CountWritten(const std::vector<Outcome>& statuses);
   prometheus::Family<prometheus::Counter>& written;  // by status
   prometheus::Counter& delivered;
   prometheus::Counter& completed;

@@ -31,7 +31,7 @@ std::int64_t Drain(int batch, Fn&& action) {
 }  // namespace
 
 Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Clock& clock,
-                 SweeperOptions options, prometheus::Registry& r, FeedbackMetrics* feedback_metrics)
+                 SweeperOptions options, prometheus::Registry& r, FeedbackMetrics& feedback_metrics)
     : store_(store),
       feedback_(feedback),
       clock_(clock),
@@ -82,7 +82,11 @@ PassResult Sweeper::Pass() {
   const int batch = options_.batch;
   PassResult r;
   r.released = Drain(batch, [&] { return store_.ReleaseLapsedLocks(now, batch); });
-  r.expired = Drain(batch, [&] { return store_.ExpireMessages(now, batch); });
+  r.expired = Drain(batch, [&] {
+    const ExpireResult expired = store_.ExpireMessages(now, batch);
+    feedback_metrics_.CountWritten(expired.feedback);
+    return expired.expired;
+  });
   std::int64_t undelivered = 0;
   r.feedback_expired = Drain(batch, [&] {
     std::int64_t open = 0;
@@ -99,8 +103,7 @@ PassResult Sweeper::Pass() {
   rows_.Add({{"action", "expired"}}).Increment(static_cast<double>(r.expired));
   rows_.Add({{"action", "trimmed"}}).Increment(static_cast<double>(r.trimmed));
   rows_.Add({{"action", "feedback_expired"}}).Increment(static_cast<double>(r.feedback_expired));
-  if (feedback_metrics_ != nullptr)
-    feedback_metrics_->expired.Increment(static_cast<double>(undelivered));
+  feedback_metrics_.expired.Increment(static_cast<double>(undelivered));
   last_pass_.Set(
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   if (r.released + r.expired + r.trimmed + r.feedback_expired > 0) {

@@ -56,7 +56,7 @@ class Sweeper final {
  public:
   Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Clock& clock,
           SweeperOptions options, prometheus::Registry& registry,
-          FeedbackMetrics* feedback_metrics = nullptr);
+          FeedbackMetrics& feedback_metrics);
   ~Sweeper();
   Sweeper(const Sweeper&) = delete;
   Sweeper& operator=(const Sweeper&) = delete;
@@ -74,7 +74,7 @@ class Sweeper final {
   FeedbackStore& feedback_;
   const Clock& clock_;
   const SweeperOptions options_;
-  FeedbackMetrics* feedback_metrics_;
+  FeedbackMetrics& feedback_metrics_;
   prometheus::Counter& passes_;
   prometheus::Histogram& duration_;
   prometheus::Family<prometheus::Counter>& rows_;

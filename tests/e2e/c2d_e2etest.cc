@@ -248,6 +248,13 @@ TEST(C2d, ReadmeWalkThroughWithFerryctl) {
   const auto done = Ctl({"c2d", "get", "thermostat-7", "--message-id", "set-21"}, env);
   EXPECT_NE(done.output.find("Completed"), std::string::npos) << done.output;
   EXPECT_NE(done.output.find("Success"), std::string::npos) << done.output;
+  // ferryd counted the record the completion wrote.
+  const auto scraped = testing::Run(
+      "/usr/bin/curl",
+      {"-s", "http://127.0.0.1:" + std::to_string(ferryd.metrics_port()) + "/metrics"});
+  EXPECT_NE(scraped.output.find("ferry_feedback_written_total{status=\"Success\"} 1"),
+            std::string::npos)
+      << scraped.output;
   // Completing with a made-up token: lock lost, exit 1 with the reason.
   const auto lost =
       Ctl({"device", "complete", "thermostat-7", "00000000000000000000000000000000"}, env);

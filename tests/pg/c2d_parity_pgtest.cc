@@ -4,7 +4,9 @@
 // pure model is their executable specification. Every scenario below runs
 // against both, step by step, on the same times; any difference in what a
 // step answers or in the message it leaves (state, delivery count, outcome,
-// lock) fails, naming the scenario and the step.
+// lock) fails, naming the scenario and the step. Each step's result also
+// reports the feedback it wrote: the record the model's new outcome asks
+// for (the messages ask for full acks), and what c2d_feedback holds.
 #include <chrono>
 #include <optional>
 #include <string>
@@ -133,6 +135,12 @@ std::string Answer(Verdict v) {
   return "?";
 }
 
+std::string Describe(const c2d::FeedbackWritten& feedback) {
+  std::string s = "[";
+  for (const c2d::Outcome o : feedback) s += " " + std::string(c2d::OutcomeName(o));
+  return s + " ]";
+}
+
 std::string Describe(const c2d::Message& m) {
   std::string s = std::string(c2d::StateName(m.state)) + " count " +
                   std::to_string(m.delivery_count) + " outcome '" +
@@ -192,6 +200,7 @@ TEST_F(C2dParityTest, TheStoreAndThePureModelAgreeOnEveryScenario) {
     c2d::Message model;
     model.expires_at = out.expires_at;
     std::vector<std::string> tokens;
+    std::size_t feedback_reported = 0;
 
     for (std::size_t i = 0; i < sc.steps.size(); ++i) {
       const Step& step = sc.steps[i];
@@ -200,6 +209,8 @@ TEST_F(C2dParityTest, TheStoreAndThePureModelAgreeOnEveryScenario) {
       if (step.token == Token::kCurrent && !tokens.empty()) token = tokens.back();
       if (step.token == Token::kPrevious && tokens.size() >= 2) token = tokens[tokens.size() - 2];
       std::string store_says, model_says;
+      c2d::FeedbackWritten store_wrote;
+      const c2d::Outcome model_before = model.outcome;
       switch (step.op) {
         case Op::kAdvance:
           now += step.by;
@@ -221,7 +232,9 @@ TEST_F(C2dParityTest, TheStoreAndThePureModelAgreeOnEveryScenario) {
                                        : step.op == Op::kAbandon ? c2d::Settlement::kAbandon
                                                                  : c2d::Settlement::kReject;
           try {
-            store_says = store_->Settle(device, token, kind, now).repeated ? "repeat" : "done";
+            c2d::SettleResult r = store_->Settle(device, token, kind, now);
+            store_says = r.repeated ? "repeat" : "done";
+            store_wrote = std::move(r.feedback);
           } catch (const Error& e) {
             store_says = e.reason() == Reason::kDeviceMessageLockLost
                              ? "lock lost"
@@ -240,18 +253,32 @@ TEST_F(C2dParityTest, TheStoreAndThePureModelAgreeOnEveryScenario) {
                                                                                        : "0") +
               " released";
           break;
-        case Op::kExpire:
-          store_says = std::to_string(store_->ExpireMessages(now, 100)) + " expired";
+        case Op::kExpire: {
+          c2d::ExpireResult r = store_->ExpireMessages(now, 100);
+          store_says = std::to_string(r.expired) + " expired";
+          store_wrote = std::move(r.feedback);
           model_says = std::string(c2d::Expire(model, now).verdict == Verdict::kDone ? "1" : "0") +
                        " expired";
           break;
-        case Op::kPurge:
-          store_says = std::to_string(store_->Purge(device, now)) + " purged";
+        }
+        case Op::kPurge: {
+          c2d::PurgeResult r = store_->Purge(device, now);
+          store_says = std::to_string(r.purged) + " purged";
+          store_wrote = std::move(r.feedback);
           model_says =
               std::string(c2d::Purge(model, now).verdict == Verdict::kDone ? "1" : "0") + " purged";
           break;
+        }
       }
       EXPECT_EQ(store_says, model_says) << "answers differ";
+      c2d::FeedbackWritten model_wrote;
+      if (model_before == c2d::Outcome::kNone && c2d::WantsFeedback(out.ack, model.outcome))
+        model_wrote.push_back(model.outcome);
+      EXPECT_EQ(Describe(store_wrote), Describe(model_wrote)) << "feedback reported differs";
+      feedback_reported += store_wrote.size();
+      EXPECT_EQ(db_.Count("SELECT count(*) FROM c2d_feedback WHERE device_id = '" + device + "'"),
+                static_cast<long>(feedback_reported))
+          << "feedback reported differs from feedback written";
       // The message each side holds now.
       c2d::Message stored = store_->Get(device, std::string("m"), std::nullopt).lifecycle;
       EXPECT_EQ(Describe(stored), Describe(model)) << "messages differ";

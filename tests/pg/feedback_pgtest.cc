@@ -23,6 +23,18 @@ namespace {
 using namespace std::chrono_literals;
 using google::protobuf::util::TimeUtil;
 
+// ferry_feedback_written_total{status} in `registry`.
+double Written(prometheus::Registry& registry, c2d::Outcome status) {
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "ferry_feedback_written_total") continue;
+    for (const auto& m : family.metric) {
+      for (const auto& l : m.label)
+        if (l.name == "status" && l.value == c2d::OutcomeName(status)) return m.counter.value;
+    }
+  }
+  return 0;
+}
+
 class FeedbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -136,6 +148,16 @@ TEST_F(FeedbackTest, EveryAckAndOutcomeWritesExactlyTheRightRecords) {
     }
   }
   EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback"), 1 + 4 + 5);
+  // What the settlements, the purges and the sweeper reported, counted by
+  // the services: one per record written, by status.
+  for (const auto& [id, outcome] : outcomes) {
+    EXPECT_EQ(Written(api_->metrics(), outcome),
+              static_cast<double>(Count("SELECT count(*) FROM c2d_feedback WHERE status = '" +
+                                        std::string(c2d::OutcomeName(outcome)) + "'")))
+        << id;
+  }
+  EXPECT_EQ(Written(api_->metrics(), c2d::Outcome::kSuccess), 2);
+  EXPECT_EQ(Written(api_->metrics(), c2d::Outcome::kExpired), 2);
 }
 
 TEST_F(FeedbackTest, ExpiryProducesExpiredExactlyOnceWithTwoSweepersRunning) {
@@ -146,12 +168,13 @@ TEST_F(FeedbackTest, ExpiryProducesExpiredExactlyOnceWithTwoSweepersRunning) {
   (void)ReceiveToken("dev-0");
   api_->clock().Advance(61s);
   prometheus::Registry r1, r2;
+  c2d::FeedbackMetrics f1(r1), f2(r2);
   c2d::SweeperOptions options;
   options.batch = 16;
   c2d::Sweeper a(api_->pool(), api_->c2d_store(), api_->feedback_store(), api_->clock(), options,
-                 r1);
+                 r1, f1);
   c2d::Sweeper b(api_->pool(), api_->c2d_store(), api_->feedback_store(), api_->clock(), options,
-                 r2);
+                 r2, f2);
   c2d::PassResult ra, rb;
   std::thread ta([&] { ra = a.Pass(); });
   std::thread tb([&] { rb = b.Pass(); });
@@ -163,6 +186,7 @@ TEST_F(FeedbackTest, ExpiryProducesExpiredExactlyOnceWithTwoSweepersRunning) {
           "SELECT count(*) FROM c2d_messages WHERE state = 'DeadLettered' AND outcome = 'Expired'"),
       200);
   EXPECT_EQ(Count("SELECT count(*) FROM c2d_feedback WHERE status = 'Expired'"), 200);
+  EXPECT_EQ(Written(r1, c2d::Outcome::kExpired) + Written(r2, c2d::Outcome::kExpired), 200);
   EXPECT_EQ(Count("SELECT count(DISTINCT (device_id, original_message_id)) FROM c2d_feedback"),
             200);
 }
