@@ -9,7 +9,7 @@ FERRY_PACKAGES=(
   librdkafka-dev libpqxx-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
-  postgresql-15 postgresql-client-15 prometheus kcat
+  postgresql-15 postgresql-client-15 prometheus kcat procps
   clang libclang-rt-14-dev clang-format
 )
 

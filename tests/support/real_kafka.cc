@@ -67,7 +67,7 @@ RealKafka::RealKafka(int nodes, const std::vector<std::string>& topics) : topics
 RealKafka::~RealKafka() {
   Run(SourcePath("scripts/kafka"), {"stop", dir_}, std::chrono::seconds(90));
   // A failed test keeps the nodes' logs for a look afterwards.
-  if (std::getenv("FERRY_TEST_KEEP_KAFKA") != nullptr || ::testing::Test::HasFailure()) {
+  if (std::getenv("FERRY_TEST_KEEP_KAFKA") != nullptr || failed_ || ::testing::Test::HasFailure()) {
     std::cerr << "kafka logs kept in " << dir_ << "\n";
     return;
   }
@@ -81,6 +81,7 @@ std::string RealKafka::Do(const std::string& verb, const std::vector<std::string
   full.insert(full.end(), args.begin(), args.end());
   const RunResult r = Run(SourcePath("scripts/kafka"), full, timeout);
   if (r.exit_code != 0) {
+    failed_ = true;
     std::string cmd = "scripts/kafka";
     for (const auto& a : full) cmd += " " + a;
     throw std::runtime_error(cmd + " failed (exit " + std::to_string(r.exit_code) + "):\n" +

@@ -49,6 +49,9 @@ class RealKafka final {
  private:
   std::string dir_;
   std::string bootstrap_;
+  // A scripts/kafka call failed: the logs are kept (an exception out of a
+  // test body is recorded as its failure only after this is destroyed).
+  bool failed_ = false;
   std::vector<std::string> topics_;
 };
 
