@@ -270,7 +270,7 @@ SchemaStatus Migrator::Status(pqxx::connection& conn) const {
   }
   for (const auto& [version, record] : applied) {
     const bool known = std::any_of(migrations_.begin(), migrations_.end(),
-                                   [&](const Migration& m) { return m.version == version; });
+                                   [v = version](const Migration& m) { return m.version == v; });
     if (!known) status.unknown_versions.push_back(version);
   }
   return status;
@@ -322,7 +322,7 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
   }
   for (const auto& [version, record] : applied) {
     const bool known = std::any_of(migrations_.begin(), migrations_.end(),
-                                   [&](const Migration& m) { return m.version == version; });
+                                   [v = version](const Migration& m) { return m.version == v; });
     if (!known) {
       logger->warn("database has a migration this build does not know version={} name=\"{}\"",
                    version, record.first);

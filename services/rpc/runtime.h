@@ -163,11 +163,12 @@ class RpcRuntime final {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
-             [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
-               h(caller, *request, *response);
-               finish(std::nullopt);
-             });
+    Dispatch(
+        ctx, reactor, service, method, *request, std::move(device_id),
+        [request, response, h = std::move(handler)](const Caller& caller, const Finish& finish) {
+          h(caller, *request, *response);
+          finish(std::nullopt);
+        });
     return reactor;
   }
 
