@@ -208,6 +208,7 @@ Migration ParseMigration(std::string_view file_name, std::string_view text) {
 std::vector<Migration> ParseMigrations(
     const std::vector<std::pair<std::string, std::string>>& files) {
   std::vector<Migration> out;
+  out.reserve(files.size());
   for (const auto& [name, text] : files) out.push_back(ParseMigration(name, text));
   std::sort(out.begin(), out.end(),
             [](const Migration& a, const Migration& b) { return a.version < b.version; });

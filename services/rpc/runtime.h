@@ -86,7 +86,7 @@ class CancellableReactor final : public grpc::ServerUnaryReactor {
  public:
   // Runs `on_cancel` once the call is cancelled (at once if it already
   // was), on a gRPC thread.
-  void SetOnCancel(std::function<void()> on_cancel);
+  void SetOnCancel(const std::function<void()>& on_cancel);
   void OnCancel() override;
   void OnDone() override { delete this; }
 
