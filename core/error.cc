@@ -110,7 +110,7 @@ int IotHubCode(Reason reason) {
   return 500001;
 }
 
-Error::Error(Reason reason, std::string message)
-    : std::runtime_error(std::move(message)), reason_(reason) {}
+Error::Error(Reason reason, const std::string& message)
+    : std::runtime_error(message), reason_(reason) {}
 
 }  // namespace ferry

@@ -45,7 +45,7 @@ enum class Reason {
 // A domain error: the operation was refused or failed and changed nothing.
 class Error final : public std::runtime_error {
  public:
-  Error(Reason reason, std::string message);
+  Error(Reason reason, const std::string& message);
   [[nodiscard]] Reason reason() const noexcept { return reason_; }
 
  private:

@@ -29,7 +29,7 @@ std::string DeviceResource(std::string_view hub_host, std::string_view device_id
   return fmt::format("{}/devices/{}", hub_host, device_id);
 }
 
-SasAuthorizer::SasAuthorizer(std::string hub_host, CredentialSource& credentials,
+SasAuthorizer::SasAuthorizer(std::string_view hub_host, CredentialSource& credentials,
                              const Clock& clock, std::chrono::seconds clock_skew)
     : hub_host_(ToLower(hub_host)),
       credentials_(credentials),

@@ -24,7 +24,7 @@ namespace ferry::auth {
 // kPermissionDenied for a valid token without the right. Thread-safe.
 class SasAuthorizer final {
  public:
-  SasAuthorizer(std::string hub_host, CredentialSource& credentials, const Clock& clock,
+  SasAuthorizer(std::string_view hub_host, CredentialSource& credentials, const Clock& clock,
                 std::chrono::seconds clock_skew = std::chrono::seconds(60));
 
   [[nodiscard]] Caller Authorize(const AccessRequest& request,

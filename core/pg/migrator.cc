@@ -206,6 +206,7 @@ Migration ParseMigration(std::string_view file_name, std::string_view text) {
 std::vector<Migration> ParseMigrations(
     const std::vector<std::pair<std::string, std::string>>& files) {
   std::vector<Migration> out;
+  out.reserve(files.size());
   for (const auto& [name, text] : files) out.push_back(ParseMigration(name, text));
   std::sort(out.begin(), out.end(),
             [](const Migration& a, const Migration& b) { return a.version < b.version; });
@@ -268,7 +269,7 @@ SchemaStatus Migrator::Status(pqxx::connection& conn) const {
   }
   for (const auto& [version, record] : applied) {
     const bool known = std::any_of(migrations_.begin(), migrations_.end(),
-                                   [&](const Migration& m) { return m.version == version; });
+                                   [v = version](const Migration& m) { return m.version == v; });
     if (!known) status.unknown_versions.push_back(version);
   }
   return status;
@@ -304,7 +305,7 @@ std::vector<std::string> Migrator::Apply(pqxx::connection& conn) const {
   }
   for (const auto& [version, record] : applied) {
     const bool known = std::any_of(migrations_.begin(), migrations_.end(),
-                                   [&](const Migration& m) { return m.version == version; });
+                                   [v = version](const Migration& m) { return m.version == v; });
     if (!known) {
       logger->warn("database has a migration this build does not know version={} name=\"{}\"",
                    version, record.first);

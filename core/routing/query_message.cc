@@ -89,7 +89,7 @@ std::optional<std::basic_string<Char>> CodeUnits(std::string_view bytes) {
 }
 
 nlohmann::json ParseBody(const QueryInput& in) {
-  const nlohmann::json invalid(nlohmann::json::value_t::discarded);
+  nlohmann::json invalid(nlohmann::json::value_t::discarded);
   switch (JsonBodyEncoding(in)) {
     case BodyEncoding::kNone:
       return invalid;

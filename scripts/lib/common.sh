@@ -10,7 +10,7 @@ FERRY_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
   postgresql-15 postgresql-client-15 prometheus kcat procps
-  clang libclang-rt-14-dev clang-format
+  clang libclang-rt-14-dev clang-format clang-tidy
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

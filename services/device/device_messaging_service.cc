@@ -147,7 +147,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEvent(grpc::CallbackServer
   return runtime_.UnaryAsync(
       ctx, kService, "SendEvent", request, response,
       [this, wait_until](const rpc::Caller& caller, const v1::SendEventRequest& req,
-                         v1::SendEventResponse& resp, rpc::RpcRuntime::Finish finish) {
+                         v1::SendEventResponse& resp, const rpc::RpcRuntime::Finish& finish) {
         const TimePoint now = EnqueuedNow(clock_);
         const kafka::OutgoingRecord record = BuildRecord(topic_, caller, req.message(), now);
         // Too few in-sync replicas for acks=all: refused now, with the
@@ -179,7 +179,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
   return runtime_.UnaryAsync(
       ctx, kService, "SendEventBatch", request, response,
       [this, wait_until](const rpc::Caller& caller, const v1::SendEventBatchRequest& req,
-                         v1::SendEventBatchResponse& resp, rpc::RpcRuntime::Finish finish) {
+                         v1::SendEventBatchResponse& resp, const rpc::RpcRuntime::Finish& finish) {
         if (req.messages_size() == 0 ||
             static_cast<std::size_t>(req.messages_size()) > kMaxBatchMessages) {
           throw Error(Reason::kArgumentInvalid, "a batch holds 1 to 500 messages");
@@ -207,7 +207,7 @@ grpc::ServerUnaryReactor* DeviceMessagingService::SendEventBatch(
         for (std::size_t i = 0; i < records.size(); ++i) resp.add_results();
         struct Progress {
           std::mutex mutex;
-          std::size_t left;
+          std::size_t left = 0;
           std::optional<Error> error;
           bool abandoned = false;  // answered early: the response is gone
         };

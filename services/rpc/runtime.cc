@@ -273,7 +273,7 @@ grpc::Status RpcRuntime::EndStream(grpc::CallbackServerContext* ctx, std::string
                                    std::string_view method,
                                    std::chrono::steady_clock::time_point started,
                                    const std::optional<Error>& error) {
-  const grpc::Status status = error ? ToStatus(*error) : grpc::Status::OK;
+  grpc::Status status = error ? ToStatus(*error) : grpc::Status::OK;
   Ended(ctx, service, method, started, status,
         error ? std::optional(error->reason()) : std::nullopt);
   return status;
@@ -295,7 +295,7 @@ void RpcRuntime::Ended(grpc::CallbackServerContext* ctx, std::string_view servic
   metrics_->duration.Add({{"service", s}, {"method", m}}, Buckets()).Observe(seconds);
 }
 
-void CancellableReactor::SetOnCancel(std::function<void()> on_cancel) {
+void CancellableReactor::SetOnCancel(const std::function<void()>& on_cancel) {
   bool run = false;
   {
     std::lock_guard lock(mutex_);

@@ -86,7 +86,7 @@ class CancellableReactor final : public grpc::ServerUnaryReactor {
  public:
   // Runs `on_cancel` once the call is cancelled (at once if it already
   // was), on a gRPC thread.
-  void SetOnCancel(std::function<void()> on_cancel);
+  void SetOnCancel(const std::function<void()>& on_cancel);
   void OnCancel() override;
   void OnDone() override { delete this; }
 
@@ -163,11 +163,12 @@ class RpcRuntime final {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::optional<std::string> device_id;
     if constexpr (requires { request->device_id(); }) device_id = request->device_id();
-    Dispatch(ctx, reactor, service, method, *request, std::move(device_id),
-             [request, response, h = std::move(handler)](const Caller& caller, Finish finish) {
-               h(caller, *request, *response);
-               finish(std::nullopt);
-             });
+    Dispatch(
+        ctx, reactor, service, method, *request, std::move(device_id),
+        [request, response, h = std::move(handler)](const Caller& caller, const Finish& finish) {
+          h(caller, *request, *response);
+          finish(std::nullopt);
+        });
     return reactor;
   }
 

@@ -106,6 +106,7 @@ class Bench {
     const auto until = start + std::chrono::duration_cast<Steady::duration>(
                                    std::chrono::duration<double>(o_.seconds));
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(o_.in_flight));
     for (int t = 0; t < o_.in_flight; ++t) {
       threads.emplace_back([&, t] {
         auto stub = ferry::v1::CloudToDevice::NewStub(Channel(t));
@@ -141,6 +142,7 @@ class Bench {
     const auto until = start + std::chrono::duration_cast<Steady::duration>(
                                    std::chrono::duration<double>(o_.seconds));
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(o_.in_flight));
     for (int t = 0; t < o_.in_flight; ++t) {
       threads.emplace_back([&, t] {
         auto stub = ferry::v1::DeviceMessaging::NewStub(Channel(t));
@@ -313,6 +315,7 @@ class Bench {
     std::atomic<int> next{0};
     std::mutex error_mutex;
     std::exception_ptr error;
+    threads.reserve(16);
     for (int w = 0; w < 16; ++w) {
       threads.emplace_back([&, w] {
         try {

@@ -125,7 +125,7 @@ class Sim {
     const auto start = Steady::now();
     for (long n = 0; !g_stop; ++n) {
       const auto due = start + std::chrono::duration_cast<Steady::duration>(
-                                   std::chrono::duration<double>(n / rate));
+                                   std::chrono::duration<double>(static_cast<double>(n) / rate));
       while (!g_stop && Steady::now() < due)
         std::this_thread::sleep_for(std::min<Steady::duration>(due - Steady::now(), 50ms));
       if (g_stop) break;

@@ -35,6 +35,7 @@ class AuditClient final : public Session {
       return kExitOk;
     }
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(all.size());
     for (const auto& r : all) {
       rows.push_back({std::to_string(r.id()), Time(r.time()), r.actor_kind() + ":" + r.actor(),
                       r.action(), r.target(), r.details_json().empty() ? "-" : r.details_json()});

@@ -102,6 +102,7 @@ class C2dClient final : public Session {
       return kExitOk;
     }
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(messages.size());
     for (const auto& m : messages) {
       rows.push_back({std::to_string(m.sequence_number()), m.message_id(), StateName(m.state()),
                       std::to_string(m.delivery_count()), Time(m.expiry_time()),

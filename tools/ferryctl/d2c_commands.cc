@@ -124,6 +124,7 @@ class D2cClient final : public Session {
       return kExitOk;
     }
     std::vector<std::vector<std::string>> rows;
+    rows.reserve(all.size());
     for (const auto& d : all) {
       rows.push_back({std::to_string(d.partition()) + "/" + std::to_string(d.offset()), d.reason(),
                       Time(d.dead_lettered_time()), d.detail(), Preview(d.value())});
