@@ -133,6 +133,11 @@ std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
     const pid_t r = waitpid(pid_, &raw, WNOHANG);
     if (r == pid_) {
       status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+      // What it wrote before exiting is read before Output() is asked (a
+      // loaded machine once left its last line unread): the pipe ends once
+      // no process holds it; bounded, as a grandchild may keep it open.
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, std::chrono::seconds(5), [this] { return eof_; });
       return status_;
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
