@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include <prometheus/exposer.h>
@@ -14,6 +15,77 @@
 #include "core/error.h"
 
 namespace ferry::metrics {
+
+std::string CheckDeclaration(const std::string& name, const std::string& help,
+                             prometheus::MetricType type) {
+  static const std::string kPrefix = "ferry_";
+  if (name.rfind(kPrefix, 0) != 0 || name.size() == kPrefix.size()) {
+    return "metric name " + name + " does not start with " + kPrefix;
+  }
+  for (const char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return "metric name " + name + " has a character other than [a-z0-9_]";
+    }
+  }
+  const bool total = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
+  if (type == prometheus::MetricType::Counter && !total) {
+    return "counter " + name + " does not end in _total";
+  }
+  if (type != prometheus::MetricType::Counter && total) {
+    return "metric " + name + " ends in _total but is not a counter";
+  }
+  if (help.size() < 2 || help.back() != '.') {
+    return "metric " + name + " has no help sentence ending in a full stop";
+  }
+  return "";
+}
+
+namespace {
+
+void Check(const std::string& name, const std::string& help, prometheus::MetricType type) {
+  if (auto why = CheckDeclaration(name, help, type); !why.empty()) {
+    throw std::invalid_argument(why);
+  }
+}
+
+}  // namespace
+
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help) {
+  Check(name, help, prometheus::MetricType::Counter);
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Counter& Counter(prometheus::Registry& registry, const std::string& name,
+                             const std::string& help, const prometheus::Labels& labels) {
+  return CounterFamily(registry, name, help).Add(labels);
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  Check(name, help, prometheus::MetricType::Gauge);
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Gauge& Gauge(prometheus::Registry& registry, const std::string& name,
+                         const std::string& help, const prometheus::Labels& labels) {
+  return GaugeFamily(registry, name, help).Add(labels);
+}
+
+prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry& registry,
+                                                           const std::string& name,
+                                                           const std::string& help) {
+  Check(name, help, prometheus::MetricType::Histogram);
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Histogram& Histogram(prometheus::Registry& registry, const std::string& name,
+                                 const std::string& help,
+                                 const prometheus::Histogram::BucketBoundaries& buckets) {
+  return HistogramFamily(registry, name, help).Add({}, buckets);
+}
 
 MetricsServer::MetricsServer(const std::string& listen,
                              std::shared_ptr<prometheus::Registry> registry) {
@@ -137,11 +209,8 @@ std::shared_ptr<prometheus::Collectable> MakeProcessCollector() {
 
 void AddBuildInfo(prometheus::Registry& registry, const std::string& version,
                   const std::string& commit) {
-  prometheus::BuildGauge()
-      .Name("ferry_build_info")
-      .Help("Ferry build: version and git commit; always 1.")
-      .Register(registry)
-      .Add({{"version", version}, {"commit", commit}})
+  metrics::Gauge(registry, "ferry_build_info", "Ferry build: version and git commit; always 1.",
+                 {{"version", version}, {"commit", commit}})
       .Set(1);
 }
 

@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 namespace prometheus {
@@ -12,6 +16,43 @@ class Exposer;
 }
 
 namespace ferry::metrics {
+
+// The one way Ferry declares a metric: a component's constructor (or its
+// `Metrics` struct's) calls these with the registry it was given, and keeps
+// the returned reference. Each checks the name and help against Ferry's
+// rules and throws std::invalid_argument on a breach, so a bad name fails
+// the first test that builds the component, not a dashboard:
+//   - the name is `ferry_` then [a-z0-9_], and a counter's ends in `_total`
+//     (a gauge's or histogram's never does);
+//   - the help is one or more words ending in a full stop.
+// Registering the same name twice with the same help and type returns the
+// same family (prometheus-cpp's rule), so two instances of one component in
+// a process share its series.
+//
+// The *Family forms are for labelled metrics: keep the family, `Add` the
+// labels where the value is known. The others return the one unlabelled
+// series (or the one with `labels`).
+[[nodiscard]] prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                                     const std::string& name,
+                                                                     const std::string& help);
+[[nodiscard]] prometheus::Counter& Counter(prometheus::Registry& registry, const std::string& name,
+                                           const std::string& help,
+                                           const prometheus::Labels& labels = {});
+[[nodiscard]] prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                                 const std::string& name,
+                                                                 const std::string& help);
+[[nodiscard]] prometheus::Gauge& Gauge(prometheus::Registry& registry, const std::string& name,
+                                       const std::string& help,
+                                       const prometheus::Labels& labels = {});
+[[nodiscard]] prometheus::Family<prometheus::Histogram>& HistogramFamily(
+    prometheus::Registry& registry, const std::string& name, const std::string& help);
+[[nodiscard]] prometheus::Histogram& Histogram(
+    prometheus::Registry& registry, const std::string& name, const std::string& help,
+    const prometheus::Histogram::BucketBoundaries& buckets);
+
+// Why `name`/`help` breaks the rules above ("" when it does not).
+[[nodiscard]] std::string CheckDeclaration(const std::string& name, const std::string& help,
+                                           prometheus::MetricType type);
 
 // Serves a registry's metrics at http://{listen}/metrics on its own port.
 // Throws ferry::Error(kServiceUnavailable) with the address in the message

@@ -303,13 +303,9 @@ int Serve(const FerrydConfig& config) {
   }
   const auto stall_limit = std::chrono::seconds(config.liveness_stall_seconds);
   prometheus::Gauge& live_gauge =
-      prometheus::BuildGauge()
-          .Name("ferry_live")
-          .Help(
-              "1 while no loop of this replica is stuck longer than "
-              "--liveness-stall-seconds (gRPC health service \"liveness\").")
-          .Register(*registry)
-          .Add({});
+      metrics::Gauge(*registry, "ferry_live",
+                     "1 while no loop of this replica is stuck longer than "
+                     "--liveness-stall-seconds (gRPC health service \"liveness\").");
   live_gauge.Set(1);
   PeriodicWorker liveness_check("liveness check", [&, was_live = true]() mutable {
     const std::vector<std::string> stuck = liveness.Stuck(stall_limit);

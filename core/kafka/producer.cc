@@ -12,6 +12,7 @@
 
 #include "core/kafka/rdkafka_handles.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 namespace ferry::kafka {
 namespace {
@@ -94,10 +95,8 @@ struct Producer::Impl final : public RdKafka::DeliveryReportCb, public RdKafka::
   Impl(std::string b, std::map<std::string, std::string> p, prometheus::Registry& r)
       : brokers(std::move(b)),
         properties(std::move(p)),
-        produced(prometheus::BuildCounter()
-                     .Name("ferry_kafka_produced_total")
-                     .Help("Records produced to Kafka for callers, by result.")
-                     .Register(r)) {}
+        produced(metrics::CounterFamily(r, "ferry_kafka_produced_total",
+                                        "Records produced to Kafka for callers, by result.")) {}
 
   std::unique_ptr<RdKafka::Producer> Create() {
     std::string err;

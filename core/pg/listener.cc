@@ -6,6 +6,7 @@
 #include <prometheus/counter.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pg/pool.h"
 
 namespace ferry::pg {
@@ -32,16 +33,10 @@ class Receiver final : public pqxx::notification_receiver {
 
 Listener::Listener(Pool& pool, prometheus::Registry& registry)
     : pool_(pool),
-      reconnects_(prometheus::BuildCounter()
-                      .Name("ferry_pg_listener_reconnects_total")
-                      .Help("Times the LISTEN connection was (re)established.")
-                      .Register(registry)
-                      .Add({})),
-      notifications_(prometheus::BuildCounter()
-                         .Name("ferry_pg_notifications_total")
-                         .Help("PostgreSQL notifications received.")
-                         .Register(registry)
-                         .Add({})) {}
+      reconnects_(metrics::Counter(registry, "ferry_pg_listener_reconnects_total",
+                                   "Times the LISTEN connection was (re)established.")),
+      notifications_(metrics::Counter(registry, "ferry_pg_notifications_total",
+                                      "PostgreSQL notifications received.")) {}
 
 Listener::~Listener() {
   Stop();

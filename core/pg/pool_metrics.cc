@@ -1,67 +1,34 @@
 #include "core/pg/pool_metrics.h"
 
+#include "core/metrics.h"
+
 namespace ferry::pg {
-namespace {
 
-prometheus::Registry& Pick(prometheus::Registry* given,
-                           std::shared_ptr<prometheus::Registry>& own) {
-  if (given != nullptr) return *given;
-  own = std::make_shared<prometheus::Registry>();
-  return *own;
-}
-
-}  // namespace
-
-Pool::Metrics::Metrics(prometheus::Registry* registry)
-    : own(),
-      idle(prometheus::BuildGauge()
-               .Name("ferry_db_pool_connections")
-               .Help("PostgreSQL pool connections by state.")
-               .Register(Pick(registry, own))
-               .Add({{"state", "idle"}})),
-      in_use(prometheus::BuildGauge()
-                 .Name("ferry_db_pool_connections")
-                 .Help("PostgreSQL pool connections by state.")
-                 .Register(registry ? *registry : *own)
-                 .Add({{"state", "in_use"}})),
-      waiting(prometheus::BuildGauge()
-                  .Name("ferry_db_pool_waiting_acquires")
-                  .Help("Callers waiting for a pooled PostgreSQL connection.")
-                  .Register(registry ? *registry : *own)
-                  .Add({})),
-      max_connections(prometheus::BuildGauge()
-                          .Name("ferry_db_pool_max_connections")
-                          .Help("Configured size of the PostgreSQL pool.")
-                          .Register(registry ? *registry : *own)
-                          .Add({})),
-      opened(prometheus::BuildCounter()
-                 .Name("ferry_db_pool_connections_opened_total")
-                 .Help("PostgreSQL connections opened by the pool.")
-                 .Register(registry ? *registry : *own)
-                 .Add({})),
-      closed_broken(prometheus::BuildCounter()
-                        .Name("ferry_db_pool_connections_closed_total")
-                        .Help("PostgreSQL pool connections closed, by reason.")
-                        .Register(registry ? *registry : *own)
-                        .Add({{"reason", "broken"}})),
-      closed_discarded(prometheus::BuildCounter()
-                           .Name("ferry_db_pool_connections_closed_total")
-                           .Help("PostgreSQL pool connections closed, by reason.")
-                           .Register(registry ? *registry : *own)
-                           .Add({{"reason", "discarded"}})),
-      connect_errors(prometheus::BuildCounter()
-                         .Name("ferry_db_pool_connect_errors_total")
-                         .Help("Failed attempts to open a PostgreSQL connection.")
-                         .Register(registry ? *registry : *own)
-                         .Add({})),
-      acquire_timeouts(prometheus::BuildCounter()
-                           .Name("ferry_db_pool_acquire_timeouts_total")
-                           .Help("Acquires refused because no connection freed up in time.")
-                           .Register(registry ? *registry : *own)
-                           .Add({})),
-      retries(prometheus::BuildCounter()
-                  .Name("ferry_db_transaction_retries_total")
-                  .Help("PostgreSQL transactions retried, by reason.")
-                  .Register(registry ? *registry : *own)) {}
+Pool::Metrics::Metrics(prometheus::Registry* given)
+    : own(given != nullptr ? nullptr : std::make_shared<prometheus::Registry>()),
+      registry(given != nullptr ? *given : *own),
+      idle(metrics::Gauge(registry, "ferry_db_pool_connections",
+                          "PostgreSQL pool connections by state.", {{"state", "idle"}})),
+      in_use(metrics::Gauge(registry, "ferry_db_pool_connections",
+                            "PostgreSQL pool connections by state.", {{"state", "in_use"}})),
+      waiting(metrics::Gauge(registry, "ferry_db_pool_waiting_acquires",
+                             "Callers waiting for a pooled PostgreSQL connection.")),
+      max_connections(metrics::Gauge(registry, "ferry_db_pool_max_connections",
+                                     "Configured size of the PostgreSQL pool.")),
+      opened(metrics::Counter(registry, "ferry_db_pool_connections_opened_total",
+                              "PostgreSQL connections opened by the pool.")),
+      closed_broken(metrics::Counter(registry, "ferry_db_pool_connections_closed_total",
+                                     "PostgreSQL pool connections closed, by reason.",
+                                     {{"reason", "broken"}})),
+      closed_discarded(metrics::Counter(registry, "ferry_db_pool_connections_closed_total",
+                                        "PostgreSQL pool connections closed, by reason.",
+                                        {{"reason", "discarded"}})),
+      connect_errors(metrics::Counter(registry, "ferry_db_pool_connect_errors_total",
+                                      "Failed attempts to open a PostgreSQL connection.")),
+      acquire_timeouts(
+          metrics::Counter(registry, "ferry_db_pool_acquire_timeouts_total",
+                           "Acquires refused because no connection freed up in time.")),
+      retries(metrics::CounterFamily(registry, "ferry_db_transaction_retries_total",
+                                     "PostgreSQL transactions retried, by reason.")) {}
 
 }  // namespace ferry::pg

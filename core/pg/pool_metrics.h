@@ -15,7 +15,8 @@ namespace ferry::pg {
 struct Pool::Metrics {
   explicit Metrics(prometheus::Registry* registry);
 
-  std::shared_ptr<prometheus::Registry> own;
+  std::shared_ptr<prometheus::Registry> own;  // null when a registry was given
+  prometheus::Registry& registry;             // the given one, or *own
   prometheus::Gauge& idle;
   prometheus::Gauge& in_use;
   prometheus::Gauge& waiting;

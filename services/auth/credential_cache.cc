@@ -1,5 +1,6 @@
 #include "services/auth/credential_cache.h"
 
+#include "core/metrics.h"
 #include "core/pg/listener.h"
 
 namespace ferry::access {
@@ -9,11 +10,9 @@ CredentialCache::CredentialCache(CredentialStore& store, prometheus::Registry& r
     : store_(store),
       ttl_(ttl),
       max_devices_(max_devices),
-      lookups_(
-          prometheus::BuildCounter()
-              .Name("ferry_auth_cache_lookups_total")
-              .Help("Credential cache lookups by kind (device, policy) and result (hit, miss).")
-              .Register(registry)) {}
+      lookups_(metrics::CounterFamily(
+          registry, "ferry_auth_cache_lookups_total",
+          "Credential cache lookups by kind (device, policy) and result (hit, miss).")) {}
 
 void CredentialCache::Attach(pg::Listener& listener) {
   listener.Subscribe("ferry_auth", [this](const std::string& payload) { Invalidate(payload); });

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "services/c2d/feedback.h"
 #include "services/c2d/polling_reactor.h"
 #include "services/registry/device_rules.h"
@@ -100,81 +101,39 @@ WakeHub::Clock::time_point SteadyAt(TimePoint at, TimePoint now) {
 }  // namespace
 
 Metrics::Metrics(prometheus::Registry& r)
-    : sent(prometheus::BuildCounter()
-               .Name("ferry_c2d_sent_total")
-               .Help("C2D messages enqueued.")
-               .Register(r)
-               .Add({})),
-      duplicates(prometheus::BuildCounter()
-                     .Name("ferry_c2d_duplicates_total")
-                     .Help("C2D sends answered with an existing message (same message id).")
-                     .Register(r)
-                     .Add({})),
-      delivered(prometheus::BuildCounter()
-                    .Name("ferry_c2d_delivered_total")
-                    .Help("C2D messages locked for a device (each receive, redeliveries included).")
-                    .Register(r)
-                    .Add({})),
-      completed(prometheus::BuildCounter()
-                    .Name("ferry_c2d_completed_total")
-                    .Help("C2D messages completed.")
-                    .Register(r)
-                    .Add({})),
-      abandoned(prometheus::BuildCounter()
-                    .Name("ferry_c2d_abandoned_total")
-                    .Help("C2D abandons.")
-                    .Register(r)
-                    .Add({})),
-      rejected(prometheus::BuildCounter()
-                   .Name("ferry_c2d_rejected_total")
-                   .Help("C2D messages rejected.")
-                   .Register(r)
-                   .Add({})),
-      dead_lettered(prometheus::BuildCounter()
-                        .Name("ferry_c2d_dead_lettered_total")
-                        .Help("C2D messages dead-lettered, by reason (Rejected, "
-                              "DeliveryCountExceeded, Expired).")
-                        .Register(r)),
-      purged(prometheus::BuildCounter()
-                 .Name("ferry_c2d_purged_total")
-                 .Help("C2D messages purged.")
-                 .Register(r)
-                 .Add({})),
-      queue_full(prometheus::BuildCounter()
-                     .Name("ferry_c2d_queue_full_total")
-                     .Help("C2D sends refused with DeviceMaximumQueueDepthExceeded.")
-                     .Register(r)
-                     .Add({})),
-      lock_lost(prometheus::BuildCounter()
-                    .Name("ferry_c2d_lock_lost_total")
-                    .Help("Settlements refused with DeviceMessageLockLost.")
-                    .Register(r)
-                    .Add({})),
-      pending(prometheus::BuildGauge()
-                  .Name("ferry_c2d_pending_messages")
-                  .Help("Unexpired Enqueued and Invisible C2D messages, all devices (refreshed "
-                        "every 15 s).")
-                  .Register(r)
-                  .Add({})),
-      devices_at_limit(
-          prometheus::BuildGauge()
-              .Name("ferry_c2d_devices_at_queue_limit")
-              .Help("Devices whose pending messages reach the queue depth (refreshed every 15 s).")
-              .Register(r)
-              .Add({})),
-      waiting(
-          prometheus::BuildGauge()
-              .Name("ferry_c2d_receive_waiting")
-              .Help("Receive calls and Subscribe streams waiting for a message on this replica.")
-              .Register(r)
-              .Add({})),
-      first_delivery_seconds(
-          prometheus::BuildHistogram()
-              .Name("ferry_c2d_send_to_first_delivery_seconds")
-              .Help("Time from enqueue to a message's first delivery.")
-              .Register(r)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                               0.5, 1, 2.5, 5, 10, 30, 60, 300})) {}
+    : sent(metrics::Counter(r, "ferry_c2d_sent_total", "C2D messages enqueued.")),
+      duplicates(
+          metrics::Counter(r, "ferry_c2d_duplicates_total",
+                           "C2D sends answered with an existing message (same message id).")),
+      delivered(metrics::Counter(
+          r, "ferry_c2d_delivered_total",
+          "C2D messages locked for a device (each receive, redeliveries included).")),
+      completed(metrics::Counter(r, "ferry_c2d_completed_total", "C2D messages completed.")),
+      abandoned(metrics::Counter(r, "ferry_c2d_abandoned_total", "C2D abandons.")),
+      rejected(metrics::Counter(r, "ferry_c2d_rejected_total", "C2D messages rejected.")),
+      dead_lettered(metrics::CounterFamily(r, "ferry_c2d_dead_lettered_total",
+                                           "C2D messages dead-lettered, by reason (Rejected, "
+                                           "DeliveryCountExceeded, Expired).")),
+      purged(metrics::Counter(r, "ferry_c2d_purged_total", "C2D messages purged.")),
+      queue_full(metrics::Counter(r, "ferry_c2d_queue_full_total",
+                                  "C2D sends refused with DeviceMaximumQueueDepthExceeded.")),
+      lock_lost(metrics::Counter(r, "ferry_c2d_lock_lost_total",
+                                 "Settlements refused with DeviceMessageLockLost.")),
+      pending(
+          metrics::Gauge(r, "ferry_c2d_pending_messages",
+                         "Unexpired Enqueued and Invisible C2D messages, all devices (refreshed "
+                         "every 15 s).")),
+      devices_at_limit(metrics::Gauge(
+          r, "ferry_c2d_devices_at_queue_limit",
+          "Devices whose pending messages reach the queue depth (refreshed every 15 s).")),
+      waiting(metrics::Gauge(
+          r, "ferry_c2d_receive_waiting",
+          "Receive calls and Subscribe streams waiting for a message on this replica.")),
+      first_delivery_seconds(metrics::Histogram(
+          r, "ferry_c2d_send_to_first_delivery_seconds",
+          "Time from enqueue to a message's first delivery.",
+          prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                  5, 10, 30, 60, 300})) {}
 
 OutgoingMessage ValidateSend(const v1::SendC2dRequest& req, TimePoint now,
                              std::chrono::seconds default_ttl) {

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pg/sql_time.h"
 #include "core/pg/transaction.h"
 #include "services/c2d/c2d_store.h"
@@ -152,40 +153,21 @@ std::int64_t FeedbackStore::ExpireRecords(TimePoint now, int limit, std::int64_t
 }
 
 FeedbackMetrics::FeedbackMetrics(prometheus::Registry& r)
-    : written(prometheus::BuildCounter()
-                  .Name("ferry_feedback_written_total")
-                  .Help("Feedback records written, by status code.")
-                  .Register(r)),
-      delivered(prometheus::BuildCounter()
-                    .Name("ferry_feedback_delivered_total")
-                    .Help("Feedback records handed out in locked batches.")
-                    .Register(r)
-                    .Add({})),
-      completed(prometheus::BuildCounter()
-                    .Name("ferry_feedback_completed_total")
-                    .Help("Feedback batches completed.")
-                    .Register(r)
-                    .Add({})),
-      abandoned(prometheus::BuildCounter()
-                    .Name("ferry_feedback_abandoned_total")
-                    .Help("Feedback batches abandoned.")
-                    .Register(r)
-                    .Add({})),
-      expired(prometheus::BuildCounter()
-                  .Name("ferry_feedback_expired_total")
-                  .Help("Feedback records deleted at their TTL before anyone completed them.")
-                  .Register(r)
-                  .Add({})),
-      dropped(prometheus::BuildCounter()
-                  .Name("ferry_feedback_dropped_total")
-                  .Help("Feedback records dropped at their maximum delivery count.")
-                  .Register(r)
-                  .Add({})),
-      watch_streams(prometheus::BuildGauge()
-                        .Name("ferry_feedback_watch_streams")
-                        .Help("Feedback Watch streams open on this replica.")
-                        .Register(r)
-                        .Add({})) {}
+    : written(metrics::CounterFamily(r, "ferry_feedback_written_total",
+                                     "Feedback records written, by status code.")),
+      delivered(metrics::Counter(r, "ferry_feedback_delivered_total",
+                                 "Feedback records handed out in locked batches.")),
+      completed(
+          metrics::Counter(r, "ferry_feedback_completed_total", "Feedback batches completed.")),
+      abandoned(
+          metrics::Counter(r, "ferry_feedback_abandoned_total", "Feedback batches abandoned.")),
+      expired(
+          metrics::Counter(r, "ferry_feedback_expired_total",
+                           "Feedback records deleted at their TTL before anyone completed them.")),
+      dropped(metrics::Counter(r, "ferry_feedback_dropped_total",
+                               "Feedback records dropped at their maximum delivery count.")),
+      watch_streams(metrics::Gauge(r, "ferry_feedback_watch_streams",
+                                   "Feedback Watch streams open on this replica.")) {}
 
 void FeedbackMetrics::CountWritten(const std::vector<Outcome>& statuses) {
   for (const Outcome o : statuses)

@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pg/advisory_lock.h"
 #include "core/pg/pool.h"
 #include "services/c2d/c2d_store.h"
@@ -37,32 +38,18 @@ Sweeper::Sweeper(pg::Pool& pool, Store& store, FeedbackStore& feedback, const Cl
       clock_(clock),
       options_(options),
       feedback_metrics_(feedback_metrics),
-      passes_(prometheus::BuildCounter()
-                  .Name("ferry_sweeper_passes_total")
-                  .Help("Sweeper passes run here.")
-                  .Register(r)
-                  .Add({})),
-      duration_(prometheus::BuildHistogram()
-                    .Name("ferry_sweeper_pass_duration_seconds")
-                    .Help("Time one sweeper pass took.")
-                    .Register(r)
-                    .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1,
-                                                                     0.5, 1, 5, 10})),
-      rows_(prometheus::BuildCounter()
-                .Name("ferry_sweeper_rows_total")
-                .Help("Rows the sweeper changed, by action (released, expired, trimmed, "
-                      "feedback_expired).")
-                .Register(r)),
-      last_pass_(prometheus::BuildGauge()
-                     .Name("ferry_sweeper_last_pass_timestamp_seconds")
-                     .Help("Unix time of the last sweeper pass that ran here (0: never).")
-                     .Register(r)
-                     .Add({})),
-      active_(prometheus::BuildGauge()
-                  .Name("ferry_sweeper_active")
-                  .Help("1 while this replica holds the sweeper lock.")
-                  .Register(r)
-                  .Add({})),
+      passes_(metrics::Counter(r, "ferry_sweeper_passes_total", "Sweeper passes run here.")),
+      duration_(metrics::Histogram(
+          r, "ferry_sweeper_pass_duration_seconds", "Time one sweeper pass took.",
+          prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10})),
+      rows_(
+          metrics::CounterFamily(r, "ferry_sweeper_rows_total",
+                                 "Rows the sweeper changed, by action (released, expired, trimmed, "
+                                 "feedback_expired).")),
+      last_pass_(metrics::Gauge(r, "ferry_sweeper_last_pass_timestamp_seconds",
+                                "Unix time of the last sweeper pass that ran here (0: never).")),
+      active_(metrics::Gauge(r, "ferry_sweeper_active",
+                             "1 while this replica holds the sweeper lock.")),
       leadership_(pool, pg::AdvisoryLock::kSweeper),
       worker_(
           "sweeper pass", [this] { return Tick(); }, options_.interval) {}

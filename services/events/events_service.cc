@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/kafka/producer.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "services/rpc/proto_time.h"
 #include "store/d2c/event_reader.h"
 #include "store/d2c/event_store.h"
@@ -201,22 +202,14 @@ EventsService::EventsService(rpc::RpcRuntime& runtime, d2c::EventStore& store,
       topic_(std::move(topic)),
       group_(std::move(group)),
       clock_(clock),
-      tail_streams_(prometheus::BuildGauge()
-                        .Name("ferry_events_tail_streams")
-                        .Help("TailEvents streams open on this replica.")
-                        .Register(registry)
-                        .Add({})),
-      redriven_(
-          prometheus::BuildCounter()
-              .Name("ferry_d2c_redriven_total")
-              .Help("Dead letters re-driven, by outcome (stored, routed, dropped, still_dead, "
-                    "not_found).")
-              .Register(registry)),
-      resets_(prometheus::BuildCounter()
-                  .Name("ferry_d2c_checkpoint_resets_total")
-                  .Help("Partition checkpoints reset through ferry.v1.Events.")
-                  .Register(registry)
-                  .Add({})) {}
+      tail_streams_(metrics::Gauge(registry, "ferry_events_tail_streams",
+                                   "TailEvents streams open on this replica.")),
+      redriven_(metrics::CounterFamily(
+          registry, "ferry_d2c_redriven_total",
+          "Dead letters re-driven, by outcome (stored, routed, dropped, still_dead, "
+          "not_found).")),
+      resets_(metrics::Counter(registry, "ferry_d2c_checkpoint_resets_total",
+                               "Partition checkpoints reset through ferry.v1.Events.")) {}
 
 std::string EventsService::Group(const std::string& requested) const {
   if (requested.size() > 255) throw Error(Reason::kArgumentInvalid, "consumer_group is too long");

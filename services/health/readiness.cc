@@ -6,6 +6,7 @@
 #include <prometheus/gauge.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 namespace ferry::health {
 
@@ -19,11 +20,9 @@ ReadinessMonitor::ReadinessMonitor(pg::Pool& pool, const pg::Migrator& migrator,
       on_change_(std::move(on_change)),
       extra_check_(std::move(extra_check)),
       interval_(interval),
-      gauge_(prometheus::BuildGauge()
-                 .Name("ferry_ready")
-                 .Help("1 while this replica is ready to serve (database reachable and migrated).")
-                 .Register(registry)
-                 .Add({})),
+      gauge_(metrics::Gauge(
+          registry, "ferry_ready",
+          "1 while this replica is ready to serve (database reachable and migrated).")),
       worker_("readiness check", [this] { return Pass(); }) {}
 
 ReadinessMonitor::~ReadinessMonitor() {

@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pg/advisory_lock.h"
 #include "core/pg/listener.h"
 #include "core/pg/transaction.h"
@@ -19,11 +20,8 @@ LifecyclePublisher::LifecyclePublisher(pg::Pool& pool, d2c::EndpointSink& sink, 
       sink_(sink),
       topic_(std::move(topic)),
       hub_name_(std::move(hub_name)),
-      published_(prometheus::BuildCounter()
-                     .Name("ferry_lifecycle_events_published_total")
-                     .Help("Device lifecycle notifications published to the D2C topic.")
-                     .Register(registry)
-                     .Add({})),
+      published_(metrics::Counter(registry, "ferry_lifecycle_events_published_total",
+                                  "Device lifecycle notifications published to the D2C topic.")),
       worker_("lifecycle publisher", [this] { return Tick(); }) {}
 
 LifecyclePublisher::~LifecyclePublisher() {

@@ -8,24 +8,21 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "services/rpc/status.h"
 
 namespace ferry::rpc {
 
 struct RpcMetrics {
   explicit RpcMetrics(prometheus::Registry& registry)
-      : requests(prometheus::BuildCounter()
-                     .Name("ferry_grpc_requests_total")
-                     .Help("gRPC calls handled, by service, method and status code.")
-                     .Register(registry)),
-        throttled(prometheus::BuildCounter()
-                      .Name("ferry_throttled_total")
-                      .Help("Calls refused with ThrottlingException, by operation class.")
-                      .Register(registry)),
-        duration(prometheus::BuildHistogram()
-                     .Name("ferry_grpc_request_duration_seconds")
-                     .Help("Time from a call's arrival to its status, by service and method.")
-                     .Register(registry)) {}
+      : requests(metrics::CounterFamily(registry, "ferry_grpc_requests_total",
+                                        "gRPC calls handled, by service, method and status code.")),
+        throttled(
+            metrics::CounterFamily(registry, "ferry_throttled_total",
+                                   "Calls refused with ThrottlingException, by operation class.")),
+        duration(metrics::HistogramFamily(
+            registry, "ferry_grpc_request_duration_seconds",
+            "Time from a call's arrival to its status, by service and method.")) {}
 
   prometheus::Family<prometheus::Counter>& requests;
   prometheus::Family<prometheus::Counter>& throttled;
