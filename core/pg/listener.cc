@@ -31,12 +31,18 @@ class Receiver final : public pqxx::notification_receiver {
 
 }  // namespace
 
+struct Listener::Session {
+  std::unique_ptr<pqxx::connection> conn;
+  std::vector<std::unique_ptr<Receiver>> receivers;  // declared after conn: destroyed first
+};
+
 Listener::Listener(Pool& pool, prometheus::Registry& registry)
     : pool_(pool),
       reconnects_(metrics::Counter(registry, "ferry_pg_listener_reconnects_total",
                                    "Times the LISTEN connection was (re)established.")),
       notifications_(metrics::Counter(registry, "ferry_pg_notifications_total",
-                                      "PostgreSQL notifications received.")) {}
+                                      "PostgreSQL notifications received.")),
+      worker_("pg listener", [this] { return Tick(); }) {}
 
 Listener::~Listener() {
   Stop();
@@ -52,46 +58,49 @@ void Listener::OnResync(std::function<void()> resync) {
 }
 
 void Listener::Start() {
-  thread_ = std::thread([this] { Run(); });
+  worker_.Start();
 }
 
 void Listener::Stop() {
-  stopping_ = true;
-  if (thread_.joinable()) thread_.join();
+  worker_.Stop();
+  session_.reset();
+  connected_ = false;
 }
 
 void Listener::Resync() {
   for (const auto& r : resyncs_) r();
 }
 
-void Listener::Run() {
+std::chrono::milliseconds Listener::Tick() {
   static const auto logger = log::Get("pg");
-  auto backoff = std::chrono::milliseconds(100);
-  while (!stopping_) {
-    try {
-      auto conn = pool_.OpenDedicated();
-      std::vector<std::unique_ptr<Receiver>> receivers;
+  try {
+    if (!session_) {
+      auto session = std::make_unique<Session>();
+      session->conn = pool_.OpenDedicated();
       for (const auto& [channel, callbacks] : subscribers_) {
-        receivers.push_back(std::make_unique<Receiver>(*conn, channel, callbacks, notifications_));
+        session->receivers.push_back(
+            std::make_unique<Receiver>(*session->conn, channel, callbacks, notifications_));
       }
       // LISTEN takes effect with the next query; make sure it has.
-      pqxx::nontransaction(*conn).exec("SELECT 1");
+      pqxx::nontransaction(*session->conn).exec("SELECT 1");
+      session_ = std::move(session);
       connected_ = true;
       reconnects_.Increment();
-      backoff = std::chrono::milliseconds(100);
+      backoff_ = std::chrono::milliseconds(100);
       Resync();
-      while (!stopping_) conn->await_notification(0, 200000);
-    } catch (const std::exception& e) {
-      if (connected_.exchange(false)) {
-        logger->warn("listen connection lost error=\"{}\"", e.what());
-        Resync();
-      }
-      if (stopping_) break;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
+    session_->conn->await_notification(0, 200000);
+    return std::chrono::milliseconds(0);
+  } catch (const std::exception& e) {
+    session_.reset();
+    if (connected_.exchange(false)) {
+      logger->warn("listen connection lost error=\"{}\"", e.what());
+      Resync();
+    }
+    const auto wait = backoff_;
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(2000));
+    return wait;
   }
-  connected_ = false;
 }
 
 }  // namespace ferry::pg

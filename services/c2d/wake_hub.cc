@@ -6,16 +6,13 @@
 
 namespace ferry::c2d {
 
-WakeHub::WakeHub() : thread_([this] { Run(); }) {}
+WakeHub::WakeHub() : worker_("wake hub", [this] { return Tick(); }) {
+  worker_.Start();
+}
 
 WakeHub::~WakeHub() {
   Shutdown();
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
+  worker_.Stop();
 }
 
 void WakeHub::Attach(pg::Listener& listener, const std::string& channel) {
@@ -32,7 +29,7 @@ std::uint64_t WakeHub::Watch(const std::string& device_id, Clock::time_point at,
   watchers_.emplace(id, std::move(w));
   by_device_.emplace(device_id, id);
   by_time_.emplace(at, id);
-  cv_.notify_all();
+  worker_.Wake();
   return id;
 }
 
@@ -43,7 +40,7 @@ void WakeHub::WakeBy(std::uint64_t id, Clock::time_point at) {
   by_time_.erase({it->second.at, id});
   it->second.at = at;
   by_time_.emplace(at, id);
-  cv_.notify_all();
+  worker_.Wake();
 }
 
 bool WakeHub::Cancel(std::uint64_t id) {
@@ -69,7 +66,7 @@ void WakeHub::Notify(const std::string& device_id) {
     if (!w.fire) w.fire = Why::kNotified;
     any = true;
   }
-  if (any) cv_.notify_all();
+  if (any) worker_.Wake();
 }
 
 void WakeHub::NotifyAll() {
@@ -77,14 +74,14 @@ void WakeHub::NotifyAll() {
   for (auto& [id, w] : watchers_) {
     if (!w.fire) w.fire = Why::kNotified;
   }
-  cv_.notify_all();
+  worker_.Wake();
 }
 
 void WakeHub::Shutdown() {
   std::lock_guard lock(mutex_);
   shutdown_ = true;
   for (auto& [id, w] : watchers_) w.fire = Why::kShutdown;
-  cv_.notify_all();
+  worker_.Wake();
 }
 
 std::size_t WakeHub::watching() const {
@@ -92,11 +89,12 @@ std::size_t WakeHub::watching() const {
   return watchers_.size();
 }
 
-void WakeHub::Run() {
-  std::unique_lock lock(mutex_);
-  while (!stop_) {
+std::chrono::milliseconds WakeHub::Tick() {
+  std::vector<std::pair<Callback, Why>> due;
+  std::optional<Clock::time_point> next;
+  {
+    std::lock_guard lock(mutex_);
     const auto now = Clock::now();
-    std::vector<std::pair<Callback, Why>> due;
     for (auto it = watchers_.begin(); it != watchers_.end();) {
       Watcher& w = it->second;
       std::optional<Why> why = w.fire;
@@ -115,20 +113,14 @@ void WakeHub::Run() {
       }
       it = watchers_.erase(it);
     }
-    if (!due.empty()) {
-      lock.unlock();
-      for (auto& [callback, why] : due) callback(why);
-      lock.lock();
-      continue;
-    }
-    if (by_time_.empty()) {
-      cv_.wait(lock);
-    } else {
-      // A copy: the set may change while we wait.
-      const Clock::time_point until = by_time_.begin()->first;
-      cv_.wait_until(lock, until);
-    }
+    if (!by_time_.empty()) next = by_time_.begin()->first;
   }
+  for (auto& [callback, why] : due) callback(why);
+  if (!due.empty()) return std::chrono::milliseconds(0);  // a callback may have added more
+  // A Watch, WakeBy or Notify after this point wakes the worker early.
+  if (!next) return std::chrono::hours(1);
+  const auto until = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now());
+  return std::max(until, std::chrono::milliseconds(0));
 }
 
 }  // namespace ferry::c2d

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -9,7 +8,8 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
+
+#include "core/periodic.h"
 
 namespace ferry::pg {
 class Listener;
@@ -22,7 +22,8 @@ namespace ferry::c2d {
 // when the device's queue may have become deliverable (NOTIFY `ferry_c2d`
 // from any replica, or a local Notify), at their wake-up time, after a
 // listener reconnect (notifications may have been missed), or at Shutdown.
-// Callbacks run on the hub's one timer thread and must be quick (post work
+// Callbacks run on the hub's one timer thread (a PeriodicWorker whose tick
+// fires what is due and waits until the next wake-up time) and must be quick (post work
 // to an executor). Thread-safe.
 class WakeHub final {
  public:
@@ -52,6 +53,7 @@ class WakeHub final {
   void Shutdown();
 
   [[nodiscard]] std::size_t watching() const;
+  [[nodiscard]] const PeriodicWorker& worker() const { return worker_; }
 
  private:
   struct Watcher {
@@ -60,17 +62,16 @@ class WakeHub final {
     Callback callback;
     std::optional<Why> fire;  // set: due now
   };
-  void Run();
+  // Runs the callbacks due; returns the time to the next wake-up.
+  std::chrono::milliseconds Tick();
 
   mutable std::mutex mutex_;
-  std::condition_variable cv_;
   std::map<std::uint64_t, Watcher> watchers_;
   std::multimap<std::string, std::uint64_t> by_device_;
   std::set<std::pair<Clock::time_point, std::uint64_t>> by_time_;
   std::uint64_t next_id_ = 1;
   bool shutdown_ = false;
-  bool stop_ = false;
-  std::thread thread_;
+  PeriodicWorker worker_;  // last: stopped before the members it uses go
 };
 
 }  // namespace ferry::c2d
