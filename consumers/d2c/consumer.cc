@@ -476,8 +476,11 @@ struct D2cConsumer::Impl final : public kafka::GroupConsumer::Listener {
       return;
     }
     const LandingOutcome& o = *d.outcome;
-    if (!parts.OnLanded(d.partition, d.generation, o.next_offset)) return;
+    // The landing committed: its rows are in the store whoever owns the
+    // partition by now, so they are counted before the ownership check (a
+    // batch that finished after a revocation was once left uncounted).
     CountLanded(d);
+    if (!parts.OnLanded(d.partition, d.generation, o.next_offset)) return;
     // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
     kafka->Commit(d.partition, o.next_offset);
   }

@@ -522,6 +522,18 @@ TEST(RealKafkaD2c, ARestartedReplicaKeepsItsPartitionsACrashedOnesMoveOn) {
   ExpectExactlyOnce(db, total);
 }
 
+// AddressSanitizer's shadow memory, redzones and quarantine (freed blocks
+// held back, up to 256 MiB) make a sanitized ferryd's resident memory no
+// measure of Ferry's own: there the budget is checked through
+// ferry_d2c_buffered_bytes alone, and the resident bound by an
+// uninstrumented build (scripts/test --no-sanitize) and by the bench's
+// memory figures (scripts/bench, BENCHMARKS.md).
+#if defined(FERRY_SANITIZED)
+constexpr bool kResidentMemoryIsFerrys = false;
+#else
+constexpr bool kResidentMemoryIsFerrys = true;
+#endif
+
 long RssKib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -551,18 +563,22 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
     return out;
   };
   producer.Send("ferry.d2c", records(0, 160));
-  auto ferryd = StartLander(db, kafka.bootstrap());  // the default budget, 64 MiB
+  // The default budget, 64 MiB; a sanitized ferryd (no resident bound
+  // checked, landing several times slower) is given half, and half the
+  // backlog, so the test takes half as long there.
+  const int budget_mib = kResidentMemoryIsFerrys ? 64 : 32;
+  auto ferryd = StartLander(db, kafka.bootstrap(), {"--d2c-buffer-mb", std::to_string(budget_mib)});
   ASSERT_TRUE(
       testing::WaitFor([&] { return db.Count("SELECT count(*) FROM d2c_events") == 160; }, 60s))
       << ferryd->process().Output();
-  const double budget = 64 << 20;
+  const double budget = static_cast<double>(budget_mib) * (1 << 20);
 
   pqxx::connection conn(db.url());
   pqxx::work hold(conn);
   hold.exec("SELECT * FROM d2c_checkpoints FOR UPDATE");
-  // About 180 MB of records, nearly three times the budget.
-  constexpr long kBacklog = 200000;
-  for (long i = 160; i < 160 + kBacklog; i += 20000) producer.Send("ferry.d2c", records(i, 20000));
+  // About 180 MB of records (90 MB sanitized), nearly three times the budget.
+  const long backlog = kResidentMemoryIsFerrys ? 200000 : 100000;
+  for (long i = 160; i < 160 + backlog; i += 20000) producer.Send("ferry.d2c", records(i, 20000));
   // Fetching fills up to the budget and stops there.
   ASSERT_TRUE(testing::WaitFor(
       [&] { return Metric(*ferryd, "ferry_d2c_buffered_bytes") >= budget / 2; }, 120s))
@@ -574,19 +590,21 @@ TEST(RealKafkaD2c, FetchedDataStaysWithinTheBudgetWhileLandingIsHeldUp) {
     peak_buffered = std::max(peak_buffered, Metric(*ferryd, "ferry_d2c_buffered_bytes"));
     std::this_thread::sleep_for(200ms);
   }
-  std::cout << "landing held up with a " << kBacklog << "-record backlog: buffered peak "
-            << peak_buffered / (1 << 20) << " MiB of the 64 MiB budget, RSS peak "
+  std::cout << "landing held up with a " << backlog << "-record backlog: buffered peak "
+            << peak_buffered / (1 << 20) << " MiB of the " << budget_mib << " MiB budget, RSS peak "
             << peak_kib / 1024 << " MiB" << std::endl;
   EXPECT_LE(peak_buffered, budget);
-  EXPECT_LT(peak_kib, 128 * 1024);
+  if (kResidentMemoryIsFerrys) {
+    EXPECT_LT(peak_kib, 128 * 1024);
+  }
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_events"), 160);
 
   hold.abort();
   ASSERT_TRUE(testing::WaitFor(
-      [&] { return db.Count("SELECT count(*) FROM d2c_events") == 160 + kBacklog; }, 300s))
+      [&] { return db.Count("SELECT count(*) FROM d2c_events") == 160 + backlog; }, 300s))
       << db.Count("SELECT count(*) FROM d2c_events") << "\n"
       << ferryd->process().Output();
-  EXPECT_EQ(db.Count("SELECT count(DISTINCT message_id) FROM d2c_events"), 160 + kBacklog);
+  EXPECT_EQ(db.Count("SELECT count(DISTINCT message_id) FROM d2c_events"), 160 + backlog);
   EXPECT_EQ(db.Count("SELECT count(*) FROM d2c_dead_letters"), 0);
 }
 

@@ -47,6 +47,11 @@ TestProducer::TestProducer(const std::string& brokers, std::chrono::milliseconds
            {"acks", "all"},
            {"partitioner", "murmur2_random"},
            {"linger.ms", "5"},
+           // A request to a broker that stopped answering (SIGSTOP) is given
+           // up after 5 s and retried on the partition's new leader, not
+           // after librdkafka's 30 s default (idempotence keeps the retry
+           // from doubling a record). The record's own bound is `timeout`.
+           {"request.timeout.ms", "5000"},
            {"message.timeout.ms", std::to_string(timeout.count())}}) {
     if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) throw std::runtime_error(err);
   }
