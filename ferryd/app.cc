@@ -30,7 +30,6 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/periodic.h"
-#include "core/pg/listener.h"
 #include "core/pg/migrator.h"
 #include "core/pg/pool.h"
 #include "core/routing/route_set.h"
@@ -204,10 +203,7 @@ int Serve(const FerrydConfig& config) {
   SystemClock clock;
   std::unique_ptr<PeriodicWorker> insecure;
   if (config.insecure_no_auth) insecure = InsecureWarning();
-  pg::Listener listener(pool, *registry);
-  Components components(OptionsOf(config, brokers, kafka_properties), pool, listener, *registry,
-                        clock);
-  listener.Start();
+  Components components(OptionsOf(config, brokers, kafka_properties), pool, *registry, clock);
   components.Start({.listen = config.grpc_listen,
                     .reflection = config.grpc_reflection,
                     .tls_cert_file = config.tls_cert_file,
@@ -347,9 +343,9 @@ int Serve(const FerrydConfig& config) {
   }
   if (maintenance) maintenance->Stop();
   if (consumer) consumer->Stop();  // lands what it fetched, leaves the group
-  // Workers, waiting receives and streams, the server, the executor.
+  // Workers, waiting receives and streams, the server, the executor, the
+  // listener.
   components.Shutdown(std::chrono::milliseconds(config.shutdown_grace_ms));
-  listener.Stop();
   logger->info("stopped");
   return exit_code.load();
 }

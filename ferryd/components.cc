@@ -2,10 +2,9 @@
 
 namespace ferry {
 
-Components::Components(const ComponentOptions& options, pg::Pool& pool, pg::Listener& listener,
+Components::Components(const ComponentOptions& options, pg::Pool& pool,
                        prometheus::Registry& registry, const Clock& clock)
     : options_(options),
-      listener_(listener),
       credential_store_(pool),
       credentials_(credential_store_, registry),
       route_source_(pool),
@@ -31,7 +30,8 @@ Components::Components(const ComponentOptions& options, pg::Pool& pool, pg::List
       feedback_metrics_(registry),
       feedback_store_(pool, options_.feedback_max_delivery_count),
       device_c2d_(runtime_, c2d_store_, wake_hub_, executor_, clock, c2d_metrics_,
-                  feedback_metrics_) {
+                  feedback_metrics_),
+      listener_(pool, registry) {
   credentials_.Attach(listener_);
   route_source_.Attach(listener_);
   runtime_.SetThrottles(options_.throttles);
@@ -65,21 +65,27 @@ Components::Components(const ComponentOptions& options, pg::Pool& pool, pg::List
   }
 }
 
-Components::~Components() = default;
+Components::~Components() {
+  Shutdown(std::chrono::milliseconds(0));
+}
 
 void Components::Start(const GrpcServerOptions& server, bool start_sweeper) {
+  listener_.Start();
   if (lifecycle_) lifecycle_->Start();
   if (sweeper_ && start_sweeper) sweeper_->Start();
   server_ = std::make_unique<GrpcServer>(server, services_);
 }
 
 void Components::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
   if (lifecycle_) lifecycle_->Stop();
   if (sweeper_) sweeper_->Stop();
   wake_hub_.Shutdown();  // waiting receives answer now, streams end
   feedback_hub_.Shutdown();
   if (server_) server_->Shutdown(grace);
   executor_.Stop();
+  listener_.Stop();
 }
 
 }  // namespace ferry

@@ -70,29 +70,34 @@ struct ComponentOptions {
 
 // The composition root of the api and sweeper roles: every store, service,
 // wake-up hub and worker they use, wired once, for ferryd's Serve and for
-// the test harness alike. Given the database pool, the LISTEN connection
-// (attached to here, started by the caller), the metrics registry and the
-// clock for domain times. (The d2c role's consumer and maintenance use
-// event_store(); app.cc builds them.)
+// the test harness alike. Given the database pool, the metrics registry
+// and the clock for domain times. (The d2c role's consumer and maintenance
+// use event_store(); app.cc builds them, and stops them before Shutdown.)
 //
-// Order: construct; start the listener; Start; ... Shutdown; stop the
-// listener; destroy.
+// It owns the process's LISTEN connection and the one order of starting and
+// stopping: its members subscribe to the listener when built; Start starts
+// the listener, then the workers and the server; Shutdown stops them in
+// reverse and the listener last. The destructor runs Shutdown when the
+// caller did not (say Start threw because the port is taken), so no
+// notification or resync reaches a member that is gone.
 class Components final {
  public:
-  Components(const ComponentOptions& options, pg::Pool& pool, pg::Listener& listener,
-             prometheus::Registry& registry, const Clock& clock);
+  Components(const ComponentOptions& options, pg::Pool& pool, prometheus::Registry& registry,
+             const Clock& clock);
   ~Components();
   Components(const Components&) = delete;
   Components& operator=(const Components&) = delete;
 
-  // Starts the lifecycle publisher (api) and, with `start_sweeper`, the
-  // sweeper, then serves the api role's services (none without it) plus
+  // Starts the listener, the lifecycle publisher (api) and, with
+  // `start_sweeper`, the sweeper, then serves the api role's services (none without it) plus
   // health on `server`.
   void Start(const GrpcServerOptions& server, bool start_sweeper);
   // Stops the workers, wakes every waiting receive and stream, shuts the
-  // server down within `grace` and stops the executor.
+  // server down within `grace`, stops the executor, then the listener.
+  // Idempotent.
   void Shutdown(std::chrono::milliseconds grace);
 
+  pg::Listener& listener() { return listener_; }
   [[nodiscard]] const auth::SasAuthorizer& sas() const { return sas_; }
   access::CredentialCache& credentials() { return credentials_; }
   Executor& executor() { return executor_; }
@@ -113,7 +118,7 @@ class Components final {
 
  private:
   const ComponentOptions options_;
-  pg::Listener& listener_;
+  bool shut_down_ = false;
   access::CredentialStore credential_store_;
   access::CredentialCache credentials_;
   d2c::RouteSource route_source_;
@@ -152,6 +157,10 @@ class Components final {
   std::vector<grpc::Service*> services_;
   std::unique_ptr<c2d::Sweeper> sweeper_;
   std::unique_ptr<GrpcServer> server_;
+  // Last, so that even without Shutdown it stops (its destructor) before
+  // any member it calls back into goes. Members attach in the constructor's
+  // body.
+  pg::Listener listener_;
 };
 
 }  // namespace ferry

@@ -8,8 +8,7 @@
 namespace ferry::testing {
 
 ApiHarness::ApiHarness(const std::string& postgres_url)
-    : pool_(pg::PoolOptions{.url = postgres_url, .max_size = 4}, registry_.get()),
-      listener_(pool_, *registry_) {
+    : pool_(pg::PoolOptions{.url = postgres_url, .max_size = 4}, registry_.get()) {
   kafka_.CreateTopic("ferry.d2c", 4);
   ComponentOptions o;
   o.hub_host = kHubHost;
@@ -19,25 +18,27 @@ ApiHarness::ApiHarness(const std::string& postgres_url)
   o.rpc_workers = 4;
   o.c2d_default_ttl = std::chrono::hours(1);
   o.sweeper = c2d::SweeperOptions{};
-  components_ = std::make_unique<Components>(o, pool_, listener_, *registry_, clock_);
+  components_ = std::make_unique<Components>(o, pool_, *registry_, clock_);
   (void)components_->policies().EnsureOwner(access::kOwnerPolicyName, kOwnerKey,
                                             registry::NewSymmetricKey(), clock_.Now());
-  listener_.Start();
-  if (!WaitFor([this] { return listener_.connected(); }, std::chrono::seconds(10))) {
+  components_->Start(GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false}, false);
+  if (!WaitFor([this] { return listener().connected(); }, std::chrono::seconds(10))) {
     throw std::runtime_error("the LISTEN connection did not come up");
   }
-  components_->Start(GrpcServerOptions{.listen = "127.0.0.1:0", .reflection = false}, false);
   components_->server().SetReady(true);
 }
 
 ApiHarness::~ApiHarness() {
   components_->Shutdown(std::chrono::seconds(5));
-  listener_.Stop();
   components_.reset();
 }
 
+int ApiHarness::port() const {
+  return components_->server().port();
+}
+
 std::shared_ptr<grpc::Channel> ApiHarness::Channel() const {
-  return grpc::CreateChannel("127.0.0.1:" + std::to_string(components_->server().port()),
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port()),
                              grpc::InsecureChannelCredentials());
 }
 

@@ -28,12 +28,14 @@ class ApiHarness final {
   ~ApiHarness();
 
   [[nodiscard]] std::shared_ptr<grpc::Channel> Channel() const;
+  // The port the services listen on (127.0.0.1).
+  [[nodiscard]] int port() const;
   FakeClock& clock() { return clock_; }
   prometheus::Registry& metrics() { return *registry_; }
   pg::Pool& pool() { return pool_; }
   const auth::SasAuthorizer& authorizer() const { return components_->sas(); }
   access::CredentialCache& credentials() { return components_->credentials(); }
-  pg::Listener& listener() { return listener_; }
+  pg::Listener& listener() { return components_->listener(); }
   rpc::RpcRuntime& runtime() { return components_->runtime(); }
   // The Kafka DeviceMessaging produces to (topic "ferry.d2c", 4 partitions).
   kafka::MockCluster& kafka() { return kafka_; }
@@ -66,7 +68,6 @@ class ApiHarness final {
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   FakeClock clock_{FromUnixMicros(ToUnixMicros(std::chrono::system_clock::now()))};
   pg::Pool pool_;
-  pg::Listener listener_;
   kafka::MockCluster kafka_{1};
   std::unique_ptr<Components> components_;
 };
