@@ -481,6 +481,9 @@ struct D2cConsumer::Impl final : public kafka::GroupConsumer::Listener {
     // batch that finished after a revocation was once left uncounted).
     CountLanded(d);
     if (!parts.OnLanded(d.partition, d.generation, o.next_offset)) return;
+    // The position is the owner's to report (Release removed the series).
+    metrics.next_offset.Add({{"partition", metrics.P(d.partition)}})
+        .Set(static_cast<double>(o.next_offset));
     // For standard lag tools only: the checkpoint in PostgreSQL is the truth.
     kafka->Commit(d.partition, o.next_offset);
   }
@@ -508,7 +511,6 @@ struct D2cConsumer::Impl final : public kafka::GroupConsumer::Listener {
     metrics.route_version.Set(static_cast<double>(o.route_version));
     metrics.batch_records.Observe(static_cast<double>(d.batch.records.size()));
     metrics.batch_seconds.Observe(d.seconds);
-    metrics.next_offset.Add({{"partition", p}}).Set(static_cast<double>(o.next_offset));
   }
 
   void Dispatch(bool flush) {

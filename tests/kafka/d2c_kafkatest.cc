@@ -160,6 +160,88 @@ TEST_F(D2cTest, AJoinAndALeaveMidStreamLoseAndDoubleNothing) {
       total);
 }
 
+// The partitions that have a series of gauge `name` in `registry`.
+std::set<std::string> GaugePartitions(prometheus::Registry& registry, const std::string& name,
+                                      bool only_nonzero = false) {
+  std::set<std::string> out;
+  for (const auto& f : registry.Collect()) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) {
+      if (only_nonzero && m.gauge.value == 0) continue;
+      for (const auto& label : m.label) {
+        if (label.name == "partition") out.insert(label.value);
+      }
+    }
+  }
+  return out;
+}
+
+// A batch whose transaction commits after its partition was revoked: its
+// rows are in the store, so the member that landed it counts them, and it
+// leaves no position series behind for a partition it no longer owns. The
+// test holds every checkpoint row lock, so the batches of `a` wait inside
+// their transactions; `b` joins, `a`'s revocation waits for those batches;
+// only then are the locks let go. (This ordering once happened only by
+// chance, on a slow build, and the landed counter fell short.)
+TEST_F(D2cTest, ABatchThatCommitsAfterItsPartitionWasRevokedIsCountedOnce) {
+  prometheus::Registry ra, rb;
+  auto a = Consumer("a", ra);
+  producer_->Send(kTopic, Events(0, 200));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return Count("SELECT count(*) FROM d2c_events") == 200 &&
+               Count("SELECT count(*) FROM d2c_checkpoints") == kPartitions;
+      },
+      60s));
+
+  pqxx::connection locker(db_.url());
+  auto hold = std::make_unique<pqxx::work>(locker);
+  hold->exec("SELECT 1 FROM d2c_checkpoints FOR UPDATE");
+  producer_->Send(kTopic, Events(200, 300));
+  // `a` is inside a landing transaction, waiting for a lock.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return Count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND datname = current_database()") > 0;
+      },
+      30s));
+  const double landed_before = Metric(ra, "ferry_d2c_events_landed_total");
+  auto b = Consumer("b", rb);
+  // `a`'s revocation has begun: it waits for the batches in flight.
+  ASSERT_TRUE(testing::WaitFor([&] { return Metric(ra, "ferry_d2c_rebalances_total") >= 2; }, 30s))
+      << Metric(ra, "ferry_d2c_rebalances_total");
+  EXPECT_EQ(Metric(ra, "ferry_d2c_events_landed_total"), landed_before);
+  hold->abort();
+  hold.reset();
+
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return Count("SELECT count(*) FROM d2c_events") >= 500; }, 60s))
+      << Count("SELECT count(*) FROM d2c_events");
+  // Both are settled once every partition is owned by exactly one of them.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        const auto owned_a = GaugePartitions(ra, "ferry_d2c_partition_owned", true);
+        const auto owned_b = GaugePartitions(rb, "ferry_d2c_partition_owned", true);
+        return owned_a.size() + owned_b.size() == kPartitions && !owned_b.empty();
+      },
+      60s));
+  EXPECT_GT(Metric(ra, "ferry_d2c_events_landed_total"), landed_before);
+  EXPECT_EQ(
+      Metric(ra, "ferry_d2c_events_landed_total") + Metric(rb, "ferry_d2c_events_landed_total"),
+      500);
+  // No position series for a partition `a` gave away.
+  const auto owned_a = GaugePartitions(ra, "ferry_d2c_partition_owned", true);
+  for (const std::string& p : GaugePartitions(ra, "ferry_d2c_next_offset")) {
+    EXPECT_EQ(owned_a.count(p), 1u)
+        << "a reports the position of partition " << p << ", which it no longer owns";
+  }
+  a->Stop();
+  b->Stop();
+  EXPECT_EQ(Count("SELECT count(*) FROM d2c_events"), 500);
+  EXPECT_EQ(BodySum(), 500L * 499 / 2);
+}
+
 // The soak's finding: with librdkafka 2.0.2's cooperative-sticky assignor,
 // members joining and leaving while partitions change hands crashed the
 // process (a SIGSEGV in librdkafka's own thread), and one stopped between

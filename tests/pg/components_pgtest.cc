@@ -54,7 +54,7 @@ TEST(Components, DestroyedAfterAFailedStartItStopsItsListener) {
       ASSERT_TRUE(testing::WaitFor([&] { return second.listener().connected(); }, 10s));
       EXPECT_GT(db.Count(others), before);
     }  // no Shutdown: the destructor must stop what Start started
-  }  // the pool's connections go too
+  }    // the pool's connections go too
   // Only the listener could still hold a connection now.
   EXPECT_TRUE(testing::WaitFor([&] { return db.Count(others) == before; }, 10s))
       << db.Count(others) << " connections, " << before << " before";
