@@ -219,10 +219,12 @@ int Serve(const FerrydConfig& config) {
 
   // The d2c role: an embedded development Kafka when no brokers are given,
   // day-partition maintenance, and the consumer once the store is usable.
-  std::unique_ptr<d2c::D2cConsumer> consumer;
   std::atomic<int> exit_code{0};
   std::mutex consumer_mutex;
   bool shutting_down = false;
+  // After what its fatal-error callback uses, so that it is joined first
+  // when an exception unwinds Serve.
+  std::unique_ptr<d2c::D2cConsumer> consumer;
   std::unique_ptr<d2c::Maintenance> maintenance;
   if (config.role_set.count("d2c") != 0) {
     d2c::ConsumerOptions o;
@@ -252,8 +254,16 @@ int Serve(const FerrydConfig& config) {
         std::chrono::seconds(config.maintenance_interval_seconds), [&, o] {
           std::lock_guard lock(consumer_mutex);
           if (shutting_down) return;
-          consumer = std::make_unique<d2c::D2cConsumer>(o, event_store, clock, *registry);
-          consumer->Start();
+          // A consumer that cannot start (a Kafka property it refuses, say)
+          // ends ferryd with the reason: the d2c role must not run without
+          // one, and nothing would retry it.
+          try {
+            consumer = std::make_unique<d2c::D2cConsumer>(o, event_store, clock, *registry);
+            consumer->Start();
+          } catch (const std::exception& e) {
+            consumer.reset();
+            o.on_fatal(std::string("it did not start: ") + e.what());
+          }
         });
     maintenance->Start();
   }

@@ -193,6 +193,25 @@ TEST(Ferryd, ASecondFerrydOnATakenPortFailsWithAClearMessage) {
   EXPECT_NE(third.Output().find("cannot serve metrics on"), std::string::npos) << third.Output();
 }
 
+// The d2c role's consumer starts once the store is usable (day partitions
+// made). One that cannot start ends ferryd with the reason instead of
+// leaving the role running without a consumer, which nothing would retry.
+TEST(Ferryd, AD2cConsumerThatCannotStartEndsFerrydWithTheReason) {
+  testing::TestDatabase db;
+  db.Migrate();
+  testing::ChildProcess ferryd(
+      BinPath("ferryd"),
+      {"--postgres-url", db.url(), "serve", "--roles", "d2c", "--grpc-listen", "127.0.0.1:0",
+       "--metrics-listen", "127.0.0.1:0", "--kafka-property", "auto.offset.reset=earliest"});
+  const auto status = ferryd.Wait(60s);
+  ASSERT_TRUE(status.has_value()) << "ferryd kept running without a consumer\n" << ferryd.Output();
+  EXPECT_EQ(*status, 1) << ferryd.Output();
+  EXPECT_NE(ferryd.Output().find("the d2c consumer cannot go on (it did not start: kafka property "
+                                 "auto.offset.reset is Ferry's own"),
+            std::string::npos)
+      << ferryd.Output();
+}
+
 TEST(Ferryd, NotReadyUntilMigratedThenReady) {
   testing::TestDatabase db;
   testing::FerrydProcess ferryd(db.url(), {});
